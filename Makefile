@@ -1,0 +1,39 @@
+# The README's two commands: `make demo` (the main job) and `make test` (the test suite).
+# Each sets up everything it needs on a fresh Debian/Ubuntu machine with Python 3.11+.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+STAMP := $(VENV)/.installed
+
+.PHONY: install data demo test lint clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned so the local CPU build is used, never the multi-GB CUDA wheels.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[openvino,dev]'
+	touch $(STAMP)
+
+data:
+	@if [ ! -f "$(FASHION_MNIST_DIR)/t10k-images-idx3-ubyte.gz" ]; then \
+		echo "Installing the Debian package dataset-fashion-mnist"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
+	fi
+
+demo: install data
+	$(BIN)/edgeresnet train --model resnet20 --data fashion-mnist --epochs 2 --output runs/demo
+
+test: install data
+	$(BIN)/python -m pytest -q -ra
+
+lint: install
+	$(BIN)/ruff check edgeresnet export calibration tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info runs

@@ -1,0 +1,3 @@
+from edgeresnet.cli import main
+
+main()

@@ -1,0 +1,172 @@
+"""The preprocessing spec: the one record of how an image becomes a model input.
+
+It is written into every checkpoint card and bundle manifest and read by training-time evaluation,
+calibration, evaluation, the benchmark and the runtime, so preprocessing cannot drift between them.
+It depends on numpy and Pillow only: the torch-free runtime uses it as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from edgeresnet.errors import DatasetError
+
+ChannelMode = Literal["L", "RGB"]
+Resample = Literal["bilinear", "bicubic", "nearest"]
+
+_RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How to turn a decoded image into a float32 NCHW model input.
+
+    Steps, in order: convert to ``channels`` ("L" grayscale or "RGB"), resize the shorter side to
+    ``resize_to`` (skipped when it is ``None`` and the image already has ``input_size``), center-crop to
+    ``input_size``, scale to [0, 1], normalise with ``mean``/``std``, lay out as NCHW float32.
+    """
+
+    input_size: tuple[int, int]
+    resize_to: int | None = None
+    channels: ChannelMode = "RGB"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: Resample = "bilinear"
+    layout: Literal["NCHW"] = "NCHW"
+    dtype: Literal["float32"] = "float32"
+
+    def __post_init__(self) -> None:
+        height, width = self.input_size
+        if height < 1 or width < 1:
+            raise DatasetError(f"input size must be positive, got {self.input_size}")
+        if self.channels not in ("L", "RGB"):
+            raise DatasetError(f"channels must be 'L' or 'RGB', got {self.channels!r}")
+        if len(self.mean) != self.num_channels or len(self.std) != self.num_channels:
+            raise DatasetError(
+                f"mean/std need {self.num_channels} values for {self.channels}, "
+                f"got {len(self.mean)} and {len(self.std)}"
+            )
+        if self.interpolation not in _RESAMPLE:
+            raise DatasetError(f"unknown interpolation {self.interpolation!r}")
+
+    @property
+    def num_channels(self) -> int:
+        return 1 if self.channels == "L" else 3
+
+    def input_shape(self, batch: int | None = None) -> tuple[Any, ...]:
+        """The NCHW shape of a batch (``batch=None`` leaves the batch dimension symbolic)."""
+        return (batch, self.num_channels, *self.input_size)
+
+    # --- serialisation -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record["input_size"] = list(self.input_size)
+        record["mean"] = list(self.mean)
+        record["std"] = list(self.std)
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> PreprocessSpec:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(record) - known
+        if unknown:
+            raise DatasetError(f"unknown preprocessing fields: {sorted(unknown)}")
+        values = dict(record)
+        values["input_size"] = tuple(int(v) for v in values["input_size"])
+        for key in ("mean", "std"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+        return cls(**values)
+
+    def with_channels(self, channels: ChannelMode) -> PreprocessSpec:
+        """The same spec for another channel mode; grayscale statistics are averaged/replicated."""
+        if channels == self.channels:
+            return self
+        if channels == "L":
+            mean, std = (float(np.mean(self.mean)),), (float(np.mean(self.std)),)
+        else:
+            mean, std = self.mean * 3, self.std * 3
+        return dataclasses.replace(self, channels=channels, mean=mean, std=std)
+
+    # --- application ---------------------------------------------------------------------------
+
+    def apply(self, image: Image.Image | np.ndarray) -> np.ndarray:
+        """One image (PIL, or uint8 HW / HWC array) → float32 CHW array."""
+        pil = _to_pil(image).convert(self.channels)
+        pil = self._resize_and_crop(pil)
+        return self._normalise(np.asarray(pil, dtype=np.uint8)[None])[0]
+
+    def apply_batch(self, images: np.ndarray | list[Any]) -> np.ndarray:
+        """Many images → float32 NCHW batch.
+
+        A uint8 ``N×H×W`` or ``N×H×W×C`` array that already has ``input_size`` is converted in one
+        vectorised step (the in-memory datasets take this path); anything else goes image by image.
+        """
+        if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim in (3, 4):
+            if tuple(images.shape[1:3]) == tuple(self.input_size) and self.resize_to is None:
+                return self._normalise(self._match_channels(images))
+        if len(images) == 0:
+            return np.zeros((0, *self.input_shape()[1:]), dtype=np.float32)
+        return np.stack([self.apply(image) for image in images])
+
+    def _resize_and_crop(self, pil: Image.Image) -> Image.Image:
+        height, width = self.input_size
+        resample = _RESAMPLE[self.interpolation]
+        if self.resize_to is not None:
+            scale = self.resize_to / min(pil.width, pil.height)
+            new_size = (max(width, round(pil.width * scale)), max(height, round(pil.height * scale)))
+            pil = pil.resize(new_size, resample)
+        elif (pil.height, pil.width) != (height, width):
+            return pil.resize((width, height), resample)
+        left = (pil.width - width) // 2
+        top = (pil.height - height) // 2
+        return pil.crop((left, top, left + width, top + height))
+
+    def _match_channels(self, images: np.ndarray) -> np.ndarray:
+        """uint8 N×H×W[×C] → N×H×W×C with this spec's channel count."""
+        if images.ndim == 3:
+            images = images[..., None]
+        have = images.shape[-1]
+        if have == self.num_channels:
+            return images
+        if have == 1 and self.num_channels == 3:
+            return np.repeat(images, 3, axis=-1)
+        if have == 3 and self.num_channels == 1:
+            # ITU-R 601-2 luma, the same transform PIL's convert("L") applies.
+            weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            return np.clip(np.rint(images.astype(np.float32) @ weights), 0, 255).astype(np.uint8)[..., None]
+        raise DatasetError(f"cannot convert {have}-channel images to {self.channels}")
+
+    def _normalise(self, images: np.ndarray) -> np.ndarray:
+        images = self._match_channels(images)
+        mean = np.asarray(self.mean, dtype=np.float32) * 255.0
+        scale = 1.0 / (np.asarray(self.std, dtype=np.float32) * 255.0)
+        batch = (images.astype(np.float32) - mean) * scale
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def _to_pil(image: Image.Image | np.ndarray) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise DatasetError(f"image arrays must be uint8 HxW or HxWxC, got dtype {image.dtype}")
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (3, 4)):
+            raise DatasetError(f"image arrays must be HxW or HxWxC (C=1,3,4), got shape {image.shape}")
+        return Image.fromarray(image)
+    raise DatasetError(f"unsupported image type {type(image).__name__}")

@@ -1,0 +1,55 @@
+"""The one exception root of edgeresnet.
+
+Every user mistake (a wrong path, an unknown model, unreadable data, mismatched weights, a runtime
+that is not installed) raises a subclass of :class:`EdgeResNetError`. The CLI turns these into a
+one-line message and exit code 2; any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgeResNetError(Exception):
+    """Root of every error edgeresnet raises on purpose."""
+
+
+class UnknownModelError(EdgeResNetError, KeyError):
+    """An architecture name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelConfigError(EdgeResNetError, ValueError):
+    """A model configuration that cannot be built (bad stem, shortcut, channels, input size)."""
+
+
+class WeightsError(EdgeResNetError):
+    """A weights file that is missing, unreadable, unsafe or does not fit the model."""
+
+
+class DatasetError(EdgeResNetError):
+    """A data source that is missing, empty, corrupt or does not fit the request."""
+
+
+class CheckpointError(EdgeResNetError):
+    """A checkpoint directory that is missing, incomplete or inconsistent."""
+
+
+class ExportError(EdgeResNetError):
+    """An export or compile step that cannot produce a valid artifact."""
+
+
+class CalibrationError(EdgeResNetError):
+    """Calibration data or a calibration table that cannot be used."""
+
+
+class AccuracyGateError(ExportError):
+    """An INT8 artifact that misses the accuracy budget even after the fallback."""
+
+
+class BackendUnavailableError(EdgeResNetError):
+    """A runtime or compiler (OpenVINO, TensorRT, CUDA) that is not installed or has no device."""
+
+
+class BundleError(EdgeResNetError):
+    """A bundle whose files or manifest fail their checks."""

@@ -1,0 +1,77 @@
+"""The Runner protocol: the one interface every inference backend implements.
+
+Building artifacts (export/, calibration/) and running them (runtime/) are separate layers. A runner
+loads one model file, runs ``infer(batch) -> logits`` on float32 NCHW numpy batches, describes
+itself, and closes. Public methods validate; backends override the ``_impl`` hooks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeresnet.errors import EdgeResNetError
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    """What a runner is: enough to label a benchmark row or a verify report."""
+
+    backend: str
+    device: str
+    precision: str
+    model_path: str
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Runner(ABC):
+    """Load a model file, run float32 NCHW batches through it, describe it, close it."""
+
+    backend: str = "abstract"
+
+    def __init__(self, model_path: str | Path, *, device: str = "cpu", threads: int | None = None) -> None:
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise EdgeResNetError(f"model file not found: {self.model_path}")
+        self.device = device
+        self.threads = threads
+        self._closed = False
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run one float32 NCHW batch and return its logits as a float32 N×classes array."""
+        if self._closed:
+            raise EdgeResNetError(f"{self.backend} runner for {self.model_path.name} is closed")
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4:
+            raise EdgeResNetError(f"expected a 4-D NCHW numpy batch, got {getattr(batch, 'shape', type(batch))}")
+        logits = self._infer_impl(np.ascontiguousarray(batch, dtype=np.float32))
+        return np.asarray(logits, dtype=np.float32)
+
+    def describe(self) -> RunnerInfo:
+        return self._describe_impl()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._close_impl()
+            self._closed = True
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _describe_impl(self) -> RunnerInfo: ...
+
+    def _close_impl(self) -> None:
+        """Release backend resources; most backends need nothing beyond garbage collection."""

@@ -1,0 +1,62 @@
+"""ONNX Runtime backend (CPU; CUDA where onnxruntime-gpu is installed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
+from edgeresnet.runtime.base import Runner, RunnerInfo
+
+_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+class OnnxRuntimeRunner(Runner):
+    backend = "onnxruntime"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        super().__init__(model_path, device=device, threads=threads)
+        import onnxruntime as ort
+
+        if device not in _PROVIDERS:
+            raise EdgeResNetError(f"onnxruntime device must be one of {sorted(_PROVIDERS)}, got {device!r}")
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise BackendUnavailableError("onnxruntime has no CUDA provider here: install onnxruntime-gpu")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.model_path), options, providers=_PROVIDERS[device])
+        except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
+            raise EdgeResNetError(f"onnxruntime cannot load {self.model_path}: {_first_line(error)}") from error
+        self._input_name = self._session.get_inputs()[0].name
+        self._precision = precision
+        self._version = ort.__version__
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input_name: batch})[0]
+
+    def _describe_impl(self) -> RunnerInfo:
+        return RunnerInfo(
+            backend=self.backend,
+            device=self.device,
+            precision=self._precision,
+            model_path=str(self.model_path),
+            versions={"onnxruntime": self._version},
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
