@@ -1,0 +1,111 @@
+"""Checkpoint directories: weights as .safetensors plus a JSON model card.
+
+The card carries the facts that travel with the weights (architecture, classes, input size, the
+preprocessing spec, metrics, a hash of the data), so export, calibration and the runtime never have
+to guess them. Written by ``train`` atomically every epoch; read by ``export`` and ``pipeline``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeresnet.atomic import atomic_write_json
+from edgeresnet.data.preprocessing import PreprocessSpec
+from edgeresnet.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FORMAT = "edgeresnet-checkpoint"
+CARD_VERSION = 1
+
+
+@dataclass
+class ModelCard:
+    """What a checkpoint is: enough to rebuild the model and feed it correctly."""
+
+    architecture: str
+    num_classes: int
+    in_chans: int
+    preprocessing: PreprocessSpec
+    class_names: list[str]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    params: int = 0
+    macs: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["preprocessing"] = self.preprocessing.to_dict()
+        return {"format": CARD_FORMAT, "format_version": CARD_VERSION, **record}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> ModelCard:
+        if record.get("format") != CARD_FORMAT:
+            raise CheckpointError("not an edgeresnet model card (missing 'format': 'edgeresnet-checkpoint')")
+        if int(record.get("format_version", 0)) > CARD_VERSION:
+            raise CheckpointError(
+                f"model card format {record['format_version']} is newer than this edgeresnet "
+                f"understands ({CARD_VERSION}); upgrade edgeresnet"
+            )
+        values = {k: v for k, v in record.items() if k not in ("format", "format_version")}
+        try:
+            values["preprocessing"] = PreprocessSpec.from_dict(values["preprocessing"])
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"model card is incomplete or malformed: {error}") from error
+
+
+def is_checkpoint_dir(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / CARD_FILE).is_file()
+
+
+def read_card(directory: str | Path) -> ModelCard:
+    directory = Path(directory)
+    card_path = directory / CARD_FILE
+    if not card_path.is_file():
+        raise CheckpointError(f"{directory} is not a checkpoint directory (no {CARD_FILE})")
+    try:
+        record = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"cannot read {card_path}: {error}") from error
+    return ModelCard.from_dict(record)
+
+
+def write_checkpoint(directory: str | Path, model: torch.nn.Module, card: ModelCard) -> Path:
+    """Write weights then card, each atomically; the card is last so it never names missing weights."""
+    from edgeresnet.models import save_weights
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_weights(model, directory / WEIGHTS_FILE, metadata={"architecture": card.architecture})
+    atomic_write_json(directory / CARD_FILE, card.to_dict())
+    return directory
+
+
+def load_checkpoint(directory: str | Path) -> tuple[torch.nn.Module, ModelCard]:
+    """Rebuild the model a checkpoint describes and load its weights (strictly)."""
+    from edgeresnet.models import create_model
+
+    directory = Path(directory)
+    card = read_card(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint {directory} has a card but no {WEIGHTS_FILE}")
+    model = create_model(
+        card.architecture,
+        num_classes=card.num_classes,
+        in_chans=card.in_chans,
+        weights=str(weights),
+        **card.overrides,
+    )
+    return model.eval(), card

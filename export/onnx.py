@@ -1,0 +1,161 @@
+"""PyTorch → ONNX: export, simplify, annotate, check, and prove parity on real images.
+
+Files in, files out: the model is written atomically, and an export whose logits drift from
+PyTorch beyond tolerance is an error, not a warning.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgeresnet.atomic import atomic_write_bytes
+from edgeresnet.data.preprocessing import PreprocessSpec
+from edgeresnet.errors import ExportError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import onnx
+    import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+# FP32 reorderings (BN folding, fused kernels) move logits by ~1e-5 relative; 1e-3 of the logit
+# range leaves room for that and still catches a wrong graph, which is off by whole units.
+PARITY_RELATIVE_TOLERANCE = 1e-3
+PARITY_MIN_AGREEMENT = 0.999
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely two models' logits agree on the same inputs."""
+
+    max_abs_diff: float
+    mean_abs_diff: float
+    logit_range: float
+    top1_agreement: float
+    images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def within_tolerance(self) -> bool:
+        return (
+            self.max_abs_diff <= PARITY_RELATIVE_TOLERANCE * max(1.0, self.logit_range)
+            and self.top1_agreement >= PARITY_MIN_AGREEMENT
+        )
+
+
+def export_onnx(
+    model: torch.nn.Module,
+    spec: PreprocessSpec,
+    out_path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    batch: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    simplify: bool = True,
+) -> Path:
+    """Export ``model`` in eval mode to ONNX with a dynamic (or ``batch``-static) batch dimension.
+
+    BatchNorm is folded into the convolutions, the graph is simplified with onnxslim, ``metadata``
+    (architecture, preprocessing, labels, ...) goes into the model's metadata_props, and the ONNX
+    checker must pass before the file is written.
+    """
+    import onnx
+    import torch
+
+    if opset < 17:
+        raise ExportError(f"opset must be 17 or newer, got {opset}")
+    if batch is not None and batch < 1:
+        raise ExportError(f"static batch must be at least 1, got {batch}")
+    model = model.eval()
+    example = torch.zeros(spec.input_shape(batch or 1), dtype=torch.float32)
+    dynamic_axes = None if batch else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter folds BatchNorm into Conv in eval mode and needs no onnxscript.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (example,), buffer, opset_version=opset, dynamo=False, do_constant_folding=True,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    if simplify:
+        proto = _simplify(proto)
+    _set_metadata(proto, metadata or {})
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"exported ONNX fails the checker: {str(error).splitlines()[0]}") from error
+    return atomic_write_bytes(out_path, proto.SerializeToString())
+
+
+def _simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Constant-fold and clean the graph; a failure keeps the unsimplified (still valid) model."""
+    try:
+        import onnxslim
+
+        return onnxslim.slim(proto)
+    except Exception as error:  # onnxslim is an optimisation: losing it must not lose the export
+        log.warning("onnxslim could not simplify the graph (%s); keeping it as exported", error)
+        return proto
+
+
+def _set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:
+    existing = {prop.key: prop for prop in proto.metadata_props}
+    for key, value in metadata.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        if key in existing:
+            existing[key].value = text
+        else:
+            proto.metadata_props.add(key=key, value=text)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata_props of an ONNX file (without loading its weights)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:
+        raise ExportError(f"{path} is not a readable ONNX model: {error}") from error
+    return {prop.key: prop.value for prop in proto.metadata_props}
+
+
+def check_parity(
+    model: torch.nn.Module, onnx_path: str | Path, batches: Iterable[np.ndarray], *, threads: int | None = None
+) -> Parity:
+    """Run the same real batches through PyTorch and ONNX Runtime and compare logits."""
+    import torch
+
+    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+
+    model = model.eval()
+    worst = total = logit_range = 0.0
+    agree = count = 0
+    with OnnxRuntimeRunner(onnx_path, threads=threads) as runner, torch.no_grad():
+        for batch in batches:
+            reference = model(torch.from_numpy(batch)).numpy()
+            candidate = runner.infer(batch)
+            diff = np.abs(reference - candidate)
+            worst = max(worst, float(diff.max()))
+            total += float(diff.sum())
+            logit_range = max(logit_range, float(reference.max() - reference.min()))
+            agree += int((reference.argmax(1) == candidate.argmax(1)).sum())
+            count += len(batch)
+    if count == 0:
+        raise ExportError("no images to check ONNX parity on")
+    return Parity(worst, total / (count * max(1, candidate.shape[1])), logit_range, agree / count, count)
