@@ -266,7 +266,7 @@ def _train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total_loss += float(loss) * len(labels)
+        total_loss += float(loss.detach()) * len(labels)
         correct += int((logits.argmax(1) == target).sum())
         seen += len(labels)
         if progress is not None:

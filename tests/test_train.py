@@ -1,0 +1,64 @@
+"""Training: learning happens on real data, fine-tuning reports the head, DDP runs on two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeresnet.checkpoint import load_checkpoint, read_card
+from edgeresnet.train import TrainConfig, augment_batch, train
+
+
+def test_tiny_training_learns(tiny_checkpoint: Path) -> None:
+    card = read_card(tiny_checkpoint)
+    # 2,000 images for one epoch: far above the 10% of guessing, far below a full run.
+    assert card.metrics["top1"] > 50.0
+    model, card = load_checkpoint(tiny_checkpoint)
+    assert card.params == sum(p.numel() for p in model.parameters())
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_fine_tune_from_weights_reinitialises_the_head(tmp_path, fashion_mnist, caplog) -> None:
+    from edgeresnet.models import create_model, save_weights
+
+    weights = tmp_path / "r20_100.safetensors"
+    save_weights(create_model("resnet20", num_classes=100, in_chans=1), weights)
+    with caplog.at_level("WARNING"):
+        result = train(TrainConfig(model="resnet20", data=fashion_mnist, output=str(tmp_path / "ft"),
+                                   weights=str(weights), in_chans=1, epochs=1, train_limit=128,
+                                   eval_limit=50, batch_size=64, progress=False))
+    assert "re-initialised" in caplog.text
+    assert result.card.num_classes == 10
+
+
+def test_augmentation_keeps_shape_and_uses_background_fill() -> None:
+    batch = torch.ones(4, 1, 28, 28)
+    fill = torch.tensor([-5.0])
+    out = augment_batch(batch, fill, torch.Generator().manual_seed(0))
+    assert out.shape == batch.shape
+    assert set(out.unique().tolist()) <= {1.0, -5.0}
+
+
+@pytest.mark.slow
+def test_two_process_ddp_step(tmp_path, fashion_mnist) -> None:
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not found beside the interpreter")
+    output = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgeresnet", "train",
+         "--model", "resnet20", "--data", fashion_mnist, "--output", str(output), "--epochs", "1",
+         "--train-limit", "256", "--eval-limit", "50", "--batch-size", "32", "--no-progress"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = json.loads((output / "card.json").read_text())
+    assert card["metrics"]["epoch"] == 1
