@@ -1,0 +1,229 @@
+"""OpenVINO backend: IR (.xml + .bin) or ONNX files on CPU, and on Intel GPU/NPU where present.
+
+OpenVINO is imported inside functions, so this module costs nothing to import where it is absent.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+
+from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
+from edgeresnet.runtime.base import Runner, RunnerInfo
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
+PerformanceHint = Literal["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"]
+
+# The execution precision asked of OpenVINO for each artifact precision. Without a hint the CPU
+# plugin silently runs float layers in bf16 wherever the CPU has AVX512-BF16 or AMX (Zen 4 does),
+# which moves FP32 logits by ~1e-3 and makes parity checks against ONNX Runtime fail. An INT8 IR
+# asks for f32 too: its quantized layers run in int8 regardless, the rest should run as in FP32.
+_EXECUTION_PRECISION: dict[str, str] = {"fp32": "f32", "int8": "f32", "fp16": "f16", "bf16": "bf16"}
+# The optimisation capability a device must report before OpenVINO honours the hint; asking the
+# Zen 4 CPU for f16 without it silently gives bf16, so fp16 falls back to f32 there instead.
+_REQUIRED_CAPABILITY: dict[str, str] = {"f16": "FP16", "bf16": "BF16"}
+_VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+
+
+def require_openvino() -> ModuleType:
+    """Import openvino, or explain how to install it."""
+    try:
+        import openvino
+    except ImportError as error:
+        raise BackendUnavailableError("OpenVINO is not installed: pip install 'edgeresnet[openvino]'") from error
+    return openvino
+
+
+def openvino_version() -> str | None:
+    """The installed OpenVINO build (e.g. ``2026.4.1-22982-...``), or None where it is absent."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.get_version()
+
+
+class OpenVinoRunner(Runner):
+    """Run an OpenVINO IR (``model.xml`` with ``model.bin`` beside it) or an ONNX file.
+
+    Args:
+        device: an OpenVINO device name, case-insensitive: ``CPU``, ``GPU``, ``GPU.1``, ``NPU``, ``AUTO``.
+        precision: the artifact's precision; it also picks the execution precision (see
+            ``_EXECUTION_PRECISION``), which ``inference_precision`` reports after compiling.
+        performance_hint: OpenVINO's ``PERFORMANCE_HINT``; LATENCY suits one request at a time.
+    """
+
+    backend = "openvino"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        device: str = "CPU",
+        threads: int | None = None,
+        precision: Precision = "fp32",
+        performance_hint: PerformanceHint = "LATENCY",
+    ) -> None:
+        super().__init__(model_path, device=device, threads=threads)
+        ov = require_openvino()
+        if precision not in _EXECUTION_PRECISION:
+            raise EdgeResNetError(f"precision must be one of {sorted(_EXECUTION_PRECISION)}, got {precision!r}")
+        self._precision = precision
+        self._ov_device = device.upper()
+        self._core = ov.Core()
+        self._check_device()
+        self._model = self._read_model()
+        self._config = self._compile_config(threads, performance_hint)
+        self._input_shape = self._model.input(0).get_partial_shape()
+        self._dynamic_batch = self._input_shape.rank.is_dynamic or self._input_shape[0].is_dynamic
+        self._compiled = self._compile(self._model)
+        self._request = self._compiled.create_infer_request()
+        self._batch: int | None = None if self._dynamic_batch else self._input_shape[0].get_length()
+        self._static_requests: dict[int, tuple[Any, Any]] = {}
+        if self._batch is not None:
+            self._static_requests[self._batch] = (self._compiled, self._request)
+        self._version = ov.get_version()
+        self._device_name = str(self._core.get_property(self._ov_device, "FULL_DEVICE_NAME"))
+
+    @property
+    def inference_precision(self) -> str:
+        """The precision OpenVINO actually runs float layers in after compiling (f32, bf16, f16)."""
+        try:
+            return self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        except RuntimeError:  # devices without the property (NPU) decide per layer
+            return "device default"
+
+    def _check_device(self) -> None:
+        base = self._ov_device.split(".")[0].split(":")[0]
+        if base in _VIRTUAL_DEVICES:
+            return
+        available = self._core.available_devices
+        if not any(name == self._ov_device or name.split(".")[0] == base for name in available):
+            raise BackendUnavailableError(
+                f"OpenVINO has no {self._ov_device} device here (available: {', '.join(available) or 'none'})"
+            )
+
+    def _read_model(self) -> Any:
+        suffix = self.model_path.suffix.lower()
+        if suffix not in (".xml", ".onnx"):
+            raise EdgeResNetError(f"OpenVINO reads .xml (IR) or .onnx files, got {self.model_path}")
+        if suffix == ".xml" and not self.model_path.with_suffix(".bin").is_file():
+            raise EdgeResNetError(
+                f"OpenVINO IR {self.model_path} has no weights file {self.model_path.with_suffix('.bin').name} beside it"
+            )
+        # Ask only the matching frontend first: on a file no frontend claims, read_model probes them
+        # all and the TensorFlow one floods stderr with parse errors.
+        framework = "ir" if suffix == ".xml" else "onnx"
+        if not _frontend(framework).supported(str(self.model_path)):
+            kind = "an OpenVINO IR (.xml)" if framework == "ir" else "an ONNX model"
+            raise EdgeResNetError(f"{self.model_path} is not {kind}")
+        try:
+            model = self._core.read_model(str(self.model_path))
+        except Exception as error:  # openvino raises RuntimeError with multi-line C++ traces
+            raise EdgeResNetError(f"OpenVINO cannot read {self.model_path}: {first_error_line(error)}") from error
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise EdgeResNetError(
+                f"{self.model_path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                "an image classifier has one of each"
+            )
+        return model
+
+    def _compile_config(self, threads: int | None, performance_hint: str) -> dict[str, Any]:
+        supported = set(self._core.get_property(self._ov_device, "SUPPORTED_PROPERTIES"))
+        config: dict[str, Any] = {}
+        if "PERFORMANCE_HINT" in supported:
+            config["PERFORMANCE_HINT"] = performance_hint
+        if threads and "INFERENCE_NUM_THREADS" in supported:
+            config["INFERENCE_NUM_THREADS"] = threads
+        if "INFERENCE_PRECISION_HINT" in supported:
+            config["INFERENCE_PRECISION_HINT"] = self._execution_precision()
+        return config
+
+    def _execution_precision(self) -> str:
+        wanted = _EXECUTION_PRECISION[self._precision]
+        capability = _REQUIRED_CAPABILITY.get(wanted)
+        if capability is None:
+            return wanted
+        capabilities = set(self._core.get_property(self._ov_device, "OPTIMIZATION_CAPABILITIES"))
+        if capability in capabilities:
+            return wanted
+        if self._precision == "bf16":
+            raise EdgeResNetError(f"OpenVINO {self._ov_device} has no bf16 support here")
+        # An FP16 IR is a storage format on such a device: its weights are widened at compile time.
+        return "f32"
+
+    def _compile(self, model: Any) -> Any:
+        try:
+            return self._core.compile_model(model, self._ov_device, self._config)
+        except Exception as error:
+            raise EdgeResNetError(
+                f"OpenVINO cannot compile {self.model_path} for {self._ov_device}: {first_error_line(error)}"
+            ) from error
+
+    def _prepare_for_batch(self, size: int) -> None:
+        """Switch a static-batch model to ``size``, compiling it once per batch size seen.
+
+        A dynamic-batch model needs nothing: its one request takes any batch size.
+        """
+        if self._dynamic_batch or size == self._batch:
+            return
+        if size not in self._static_requests:
+            ov = require_openvino()
+            log.info("compiling %s for batch %d (its batch dimension is static)", self.model_path.name, size)
+            model = self._model.clone()
+            shape = ov.PartialShape(self._input_shape)
+            shape[0] = ov.Dimension(size)
+            model.reshape({model.input(0): shape})
+            compiled = self._compile(model)
+            self._static_requests[size] = (compiled, compiled.create_infer_request())
+        self._compiled, self._request = self._static_requests[size]
+        self._batch = size
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        self._prepare_for_batch(batch.shape[0])
+        try:
+            # share_inputs: the call is synchronous and the base class hands us a contiguous array;
+            # outputs are copied (the default) because the reused request overwrites its buffers.
+            result = self._request.infer({0: batch}, share_inputs=True)
+        except Exception as error:
+            raise EdgeResNetError(
+                f"OpenVINO cannot run {self.model_path.name} on a batch of shape {batch.shape}: {first_error_line(error)}"
+            ) from error
+        return result[self._compiled.output(0)]
+
+    def _describe_impl(self) -> RunnerInfo:
+        return RunnerInfo(
+            backend=self.backend,
+            device=f"{self._ov_device} ({self._device_name})",
+            precision=self._precision,
+            model_path=str(self.model_path),
+            versions={"openvino": self._version},
+        )
+
+    def _close_impl(self) -> None:
+        self._request = None
+        self._compiled = None
+        self._static_requests.clear()
+
+
+def _frontend(framework: Literal["ir", "onnx"]) -> Any:
+    ov = require_openvino()
+    return ov.frontend.FrontEndManager().load_by_framework(framework)
+
+
+# OpenVINO prefixes its messages with source locations ("Exception from src/...", "Check '...' failed
+# at ..."); the user needs the first line after them.
+_TRACE_PREFIXES = ("Exception from ", "Check '", "FrontEnd API failed")
+
+
+def first_error_line(error: BaseException) -> str:
+    """The first line of an OpenVINO/NNCF error message that says what went wrong."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(_TRACE_PREFIXES)]
+    return (useful or lines or [type(error).__name__])[0]
