@@ -1,0 +1,82 @@
+"""The `edgeresnet` command line: thin Click adapters over the library.
+
+Each command's docstring is its help. A user mistake (any EdgeResNetError) becomes one line on
+stderr and exit code 2; ``--debug`` shows the traceback. Heavy imports happen inside commands so
+``edgeresnet --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from edgeresnet import __version__
+from edgeresnet.errors import EdgeResNetError
+
+USER_ERROR_EXIT = 2
+
+
+class EdgeResNetGroup(click.Group):
+    """Turns library errors into one-line messages with exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgeResNetError as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(USER_ERROR_EXIT)
+
+
+class ModelNameType(click.ParamType):
+    """An architecture name from the registry; unknown names fail with the closest suggestions."""
+
+    name = "MODEL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from edgeresnet.models import get_model_info
+
+        try:
+            return get_model_info(str(value)).name
+        except EdgeResNetError as error:
+            self.fail(str(error), param, ctx)
+
+
+class IntListType(click.ParamType):
+    """A comma-separated list of positive integers, e.g. ``1,8,32``."""
+
+    name = "N[,N...]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
+        if isinstance(value, list):
+            return value
+        try:
+            numbers = [int(part) for part in str(value).split(",") if part.strip()]
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of integers", param, ctx)
+        if not numbers or any(n < 1 for n in numbers):
+            self.fail(f"{value!r} must list positive integers", param, ctx)
+        return numbers
+
+
+@click.group(cls=EdgeResNetGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeresnet")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only print warnings and results.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
+    """Train, export, quantize, compile and benchmark ResNet classifiers for edge targets."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("nncf", "openvino", "onnxruntime"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
