@@ -1,0 +1,219 @@
+"""One table of export targets: how each builds its FP32 and INT8 artifact from the shared context.
+
+Every INT8 artifact comes from the one calibration table. Accuracy is measured on the shared
+evaluation batches with the runtime that will run the artifact (TensorRT's QDQ model through ONNX
+Runtime on CPU, since TensorRT itself only exists on the device).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgeresnet.errors import AccuracyGateError, BackendUnavailableError, ExportError
+
+if TYPE_CHECKING:
+    from edgeresnet.export.workflow import _Context
+    from edgeresnet.runtime.base import Runner
+
+SENSITIVITY_KEPT = 10
+
+
+@dataclass
+class BuiltArtifact:
+    """One target's model files and what was measured on them."""
+
+    model_file: str
+    files: dict[str, Path]
+    accuracy: dict[str, Any]
+    golden_outputs: np.ndarray
+    parity: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    build: Callable[[_Context, str], BuiltArtifact]
+    requires: tuple[str, ...] = ()
+    install_hint: str = ""
+
+    def missing(self) -> list[str]:
+        return [module for module in self.requires if importlib.util.find_spec(module) is None]
+
+
+def resolve_targets(requested: Iterable[str] | None) -> list[str]:
+    """``None`` → every target whose export step can run here; ``all`` → every target, checked."""
+    if requested is None:
+        return [name for name, target in TARGETS.items() if not target.missing()]
+    names = list(requested)
+    if "all" in names:
+        names = list(TARGETS)
+    unknown = [name for name in names if name not in TARGETS]
+    if unknown:
+        raise ExportError(f"unknown target {unknown[0]!r}; choose from {', '.join(TARGETS)} or all")
+    for name in names:
+        missing = TARGETS[name].missing()
+        if missing:
+            raise BackendUnavailableError(
+                f"target {name} needs {', '.join(missing)}, which is not installed: {TARGETS[name].install_hint}"
+            )
+    return list(dict.fromkeys(names))
+
+
+# --- ONNX Runtime ------------------------------------------------------------------------------
+
+
+def _onnxruntime_build(context: _Context, precision: str) -> BuiltArtifact:
+    if precision == "fp32":
+        return _onnx_artifact(context, context.fp32_onnx, context.fp32_accuracy)
+    path, gate = _gated_qdq(context, "onnxruntime")
+    return _onnx_artifact(context, path, accuracy_record(gate.int8), quantization=_gate_record(gate, "onnxruntime"))
+
+
+# --- TensorRT (the QDQ ONNX the engine builder consumes; the engine is built by `compile`) -------
+
+
+def _tensorrt_build(context: _Context, precision: str) -> BuiltArtifact:
+    note = {"tensorrt": {"engine": "not built: run `edgeresnet compile BUNDLE --target tensorrt` on the device",
+                         "accuracy_measured_with": "onnxruntime (CPU)"}}
+    if precision == "fp32":
+        artifact = _onnx_artifact(context, context.fp32_onnx, context.fp32_accuracy)
+        artifact.extra.update(note)
+        return artifact
+    from edgeresnet.calibration import check_tensorrt_rules
+
+    path, gate = _gated_qdq(context, "tensorrt")
+    violations = check_tensorrt_rules(path, float_nodes=gate.float_nodes)
+    if violations:
+        raise ExportError(f"TensorRT QDQ model breaks TensorRT's explicit-quantization rules: {violations[0]}")
+    artifact = _onnx_artifact(context, path, accuracy_record(gate.int8), quantization=_gate_record(gate, "tensorrt"))
+    artifact.extra.update(note)
+    artifact.extra["tensorrt"]["qdq_rules"] = "passed"
+    return artifact
+
+
+# --- OpenVINO ------------------------------------------------------------------------------------
+
+
+def _openvino_build(context: _Context, precision: str) -> BuiltArtifact:
+    from edgeresnet.export.openvino import convert_qdq_to_ir, convert_to_ir, quantize_with_nncf
+
+    directory = context.work / f"openvino-{precision}-build"
+    if precision == "fp32":
+        xml = convert_to_ir(context.fp32_onnx, directory / "model.xml", batch=context.options.batch)
+        accuracy, golden = _measure_openvino(context, xml, "fp32")
+        return _ir_artifact(xml, accuracy, golden)
+
+    budget = context.options.max_accuracy_drop
+    candidates: dict[str, tuple[Path, dict[str, Any], np.ndarray]] = {}
+    context.progress("OpenVINO INT8 via NNCF")
+    nncf_xml = quantize_with_nncf(context.fp32_onnx, directory / "nncf" / "model.xml", context.calib_batches,
+                                  subset_size=sum(len(b) for b in context.calib_batches))
+    candidates["nncf"] = (nncf_xml, *_measure_openvino(context, nncf_xml, "int8"))
+    context.progress("OpenVINO INT8 from the calibration table's QDQ model")
+    qdq_path, _ = _gated_qdq(context, "onnxruntime")
+    qdq_xml = convert_qdq_to_ir(qdq_path, directory / "qdq" / "model.xml")
+    candidates["calibration-table-qdq"] = (qdq_xml, *_measure_openvino(context, qdq_xml, "int8"))
+
+    drops = {name: context.fp32_accuracy["top1"] - accuracy["top1"] for name, (_, accuracy, _) in candidates.items()}
+    passing = [name for name, drop in drops.items() if drop <= budget]
+    if not passing:
+        best = min(drops.values())
+        raise AccuracyGateError(
+            f"OpenVINO INT8 misses the accuracy budget by {best - budget:.2f} points "
+            f"(NNCF drop {drops['nncf']:.2f}, QDQ drop {drops['calibration-table-qdq']:.2f}, budget {budget:g})"
+        )
+    # Most accurate wins; on a tie, the calibration-table path, which any device can rebuild.
+    chosen = max(passing, key=lambda name: (candidates[name][1]["top1"], name == "calibration-table-qdq"))
+    xml, accuracy, golden = candidates[chosen]
+    quantization = {
+        "chosen": chosen,
+        "candidates": {name: {"accuracy": candidates[name][1], "drop_points": round(drops[name], 4)}
+                       for name in candidates},
+    }
+    return _ir_artifact(xml, accuracy, golden, quantization=quantization)
+
+
+TARGETS: dict[str, Target] = {
+    "onnxruntime": Target("onnxruntime", _onnxruntime_build, ("onnxruntime",), "pip install onnxruntime"),
+    "openvino": Target("openvino", _openvino_build, ("openvino", "nncf"), "pip install 'edgeresnet[openvino]'"),
+    "tensorrt": Target("tensorrt", _tensorrt_build, ("onnxruntime",), "pip install onnxruntime"),
+}
+
+
+# --- shared steps --------------------------------------------------------------------------------
+
+
+def _gated_qdq(context: _Context, flavour: str) -> tuple[Path, Any]:
+    """The INT8 QDQ model of ``flavour`` after the accuracy gate, built once per export."""
+    from edgeresnet.calibration import apply_accuracy_gate
+
+    cache = context.gated
+    if flavour not in cache:
+        context.progress(f"quantizing ({flavour} QDQ) and checking the accuracy gate")
+        path = context.work / f"{flavour}_int8.onnx"
+        gate = apply_accuracy_gate(
+            context.fp32_onnx, context.table, path, flavour=flavour, eval_batches=context.eval_batches,
+            max_drop_points=context.options.max_accuracy_drop, sensitivity_batches=context.sensitivity_batches,
+        )
+        if gate.float_nodes:
+            context.progress(f"{flavour}: kept {len(gate.float_nodes)} sensitive layers in float "
+                             f"({', '.join(gate.float_nodes)}) to meet the budget")
+        cache[flavour] = (path, gate)
+    return cache[flavour]
+
+
+def _gate_record(gate: Any, flavour: str) -> dict[str, Any]:
+    record = gate.to_dict()
+    record["sensitivity"] = [list(item) for item in gate.sensitivity[:SENSITIVITY_KEPT]]
+    record["flavour"] = flavour
+    return record
+
+
+def accuracy_record(accuracy: Any) -> dict[str, Any]:
+    return {"top1": round(100.0 * accuracy.top1, 4), "top5": round(100.0 * accuracy.top5, 4), "images": accuracy.n}
+
+
+def _onnx_artifact(context: _Context, path: Path, accuracy: dict[str, Any], *,
+                   quantization: dict[str, Any] | None = None) -> BuiltArtifact:
+    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+
+    with OnnxRuntimeRunner(path, threads=context.options.threads) as runner:
+        golden = runner.infer(context.golden_inputs)
+    return BuiltArtifact("model.onnx", {"model.onnx": path}, accuracy, golden, quantization=quantization)
+
+
+def _ir_artifact(xml: Path, accuracy: dict[str, Any], golden: np.ndarray, *,
+                 quantization: dict[str, Any] | None = None) -> BuiltArtifact:
+    files = {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
+    return BuiltArtifact("model.xml", files, accuracy, golden, quantization=quantization)
+
+
+def _measure_openvino(context: _Context, xml: Path, precision: str) -> tuple[dict[str, Any], np.ndarray]:
+    from edgeresnet.runtime.openvino import OpenVinoRunner
+
+    with OpenVinoRunner(xml, threads=context.options.threads, precision=precision) as runner:
+        accuracy = evaluate_runner(runner, context.eval_batches)
+        golden = runner.infer(context.golden_inputs)
+    return accuracy, golden
+
+
+def evaluate_runner(runner: Runner, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Top-1/top-5 in percent of any runner over labelled batches."""
+    correct1 = correct5 = seen = 0
+    for images, labels in batches:
+        logits = runner.infer(images)
+        top = np.argsort(-logits, axis=1)[:, : min(5, logits.shape[1])]
+        correct1 += int((top[:, 0] == labels).sum())
+        correct5 += int((top == labels[:, None]).any(axis=1).sum())
+        seen += len(labels)
+    if seen == 0:
+        raise ExportError("no evaluation images")
+    return {"top1": round(100.0 * correct1 / seen, 4), "top5": round(100.0 * correct5 / seen, 4), "images": seen}

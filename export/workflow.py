@@ -1,0 +1,302 @@
+"""`edgeresnet export`: FP32 ONNX, one calibration, INT8 per target, the accuracy gate, bundles.
+
+The order is fixed so that every number in a manifest comes from the same data: the evaluation split
+is preprocessed once and shared by every model evaluated; calibration images come from the
+calibration split only. Everything is built in a staging directory inside the output; bundles move
+into place only when every requested target passed, so a failed export leaves nothing behind that
+looks finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edgeresnet.atomic import atomic_write_json
+from edgeresnet.bundle import Manifest, write_bundle
+from edgeresnet.data import ImageSet, open_source
+from edgeresnet.errors import DatasetError, ExportError
+from edgeresnet.export.onnx import INPUT_NAME, check_parity, export_onnx
+from edgeresnet.export.sources import ModelSource
+from edgeresnet.export.targets import TARGETS, accuracy_record, resolve_targets
+
+log = logging.getLogger(__name__)
+
+CalibMethod = Literal["auto", "minmax", "entropy", "percentile"]
+GOLDEN_COUNT = 8
+PARITY_IMAGES = 256
+AUTO_HELD_OUT = 1000
+SENSITIVITY_IMAGES = 256
+EVAL_BATCH = 250
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Every choice `export` makes; defaults are the CLI's defaults."""
+
+    output: Path
+    int8: bool = False
+    targets: tuple[str, ...] | None = None
+    data: str | None = None
+    calib_data: str | None = None
+    calib_size: int = 512
+    calib_method: CalibMethod = "auto"
+    calib_table: Path | None = None
+    max_accuracy_drop: float = 1.0
+    opset: int = 17
+    batch: int | None = None
+    eval_limit: int | None = None
+    threads: int | None = None
+
+
+@dataclass
+class ExportResult:
+    output: Path
+    bundles: dict[str, Path] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Context:
+    """What every target's build step shares."""
+
+    source: ModelSource
+    options: ExportOptions
+    work: Path
+    fp32_onnx: Path
+    eval_batches: list[tuple[np.ndarray, np.ndarray]]
+    golden_inputs: np.ndarray
+    fp32_accuracy: dict[str, Any]
+    parity: dict[str, Any]
+    table: Any = None
+    table_path: Path | None = None
+    calibration: dict[str, Any] | None = None
+    calib_batches: list[np.ndarray] = field(default_factory=list)
+    sensitivity_batches: list[np.ndarray] = field(default_factory=list)
+    gated: dict[str, tuple[Path, Any]] = field(default_factory=dict)
+    progress: Progress = lambda message: None
+
+
+def run_export(source: ModelSource, options: ExportOptions, *, progress: Progress | None = None) -> ExportResult:
+    """Export ``source`` for every requested target; FP32 bundles always, INT8 ones with ``options.int8``."""
+    say = progress or (lambda message: log.info(message))
+    started = time.perf_counter()
+    targets = resolve_targets(options.targets)
+    _check_options(options)
+    eval_data = options.data or options.calib_data or source.data_source
+    if eval_data is None:
+        raise ExportError("no evaluation data: pass --data (the model's checkpoint names none)")
+    output = Path(options.output)
+    output.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
+    try:
+        context = _prepare(source, options, eval_data, work, say)
+        if options.int8:
+            _calibrate(context, say)
+        staged: dict[str, Path] = {}
+        summaries: dict[str, Any] = {}
+        for target in targets:
+            for precision in ("fp32", "int8") if options.int8 else ("fp32",):
+                name = f"{target}-{precision}"
+                say(f"building {name}")
+                built = TARGETS[target].build(context, precision)
+                staged[name] = _write_target_bundle(context, built, target, precision, work / name)
+                summaries[name] = {"model_file": built.model_file, "accuracy": built.accuracy,
+                                   "quantization": built.quantization}
+        result = ExportResult(output=output)
+        for name, bundle in staged.items():
+            destination = output / name
+            if destination.exists():
+                shutil.rmtree(destination)
+            bundle.rename(destination)
+            result.bundles[name] = destination
+        result.report = _report(context, summaries, time.perf_counter() - started)
+        atomic_write_json(output / "export_report.json", result.report)
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_options(options: ExportOptions) -> None:
+    if options.calib_size < 1:
+        raise ExportError(f"--calib-size must be at least 1, got {options.calib_size}")
+    if options.max_accuracy_drop < 0:
+        raise ExportError(f"--max-accuracy-drop must be >= 0, got {options.max_accuracy_drop}")
+    if options.calib_table is not None and not Path(options.calib_table).is_file():
+        raise ExportError(f"calibration table not found: {options.calib_table}")
+    if options.calib_method not in ("auto", "minmax", "entropy", "percentile"):
+        raise ExportError(f"unknown calibration method {options.calib_method!r}")
+
+
+def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: Path, say: Progress) -> _Context:
+    spec = source.preprocessing
+    data = open_source(eval_data)
+    if data.num_classes != source.num_classes:
+        raise DatasetError(
+            f"{data.name} has {data.num_classes} classes but the model predicts {source.num_classes}"
+        )
+    evaluation = data.split("evaluation")
+    if options.eval_limit is not None and options.eval_limit < len(evaluation):
+        evaluation = evaluation.balanced_sample(options.eval_limit)
+    if len(evaluation) == 0:
+        raise DatasetError(f"the evaluation split of {data.name} is empty")
+    say(f"preprocessing {len(evaluation)} evaluation images from {data.name}")
+    eval_batches = list(evaluation.batches(spec, EVAL_BATCH))
+    if not eval_batches:
+        raise DatasetError(f"no decodable evaluation images in {data.name}")
+
+    say(f"exporting {source.architecture} to ONNX (opset {options.opset})")
+    fp32_onnx = work / "model_fp32.onnx"
+    export_onnx(source.model, spec, fp32_onnx, opset=options.opset, batch=options.batch,
+                metadata=source.metadata())
+    parity_batches = _take_images(eval_batches, PARITY_IMAGES, options.batch)
+    parity = check_parity(source.model, fp32_onnx, parity_batches, threads=options.threads)
+    if not parity.within_tolerance:
+        raise ExportError(
+            f"ONNX export disagrees with PyTorch: max |Δlogit| {parity.max_abs_diff:.2e}, "
+            f"top-1 agreement {parity.top1_agreement:.2%} on {parity.images} images"
+        )
+    say(f"parity with PyTorch: max |Δlogit| {parity.max_abs_diff:.1e}, top-1 agreement "
+        f"{parity.top1_agreement:.1%} on {parity.images} images")
+    from edgeresnet.calibration import evaluate_onnx
+
+    fp32 = evaluate_onnx(fp32_onnx, eval_batches)
+    say(f"FP32 top-1 {100 * fp32.top1:.2f}% on {fp32.n} evaluation images")
+    return _Context(
+        source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=eval_batches,
+        golden_inputs=np.concatenate([b for b, _ in eval_batches])[:GOLDEN_COUNT],
+        fp32_accuracy=accuracy_record(fp32), parity=parity.to_dict(), progress=say,
+    )
+
+
+def _calibrate(context: _Context, say: Progress) -> None:
+    from edgeresnet.calibration import CalibrationTable, calibrate, calibrate_all, check_calibration_data
+
+    options = context.options
+    data = open_source(options.calib_data or options.data or context.source.data_source or "")
+    spec = context.source.preprocessing
+    split = data.split("calibration")
+    if options.calib_size > len(split):
+        raise DatasetError(
+            f"--calib-size {options.calib_size} is larger than the calibration split of {data.name} "
+            f"({len(split)} images)"
+        )
+    samples = split.balanced_sample(options.calib_size)
+    context.calib_batches = [images for images, _ in samples.batches(spec, 64)]
+    if sum(len(b) for b in context.calib_batches) < min(options.calib_size, 16):
+        raise DatasetError(f"too few decodable calibration images in {data.name}")
+    for batch in context.calib_batches:
+        check_calibration_data(batch)
+    held_out = _held_out(split, samples)
+    context.sensitivity_batches = [b for b, _ in held_out.head(SENSITIVITY_IMAGES).batches(spec, 64)] \
+        if len(held_out) else context.calib_batches[:4]
+
+    if options.calib_table is not None:
+        table = CalibrationTable.load(options.calib_table)
+        table.check_model(context.fp32_onnx)
+        say(f"using calibration table {options.calib_table} ({table.method}, {table.num_samples} images)")
+        chosen, candidates = table, {}
+    else:
+        say(f"calibrating on {len(samples)} class-balanced images from {data.name}'s calibration split")
+        digest = samples.fingerprint()
+        if options.calib_method == "auto":
+            tables = calibrate_all(context.fp32_onnx, context.calib_batches, data_hash=digest)
+            chosen, candidates = _pick_method(context, tables, held_out, say)
+        else:
+            chosen = calibrate(context.fp32_onnx, context.calib_batches, method=options.calib_method,
+                               data_hash=digest)
+            candidates = {}
+    context.table = chosen
+    context.table_path = context.work / "calibration.json"
+    chosen.save(context.table_path)
+    context.calibration = {
+        "file": "calibration.json", "method": chosen.method, "samples": chosen.num_samples,
+        "data_hash": chosen.data_hash, "data": data.name, "split": "calibration",
+        "requested_method": options.calib_method if options.calib_table is None else "table",
+        "auto_candidates": candidates,
+    }
+
+
+def _held_out(split: ImageSet, used: ImageSet) -> ImageSet:
+    """Calibration-split images not used for calibration: for choosing methods and ranking layers."""
+    used_ids = set(np.asarray(used.item_ids).tolist())
+    ids = np.asarray(split.item_ids)
+    remaining = np.flatnonzero([item not in used_ids for item in ids.tolist()])
+    rest = split.subset(remaining)
+    return rest.balanced_sample(min(AUTO_HELD_OUT, len(rest))) if len(rest) else rest
+
+
+def _pick_method(context: _Context, tables: dict[str, Any], held_out: ImageSet, say: Progress) -> tuple[Any, dict]:
+    """``auto``: keep the method whose ONNX Runtime INT8 model is most accurate on held-out images."""
+    from edgeresnet.calibration import QdqQuantizer, evaluate_onnx
+
+    if len(held_out) == 0:
+        say("no held-out calibration images to compare methods; using entropy")
+        return tables["entropy"], {}
+    labelled = list(held_out.batches(context.source.preprocessing, EVAL_BATCH))
+    scores: dict[str, float] = {}
+    for method, table in tables.items():
+        model, _ = QdqQuantizer(context.fp32_onnx, table, flavour="onnxruntime").build()
+        scores[method] = 100.0 * evaluate_onnx(model, labelled).top1
+    # Ties go to the method listed first in this preference order (tighter ranges first).
+    preference = ["entropy", "percentile", "minmax"]
+    best = max(scores, key=lambda m: (round(scores[m], 6), -preference.index(m) if m in preference else -99))
+    say("calibration methods on held-out images: "
+        + ", ".join(f"{m} {s:.2f}%" for m, s in scores.items()) + f" → {best}")
+    return tables[best], {m: {"held_out_top1": s, "held_out_images": len(held_out)} for m, s in scores.items()}
+
+
+def _take_images(batches: Sequence[tuple[np.ndarray, np.ndarray]], count: int, static_batch: int | None) -> list[np.ndarray]:
+    images = np.concatenate([b for b, _ in batches])[:count]
+    size = static_batch or 64
+    if static_batch:
+        images = images[: len(images) - len(images) % static_batch] if len(images) >= static_batch else images
+    return [images[i : i + size] for i in range(0, len(images), size) if len(images[i : i + size]) == size
+            or not static_batch]
+
+
+def _write_target_bundle(context: _Context, built: Any, target: str, precision: str, destination: Path) -> Path:
+    source = context.source
+    c, h, w = source.preprocessing.input_shape()[1:]
+    manifest = Manifest(
+        architecture=source.architecture, precision=precision, target=target, model_file=built.model_file,
+        preprocessing=source.preprocessing, labels=source.class_names,
+        input={"name": INPUT_NAME, "shape": [context.options.batch, c, h, w], "dtype": "float32", "layout": "NCHW"},
+        accuracy={"fp32": context.fp32_accuracy, precision: built.accuracy,
+                  "drop_points": round(context.fp32_accuracy["top1"] - built.accuracy["top1"], 4),
+                  "split": "evaluation"},
+        parity={"pytorch_vs_onnx_fp32": context.parity, **built.parity},
+        calibration=context.calibration if precision == "int8" else None,
+        quantization=built.quantization,
+        extra={"source_checkpoint": str(source.checkpoint.resolve()) if source.checkpoint else None,
+               "source_weights": str(source.weights) if source.weights else None, **built.extra},
+    )
+    files = dict(built.files)
+    if precision == "int8":
+        files.setdefault("model_fp32.onnx", context.fp32_onnx)
+        if context.table_path is not None:
+            files.setdefault("calibration.json", context.table_path)
+    return write_bundle(destination, manifest, files, golden_inputs=context.golden_inputs,
+                        golden_outputs=built.golden_outputs)
+
+
+def _report(context: _Context, summaries: dict[str, Any], seconds: float) -> dict[str, Any]:
+    return {
+        "architecture": context.source.architecture,
+        "fp32": context.fp32_accuracy,
+        "parity": context.parity,
+        "calibration": context.calibration,
+        "bundles": summaries,
+        "max_accuracy_drop": context.options.max_accuracy_drop,
+        "seconds": round(seconds, 1),
+    }
