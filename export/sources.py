@@ -85,8 +85,9 @@ def _from_architecture(
     if weights is None:
         raise ExportError(f"exporting the architecture {name!r} needs --weights FILE (or pass a checkpoint directory)")
     source = open_source(data) if data else None
-    classes = num_classes or (source.num_classes if source else 1000)
-    channels = in_chans or 3
+    file_classes, file_chans = _shape_from_weights(weights)
+    classes = num_classes or (source.num_classes if source else file_classes or 1000)
+    channels = in_chans or file_chans or 3
     mode = "L" if channels == 1 else "RGB"
     if source is not None:
         if source.num_classes != classes:
@@ -103,3 +104,15 @@ def _from_architecture(
         model=model.eval(), architecture=info.name, preprocessing=spec, class_names=class_names,
         in_chans=channels, data_source=source.name if source else None, weights=Path(weights),
     )
+
+
+def _shape_from_weights(weights: str | Path) -> tuple[int | None, int | None]:
+    """Classes and input channels a weights file was trained with, read from its head and stem."""
+    from edgeresnet.models import read_state_dict
+
+    state = read_state_dict(weights)
+    head = state.get("fc.weight")
+    stem = state.get("conv1.weight", state.get("conv1.0.weight"))
+    return (int(head.shape[0]) if head is not None and head.ndim == 2 else None,
+            int(stem.shape[1]) if stem is not None and stem.ndim == 4 else None)
+

@@ -38,10 +38,11 @@ class ModelNameType(click.ParamType):
     name = "MODEL"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from edgeresnet.models import get_model_info
+        from edgeresnet.models import get_model_config
 
         try:
-            return get_model_info(str(value)).name
+            get_model_config(str(value))  # cheap: builds the config, not the model
+            return str(value)
         except EdgeResNetError as error:
             self.fail(str(error), param, ctx)
 

@@ -1,0 +1,156 @@
+"""`edgeresnet export` end to end on a tiny trained model, and every bad input it must refuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeresnet.bundle import check_files, read_manifest
+from edgeresnet.cli import cli
+
+FAST = ["--eval-limit", "300", "--calib-size", "128"]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("export") / "bundles"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "all",
+                                      "--output", str(output), "--calib-method", "minmax", *FAST])
+    assert result.exit_code == 0, result.output
+    return output
+
+
+def test_every_target_gets_fp32_and_int8_bundles(exported: Path) -> None:
+    names = {p.name for p in exported.iterdir() if p.is_dir()}
+    assert names == {f"{t}-{p}" for t in ("onnxruntime", "openvino", "tensorrt") for p in ("fp32", "int8")}
+    assert not [p for p in exported.iterdir() if p.name.startswith(".")], "staging left behind"
+    report = json.loads((exported / "export_report.json").read_text())
+    for name in names:
+        manifest = read_manifest(exported / name)
+        assert check_files(exported / name, manifest) == []
+        assert manifest.architecture == "resnet20" and manifest.labels[0] == "T-shirt/top"
+        assert manifest.accuracy["fp32"]["images"] == 300
+        drop = manifest.accuracy["drop_points"]
+        assert drop <= 1.0, f"{name} dropped {drop} points"
+        assert report["bundles"][name]["accuracy"]["top1"] == manifest.accuracy[manifest.precision]["top1"]
+        if manifest.precision == "int8":
+            assert manifest.calibration["method"] == "minmax" and manifest.calibration["samples"] == 128
+            assert {"calibration.json", "model_fp32.onnx"} <= set(manifest.files)
+
+
+def test_onnx_metadata_and_parity(exported: Path) -> None:
+    from edgeresnet.export.onnx import read_metadata
+
+    manifest = read_manifest(exported / "onnxruntime-fp32")
+    assert manifest.parity["pytorch_vs_onnx_fp32"]["top1_agreement"] == 1.0
+    metadata = read_metadata(exported / "onnxruntime-fp32" / "model.onnx")
+    assert json.loads(metadata["labels"])[9] == "Ankle boot"
+    assert json.loads(metadata["preprocessing"])["input_size"] == [28, 28]
+
+
+def test_tensorrt_qdq_follows_tensorrt_rules(exported: Path) -> None:
+    from edgeresnet.calibration import check_tensorrt_rules
+
+    manifest = read_manifest(exported / "tensorrt-int8")
+    float_nodes = manifest.quantization.get("float_nodes", [])
+    assert check_tensorrt_rules(exported / "tensorrt-int8" / "model.onnx", float_nodes=float_nodes) == []
+
+
+def test_golden_outputs_match_the_artifact(exported: Path) -> None:
+    from edgeresnet.bundle import read_golden
+    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+
+    bundle = exported / "onnxruntime-int8"
+    inputs, outputs = read_golden(bundle, read_manifest(bundle))
+    with OnnxRuntimeRunner(bundle / "model.onnx") as runner:
+        np.testing.assert_allclose(runner.infer(inputs), outputs, atol=1e-5)
+
+
+def test_calibration_table_rebuilds_identical_int8(exported: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    table = exported / "tensorrt-int8" / "calibration.json"
+    output = tmp_path / "again"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "tensorrt",
+                                      "--calib-table", str(table), "--output", str(output), *FAST])
+    assert result.exit_code == 0, result.output
+    first = read_manifest(exported / "tensorrt-int8").files["model.onnx"]
+    assert read_manifest(output / "tensorrt-int8").files["model.onnx"] == first
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--target", "nope"], "nope"),
+        (["--input-size", "16"], "16"),
+        (["--calib-size", "99999", "--int8"], "larger than the calibration split"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tiny_checkpoint: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    output = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--output", str(output),
+                                      "--eval-limit", "100", *extra])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not output.exists() or not [p for p in output.iterdir() if p.is_dir()]
+
+
+def test_not_a_checkpoint_and_mismatched_weights(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    corrupt = tmp_path / "model.onnx"
+    corrupt.write_bytes(b"not a model")
+    result = CliRunner().invoke(cli, ["export", str(corrupt), "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "not a checkpoint directory" in result.output
+
+    weights = tiny_checkpoint / "model.safetensors"
+    result = CliRunner().invoke(cli, ["export", "resnet18", "--weights", str(weights), "--data", "fashion-mnist",
+                                      "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error:") and "Traceback" not in result.output
+
+
+def test_random_calibration_data_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    noise = tmp_path / "noise.npz"
+    np.savez(noise, images=rng.integers(0, 256, (400, 28, 28), dtype=np.uint8),
+             labels=np.repeat(np.arange(10), 40))
+    output = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
+                                      "--calib-data", str(noise), "--data", "fashion-mnist", "--calib-size", "20",
+                                      "--eval-limit", "100", "--output", str(output)])
+    assert result.exit_code == 2, result.output
+    assert "random" in result.output.lower()
+    assert not [p for p in output.iterdir() if p.is_dir()]
+
+
+def test_unreadable_calibration_images_are_skipped_and_counted(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from edgeresnet.data import open_source
+
+    source = open_source("fashion-mnist").split("calibration")
+    root = tmp_path / "folder"
+    for index in range(200):
+        label = int(source.labels[index])
+        directory = root / source.class_names[label].replace("/", "-")
+        directory.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(source.raw(index)).save(directory / f"{index}.png")
+    for directory in sorted(root.iterdir()):
+        (directory / "broken.png").write_bytes(b"\x89PNG truncated")
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
+                                      "--calib-data", str(root), "--data", "fashion-mnist", "--calib-size", "10",
+                                      "--eval-limit", "100", "--output", str(tmp_path / "out")])
+    # Folder class names sort differently from Fashion-MNIST's order, but both have 10 classes: what
+    # matters here is that broken files are skipped, not fatal.
+    assert result.exit_code == 0, result.output
+
+
+def test_target_whose_runtime_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeresnet.errors import BackendUnavailableError
+    from edgeresnet.export import targets
+
+    monkeypatch.setattr(targets.Target, "missing", lambda self: ["openvino"] if self.name == "openvino" else [])
+    with pytest.raises(BackendUnavailableError, match="edgeresnet\\[openvino\\]"):
+        targets.resolve_targets(["openvino"])
+    assert "openvino" not in targets.resolve_targets(None)
