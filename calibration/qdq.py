@@ -1,0 +1,388 @@
+"""QDQ writers: an FP32 ONNX model + a calibration table → an INT8 QDQ ONNX model, for two runtimes.
+
+Both flavours are the same rewrite driven by one table of rules (:data:`FLAVOURS`):
+
+- ``onnxruntime``: u8 asymmetric activations, per-channel s8 weights, int32 bias (scale = input scale ×
+  weight scale), Q/DQ on the inputs *and* outputs of Conv/Gemm/Add/pools, and ReLU folded into the
+  producer's output quantizer (zero point at 0 clamps exactly like ReLU). That is the shape ORT's
+  graph optimiser turns into QLinearConv / QLinearAdd / QLinearGlobalAveragePool / QGemm kernels
+  (checked on the optimised graph in the tests: a float bias leaves the Gemm in float, and a pass-through
+  MaxPool must keep its input's scale or the QDQ around it stays).
+- ``tensorrt``: TensorRT explicit quantization: symmetric s8 everywhere with zero point 0, per-channel
+  weights on the output-channel axis, Q/DQ on the data inputs of every Conv and Gemm and on both inputs
+  of every residual Add (so Conv+Add+ReLU fuse), float bias, one dedicated Q/DQ pair per consumer.
+
+Nodes named in ``exclude_nodes`` stay float and read float inputs: the accuracy gate's fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from edgeresnet.calibration.model import (
+    activation_inputs,
+    constant_tensors,
+    consumers,
+    drop_unused_initializers,
+    load_fp32_model,
+    node_attribute,
+)
+from edgeresnet.calibration.qparams import QuantParams, activation_params, bias_params, weight_params
+from edgeresnet.calibration.table import CalibrationTable
+
+from edgeresnet.errors import CalibrationError, ExportError
+
+if TYPE_CHECKING:
+    import onnx
+
+Flavour = Literal["onnxruntime", "tensorrt"]
+
+_PASS_THROUGH = frozenset({"MaxPool", "Flatten", "Reshape"})  # output keeps the input's scale and zero point
+_RELU_PRODUCERS = frozenset({"Conv", "Add", "Gemm"})
+
+
+@dataclass(frozen=True)
+class FlavourRules:
+    """What distinguishes one runtime's QDQ dialect from another's."""
+
+    ops: frozenset[str]
+    symmetric_activations: bool
+    quantize_outputs: bool  # ORT fuses a producer into a QLinear kernel only when its output is quantized
+    fuse_relu: bool
+    quantize_bias: bool  # ORT's QLinearConv/QGemm take int32 bias; TensorRT wants float bias
+    dedicated_pairs: bool  # TensorRT: each consumer gets its own Q/DQ so each fuses into its own layer
+
+
+FLAVOURS: dict[str, FlavourRules] = {
+    "onnxruntime": FlavourRules(
+        ops=frozenset({"Conv", "Gemm", "Add", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape"}),
+        symmetric_activations=False,
+        quantize_outputs=True,
+        fuse_relu=True,
+        quantize_bias=True,
+        dedicated_pairs=False,
+    ),
+    "tensorrt": FlavourRules(
+        ops=frozenset({"Conv", "Gemm", "Add"}),
+        symmetric_activations=True,
+        quantize_outputs=False,
+        fuse_relu=False,
+        quantize_bias=False,
+        dedicated_pairs=True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class QdqReport:
+    """What a QDQ build quantized and what it left in float."""
+
+    flavour: str
+    path: str
+    quantized_nodes: tuple[str, ...]
+    excluded_nodes: tuple[str, ...]
+    float_nodes: tuple[str, ...]  # quantizable op types left float: excluded or unsupported
+    fused_relus: tuple[str, ...] = ()
+    quantized_tensors: int = 0
+    unsupported: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def num_quantized(self) -> int:
+        return len(self.quantized_nodes)
+
+    @property
+    def num_excluded(self) -> int:
+        return len(self.excluded_nodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "num_quantized": self.num_quantized, "num_excluded": self.num_excluded}
+
+
+def quantize_qdq(
+    fp32_path: str | Path,
+    table: CalibrationTable,
+    out_path: str | Path,
+    *,
+    flavour: Flavour,
+    exclude_nodes: Collection[str] = frozenset(),
+) -> QdqReport:
+    """Write the INT8 QDQ model for ``flavour`` atomically to ``out_path`` and report what it holds."""
+    return QdqQuantizer(fp32_path, table, flavour=flavour).write(out_path, exclude_nodes=exclude_nodes)
+
+
+class QdqQuantizer:
+    """Builds QDQ variants of one FP32 model from one table; checks and loads once, builds many times.
+
+    The accuracy gate builds a variant per candidate layer, so the model hash check and the FP32 load
+    happen here once and each :meth:`build` works on a copy.
+    """
+
+    def __init__(self, fp32_path: str | Path, table: CalibrationTable, *, flavour: Flavour) -> None:
+        if flavour not in FLAVOURS:
+            raise ExportError(f"QDQ flavour must be one of {', '.join(FLAVOURS)}, got {flavour!r}")
+        table.check_model(fp32_path)
+        self.fp32_path = Path(fp32_path)
+        self.table = table
+        self.flavour = flavour
+        self._fp32 = load_fp32_model(fp32_path)
+        self.node_names = frozenset(node.name for node in self._fp32.graph.node)
+
+    def build(self, exclude_nodes: Collection[str] = frozenset()) -> tuple[onnx.ModelProto, QdqReport]:
+        """The QDQ model in memory, with ``exclude_nodes`` left in float."""
+        import onnx
+
+        if isinstance(exclude_nodes, str):  # set("conv1") would silently mean {"c", "o", "n", "v", "1"}
+            raise CalibrationError(f"exclude_nodes must be a collection of node names, got the string {exclude_nodes!r}")
+        unknown = sorted(set(exclude_nodes) - self.node_names)
+        if unknown:
+            raise CalibrationError(f"exclude_nodes names nodes not in the model: {', '.join(unknown[:5])}")
+        model = onnx.ModelProto()
+        model.CopyFrom(self._fp32)
+        report = _QdqRewrite(model, self.table, self.flavour, frozenset(exclude_nodes)).run()
+        try:
+            onnx.checker.check_model(model)
+        except onnx.checker.ValidationError as error:  # a bug in the rewrite, not a user mistake
+            raise RuntimeError(f"generated QDQ model fails the ONNX checker: {error}") from error
+        return model, report
+
+    def write(self, out_path: str | Path, *, exclude_nodes: Collection[str] = frozenset()) -> QdqReport:
+        model, report = self.build(exclude_nodes)
+        out_path = Path(out_path)
+        _save_atomically(model, out_path)
+        return replace(report, path=str(out_path))
+
+
+class _QdqRewrite:
+    """One pass over the graph in topological order, inserting Q/DQ before (and after) chosen nodes."""
+
+    def __init__(self, model: onnx.ModelProto, table: CalibrationTable, flavour: str, exclude: frozenset[str]) -> None:
+        self.model = model
+        self.graph = model.graph
+        self.table = table
+        self.flavour = flavour
+        self.rules = FLAVOURS[flavour]
+        self.exclude = exclude
+        self.constants = constant_tensors(model)
+        self.initializers = {tensor.name: tensor for tensor in self.graph.initializer}
+        self.graph_outputs = {value.name for value in self.graph.output}
+        self.taken = {name for node in self.graph.node for name in (node.name, *node.input, *node.output)}
+        self.taken.update(self.initializers)
+        self.taken.update(value.name for value in self.graph.input)
+        self.new_nodes: list[onnx.NodeProto] = []
+        self.new_initializers: list[onnx.TensorProto] = []
+        self.shared_dq: dict[str, str] = {}
+        self.dq_params: dict[str, QuantParams] = {}
+        self.param_names: dict[str, tuple[str, str]] = {}
+        self.params: dict[str, QuantParams] = {}
+        self.weights: dict[tuple[str, int], tuple[str, QuantParams]] = {}
+        self.input_params: dict[str, QuantParams] = {}
+        self.quantized_tensors = 0
+
+    def run(self) -> QdqReport:
+        quantized, unsupported = self._select()
+        fused = self._fuse_relus(quantized) if self.rules.fuse_relu else []
+        users = consumers(self.model)
+        for node in list(self.graph.node):
+            if node.name in quantized:
+                self._quantize_inputs(node)
+            self.new_nodes.append(node)
+            if node.name in quantized and self.rules.quantize_outputs:
+                self._quantize_output(node, quantized, users)
+        del self.graph.node[:]
+        self.graph.node.extend(self.new_nodes)
+        self.graph.initializer.extend(self.new_initializers)
+        drop_unused_initializers(self.model)
+        live = {name for node in self.graph.node for name in node.output}
+        kept = [value for value in self.graph.value_info if value.name in live]
+        del self.graph.value_info[:]
+        self.graph.value_info.extend(kept)
+        order = [node.name for node in self.graph.node]
+        candidates = [node.name for node in self.graph.node if node.op_type in self.rules.ops]
+        return QdqReport(
+            flavour=self.flavour,
+            path="",
+            quantized_nodes=tuple(name for name in order if name in quantized),
+            excluded_nodes=tuple(name for name in order if name in self.exclude),
+            float_nodes=tuple(name for name in candidates if name not in quantized),
+            fused_relus=tuple(fused),
+            quantized_tensors=self.quantized_tensors,
+            unsupported=unsupported,
+        )
+
+    def _select(self) -> tuple[set[str], dict[str, str]]:
+        quantized: set[str] = set()
+        unsupported: dict[str, str] = {}
+        for node in self.graph.node:
+            if node.op_type not in self.rules.ops or node.name in self.exclude:
+                continue
+            reason = self._unsupported(node)
+            if reason:
+                unsupported[node.name] = reason
+            else:
+                quantized.add(node.name)
+        return quantized, unsupported
+
+    def _unsupported(self, node: onnx.NodeProto) -> str:
+        if node.op_type in ("Conv", "Gemm") and node.input[1] not in self.initializers:
+            return "weight is not a constant initializer"
+        if node.op_type == "Gemm" and node_attribute(node, "transA", 0):
+            return "transposed activation input"
+        if node.op_type == "Add" and len(activation_inputs(node, self.constants)) != 2:
+            return "not a residual add (one input is constant)"
+        if len(node.output) != 1:
+            return "more than one output"
+        if not activation_inputs(node, self.constants):
+            return "no activation input"
+        return ""
+
+    def _fuse_relus(self, quantized: set[str]) -> list[str]:
+        """Drop a ReLU whose producer and consumers are all quantized: the u8 quantizer (zero point 0) clamps."""
+        producers = {out: node for node in self.graph.node for out in node.output}
+        users = consumers(self.model)
+        fused = []
+        for relu in [node for node in self.graph.node if node.op_type == "Relu" and node.name not in self.exclude]:
+            source, result = relu.input[0], relu.output[0]
+            producer = producers.get(source)
+            if (
+                producer is None
+                or producer.name not in quantized
+                or producer.op_type not in _RELU_PRODUCERS
+                or [user.name for user in users.get(source, [])] != [relu.name]
+                or source in self.graph_outputs
+                or result in self.graph_outputs
+                or not users.get(result)
+                or any(user.name not in quantized for user in users[result])
+            ):
+                continue
+            producer.output[0] = result
+            self.graph.node.remove(relu)
+            fused.append(relu.name)
+        return fused
+
+    def _quantize_inputs(self, node: onnx.NodeProto) -> None:
+        data = activation_inputs(node, self.constants)
+        for index, name in enumerate(node.input):
+            if name in data:
+                node.input[index] = self._activation_dq(name)
+                if index == 0:
+                    # The pair actually used: a pass-through producer may have set it from its own input.
+                    self.input_params[node.name] = self.dq_params[node.input[index]]
+        if node.op_type not in ("Conv", "Gemm"):
+            return
+        axis = 0 if node.op_type == "Conv" or node_attribute(node, "transB", 0) else 1  # the output-channel axis
+        weight_dq, weight = self._weight_dq(node.input[1], axis)
+        node.input[1] = weight_dq
+        if self.rules.quantize_bias and len(node.input) > 2 and self._bias_quantizable(node, weight):
+            node.input[2] = self._bias_dq(node.input[2], self.input_params[node.name], weight)
+
+    def _quantize_output(self, node: onnx.NodeProto, quantized: set[str], users: dict[str, list]) -> None:
+        output = node.output[0]
+        if output in self.graph_outputs or not any(user.name in quantized for user in users.get(output, [])):
+            return  # float consumers read the float tensor; logits stay float
+        params = self.input_params[node.name] if node.op_type in _PASS_THROUGH else self._params(output)
+        self._activation_dq(output, params)
+
+    def _params(self, tensor: str) -> QuantParams:
+        if tensor not in self.params:
+            if tensor not in self.table.ranges:
+                raise CalibrationError(
+                    f"calibration table has no range for tensor {tensor!r}: recalibrate on this model"
+                )
+            low, high = self.table.ranges[tensor]
+            self.params[tensor] = activation_params(low, high, symmetric=self.rules.symmetric_activations)
+        return self.params[tensor]
+
+    def _activation_dq(self, tensor: str, params: QuantParams | None = None) -> str:
+        if not self.rules.dedicated_pairs and tensor in self.shared_dq:
+            return self.shared_dq[tensor]
+        params = params if params is not None else self._params(tensor)
+        if tensor not in self.param_names:
+            self.param_names[tensor] = (
+                self._initializer(f"{tensor}_scale", params.scale),
+                self._initializer(f"{tensor}_zero_point", params.zero_point),
+            )
+        scale, zero_point = self.param_names[tensor]
+        quantized, dequantized = self._unique(f"{tensor}_quantized"), self._unique(f"{tensor}_dequantized")
+        self._node("QuantizeLinear", [tensor, scale, zero_point], quantized)
+        self._node("DequantizeLinear", [quantized, scale, zero_point], dequantized)
+        self.quantized_tensors += 1
+        self.dq_params[dequantized] = params
+        if not self.rules.dedicated_pairs:
+            self.shared_dq[tensor] = dequantized
+        return dequantized
+
+    def _weight_dq(self, name: str, axis: int) -> tuple[str, QuantParams]:
+        from onnx import numpy_helper
+
+        if (name, axis) not in self.weights:
+            values, params = weight_params(numpy_helper.to_array(self.initializers[name]), axis)
+            inputs = [
+                self._initializer(f"{name}_quantized", values),
+                self._initializer(f"{name}_scale", params.scale),
+                self._initializer(f"{name}_zero_point", params.zero_point),
+            ]
+            output = self._unique(f"{name}_dequantized")
+            self._node("DequantizeLinear", inputs, output, axis=axis)
+            self.weights[(name, axis)] = (output, params)
+        return self.weights[(name, axis)]
+
+    def _bias_quantizable(self, node: onnx.NodeProto, weight: QuantParams) -> bool:
+        bias = self.initializers.get(node.input[2])
+        if bias is None or list(bias.dims) != [weight.scale.size]:
+            return False
+        # Gemm computes alpha·A·B + beta·C: an int32 C at scale sA·sB is only right when both are 1.
+        return node.op_type != "Gemm" or (node_attribute(node, "alpha", 1.0) == 1.0 and node_attribute(node, "beta", 1.0) == 1.0)
+
+    def _bias_dq(self, name: str, input_params: QuantParams, weight: QuantParams) -> str:
+        from onnx import numpy_helper
+
+        values, params = bias_params(numpy_helper.to_array(self.initializers[name]), input_params.scale, weight.scale)
+        inputs = [
+            self._initializer(f"{name}_quantized", values),
+            self._initializer(f"{name}_scale", params.scale),
+            self._initializer(f"{name}_zero_point", params.zero_point),
+        ]
+        output = self._unique(f"{name}_dequantized")
+        self._node("DequantizeLinear", inputs, output, axis=0)
+        return output
+
+    def _initializer(self, base: str, values: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        name = self._unique(base)
+        self.new_initializers.append(numpy_helper.from_array(np.asarray(values), name))
+        return name
+
+    def _node(self, op_type: str, inputs: list[str], output: str, **attributes: Any) -> None:
+        import onnx
+
+        name = self._unique(f"{output}_{op_type}")
+        self.new_nodes.append(onnx.helper.make_node(op_type, inputs, [output], name=name, **attributes))
+
+    def _unique(self, base: str) -> str:
+        name, counter = base, 0
+        while name in self.taken:
+            counter += 1
+            name = f"{base}_{counter}"
+        self.taken.add(name)
+        return name
+
+
+def _save_atomically(model: onnx.ModelProto, path: Path) -> None:
+    import onnx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        onnx.save(model, temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

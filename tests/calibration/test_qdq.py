@@ -1,0 +1,239 @@
+"""QDQ writers: ONNX Runtime and TensorRT flavours, determinism, exclusions and the TensorRT rule check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from edgeresnet.calibration import (
+    CalibrationTable,
+    QdqQuantizer,
+    check_tensorrt_rules,
+    inspect_qdq,
+    quantize_qdq,
+)
+
+from edgeresnet.errors import CalibrationError
+
+CONVS = 6
+
+
+def _run(path: Path | str, images: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": images})[0]
+
+
+def _optimized_ops(path: Path, tmp_path: Path) -> list[str]:
+    """Op types after ORT's QDQ fusions (extended level: the same on every CPU)."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+@pytest.fixture(scope="module")
+def eval_images(eval_batches: list) -> np.ndarray:
+    return np.concatenate([images for images, _ in eval_batches])
+
+
+@pytest.fixture(scope="module")
+def ort_qdq(tables: dict, fp32_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ort") / "model.int8.onnx"
+    report = quantize_qdq(fp32_onnx, tables["entropy"], path, flavour="onnxruntime")
+    assert report.path == str(path) and report.num_excluded == 0 and not report.float_nodes
+    assert len(report.fused_relus) == 5
+    return path
+
+
+@pytest.fixture(scope="module")
+def trt_qdq(tables: dict, fp32_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("trt") / "model.trt-qdq.onnx"
+    quantize_qdq(fp32_onnx, tables["entropy"], path, flavour="tensorrt")
+    return path
+
+
+def _assert_close_to_fp32(path: Path, fp32_onnx: Path, images: np.ndarray) -> None:
+    reference, quantized = _run(fp32_onnx, images), _run(path, images)
+    agreement = np.mean(reference.argmax(1) == quantized.argmax(1))
+    assert agreement >= 0.97
+    assert np.mean(np.abs(reference - quantized)) < 0.1 * np.std(reference)
+
+
+def test_onnxruntime_qdq_agrees_with_fp32(ort_qdq: Path, fp32_onnx: Path, eval_images: np.ndarray) -> None:
+    _assert_close_to_fp32(ort_qdq, fp32_onnx, eval_images)
+
+
+def test_onnxruntime_qdq_fuses_into_integer_kernels(ort_qdq: Path, tmp_path: Path) -> None:
+    ops = _optimized_ops(ort_qdq, tmp_path)
+    assert ops.count("QLinearConv") == CONVS and "Conv" not in ops
+    assert ops.count("QLinearAdd") == 2 and "Add" not in ops
+    assert "QLinearGlobalAveragePool" in ops and "QGemm" in ops and "Gemm" not in ops
+    assert ops.count("QuantizeLinear") == 1 and "DequantizeLinear" not in ops  # only the input is quantized
+
+
+def test_onnxruntime_qdq_types(ort_qdq: Path) -> None:
+    summary = inspect_qdq(ort_qdq)
+    assert summary["activation_dtypes"] == ["uint8"]
+    assert summary["weight_dtypes"] == ["int8"] and summary["bias_dtypes"] == ["int32"]
+    assert summary["per_channel_weights"] == CONVS + 1 and summary["per_tensor_weights"] == 0
+    assert summary["float_nodes"] == [] and summary["opset"] >= 13
+    assert any("uint8 quantization" in problem for problem in check_tensorrt_rules(ort_qdq))
+
+
+def test_same_table_gives_byte_identical_models(tables: dict, fp32_onnx: Path, tmp_path: Path) -> None:
+    import onnx
+
+    reloaded = CalibrationTable.load(tables["percentile"].save(tmp_path / "table.json"))
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    quantize_qdq(fp32_onnx, tables["percentile"], first, flavour="onnxruntime")
+    quantize_qdq(fp32_onnx, reloaded, second, flavour="onnxruntime")
+    assert first.read_bytes() == second.read_bytes()
+    scales = {
+        tensor.name: tensor.SerializeToString()
+        for tensor in onnx.load(str(first)).graph.initializer
+        if tensor.name.endswith(("_scale", "_zero_point"))
+    }
+    assert len(scales) > 20
+    other = quantize_qdq(fp32_onnx, tables["minmax"], tmp_path / "c.onnx", flavour="onnxruntime")
+    different = {t.name: t.SerializeToString() for t in onnx.load(other.path).graph.initializer}
+    assert different["input_scale"] != scales["input_scale"]  # and the table really drives the scales
+
+
+def test_tensorrt_qdq_follows_the_rules_and_agrees(trt_qdq: Path, fp32_onnx: Path, eval_images: np.ndarray) -> None:
+    assert check_tensorrt_rules(trt_qdq) == []
+    summary = inspect_qdq(trt_qdq)
+    assert summary["activation_dtypes"] == ["int8"] and summary["weight_dtypes"] == ["int8"]
+    assert summary["bias_dtypes"] == [] and summary["per_channel_weights"] == CONVS + 1
+    _assert_close_to_fp32(trt_qdq, fp32_onnx, eval_images)
+
+
+def test_tensorrt_qdq_structure(trt_qdq: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(trt_qdq))
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            assert constants[node.input[2]].dtype == np.int8 and not constants[node.input[2]].any()
+        if node.op_type == "Add":
+            assert all(producers[name].op_type == "DequantizeLinear" for name in node.input)
+        if node.op_type == "Conv":
+            weight_dq = producers[node.input[1]]
+            axis = next(a.i for a in weight_dq.attribute if a.name == "axis")
+            assert axis == 0 and constants[weight_dq.input[1]].shape == (constants[weight_dq.input[0]].shape[0],)
+            assert node.input[2] in constants and constants[node.input[2]].dtype == np.float32  # float bias
+
+
+def _edit(source: Path, target: Path, change: Callable[[Any], None]) -> Path:
+    import onnx
+
+    model = onnx.load(str(source))
+    change(model)
+    onnx.save(model, str(target))
+    return target
+
+
+def test_broken_tensorrt_models_are_flagged(trt_qdq: Path, tmp_path: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    def nonzero_zero_point(model: onnx.ModelProto) -> None:
+        q = next(node for node in model.graph.node if node.op_type == "QuantizeLinear")
+        tensor = next(t for t in model.graph.initializer if t.name == q.input[2])
+        tensor.CopyFrom(numpy_helper.from_array(np.array(3, dtype=np.int8), tensor.name))
+
+    def weight_axis_one(model: onnx.ModelProto) -> None:
+        conv = next(node for node in model.graph.node if node.op_type == "Conv")
+        dq = next(node for node in model.graph.node if conv.input[1] in node.output)
+        next(a for a in dq.attribute if a.name == "axis").i = 1
+
+    def bare_residual(model: onnx.ModelProto) -> None:
+        add = next(node for node in model.graph.node if node.op_type == "Add")
+        dq = next(node for node in model.graph.node if add.input[1] in node.output)
+        q = next(node for node in model.graph.node if dq.input[0] in node.output)
+        add.input[1] = q.input[0]  # bypass the pair: the identity branch reaches Add in float
+
+    cases = {
+        "zero point [3] is not 0": nonzero_zero_point,
+        "axis 1; the output-channel axis is 0": weight_axis_one,
+        "residual Add input": bare_residual,
+    }
+    for index, (message, change) in enumerate(cases.items()):
+        problems = check_tensorrt_rules(_edit(trt_qdq, tmp_path / f"broken{index}.onnx", change))
+        assert any(message in problem for problem in problems), (message, problems)
+
+
+def test_exclude_nodes_stay_float(tables: dict, fp32_onnx: Path, tmp_path: Path, eval_images: np.ndarray) -> None:
+    excluded = {"/layer1/conv2/Conv", "/layer2/Add"}
+    for flavour in ("onnxruntime", "tensorrt"):
+        path = tmp_path / f"{flavour}.onnx"
+        report = quantize_qdq(fp32_onnx, tables["entropy"], path, flavour=flavour, exclude_nodes=excluded)
+        assert set(report.excluded_nodes) == excluded and excluded <= set(report.float_nodes)
+        assert not excluded & set(report.quantized_nodes)
+        assert set(inspect_qdq(path)["float_nodes"]) == excluded
+        _assert_close_to_fp32(path, fp32_onnx, eval_images)
+    assert check_tensorrt_rules(tmp_path / "tensorrt.onnx", float_nodes=excluded) == []
+    # Unlisted, they are violations: the conv's data input and weight, and both residual Add inputs.
+    assert len(check_tensorrt_rules(tmp_path / "tensorrt.onnx")) == 4
+    with pytest.raises(CalibrationError, match="not in the model"):
+        QdqQuantizer(fp32_onnx, tables["entropy"], flavour="tensorrt").build({"/no/such/node"})
+
+
+def test_table_from_another_model_is_refused(tables: dict, fp32_onnx: Path, tmp_path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(fp32_onnx))
+    model.producer_version = "other"
+    other = tmp_path / "other.onnx"
+    onnx.save(model, str(other))
+    with pytest.raises(CalibrationError, match="recalibrate"):
+        quantize_qdq(other, tables["entropy"], tmp_path / "out.onnx", flavour="onnxruntime")
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_unfolded_batchnorm_is_folded_before_quantizing(tmp_path: Path) -> None:
+    """A Conv→BatchNormalization→Relu graph calibrates and quantizes like its folded twin."""
+    import onnx
+    from edgeresnet.calibration import calibrate
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tests.calibration.conftest import data_hash, smooth_images
+
+    rng = np.random.default_rng(5)
+    weights = {
+        "w": rng.normal(0, 0.5, (4, 1, 3, 3)), "gamma": rng.uniform(0.5, 2, 4), "beta": rng.normal(0, 1, 4),
+        "mean": rng.normal(0, 1, 4), "var": rng.uniform(0.5, 2, 4),
+    }
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "w"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+            helper.make_node("BatchNormalization", ["conv", "gamma", "beta", "mean", "var"], ["bn"], name="bn"),
+            helper.make_node("Relu", ["bn"], ["out"], name="relu"),
+        ],
+        "conv_bn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, 28, 28])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 4, 28, 28])],
+        [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()],
+    )
+    path = tmp_path / "conv_bn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    images, _ = smooth_images(16, seed=6)
+    table = calibrate(path, [images], method="minmax", data_hash=data_hash([images]))
+    assert set(table.ranges) == {"input"}  # the output is a graph output and stays float
+    out = tmp_path / "conv_bn.int8.onnx"
+    report = quantize_qdq(path, table, out, flavour="tensorrt")
+    assert report.quantized_nodes == ("conv",)
+    assert "BatchNormalization" not in inspect_qdq(out)["op_counts"]
+    reference, quantized = _run(path, images), _run(out, images)
+    assert np.max(np.abs(reference - quantized)) < 0.05 * np.max(np.abs(reference))
