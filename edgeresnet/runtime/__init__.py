@@ -4,5 +4,6 @@ Nothing here imports torch; backends import their runtime (onnxruntime, openvino
 """
 
 from edgeresnet.runtime.base import Runner, RunnerInfo
+from edgeresnet.runtime.classifier import Classifier, Prediction
 
-__all__ = ["Runner", "RunnerInfo"]
+__all__ = ["Classifier", "Prediction", "Runner", "RunnerInfo"]

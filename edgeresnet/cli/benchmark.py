@@ -1,0 +1,71 @@
+"""`edgeresnet benchmark`: accuracy × latency of bundles and checkpoints, as a table and reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgeresnet.cli.core import IntListType, cli
+from edgeresnet.errors import EdgeResNetError
+
+
+@cli.command("benchmark")
+@click.argument("artifacts", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", required=True, help="Data source whose evaluation split measures accuracy.")
+@click.option("--batch-sizes", type=IntListType(), default="1,8", show_default=True,
+              help="Batch sizes to time, comma-separated.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for every backend (default: every core this process may use).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Untimed calls before timing each batch size.")
+@click.option("--min-time", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Time each batch size for at least this many seconds ...")
+@click.option("--min-runs", type=click.IntRange(min=1), default=50, show_default=True,
+              help="... and at least this many calls.")
+@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Stop timing a batch size after this many seconds even if --min-runs is not reached.")
+@click.option("--eval-limit", type=click.IntRange(min=1), default=None,
+              help="Measure accuracy on a class-balanced subset of this many images (default: the whole split).")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Checkpoint for the PyTorch eager baseline (default: the bundles' source checkpoint).")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Top-1 points an artifact may lose versus the FP32 reference and still be marked fastest.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write benchmark.md, benchmark.csv, benchmark.json and accuracy_latency.png here.")
+@click.pass_context
+def benchmark_command(
+    ctx: click.Context, artifacts: tuple[Path, ...], data: str, batch_sizes: list[int], threads: int | None,
+    device: str, warmup: int, min_time: float, min_runs: int, max_time: float, eval_limit: int | None,
+    checkpoint: Path | None, max_accuracy_drop: float, report_dir: Path | None,
+) -> None:
+    """Measure latency, throughput and accuracy of BUNDLE_OR_CHECKPOINT... side by side.
+
+    Each artifact (a bundle from `export`/`compile`, or a checkpoint directory for the PyTorch FP32
+    eager baseline) is evaluated on the same preprocessed evaluation images and timed at every
+    batch size with the same thread count. A backend that fails gets a row with its error; the
+    others still run. The fastest artifact within --max-accuracy-drop of the FP32 reference is
+    marked per batch size.
+
+    Example: edgeresnet benchmark runs/r20-export/* --data fashion-mnist --batch-sizes 1,8 --threads 2 --report runs/bench
+    """
+    from rich.console import Console
+
+    from edgeresnet.bench import run_benchmark
+    from edgeresnet.report import print_table, write_reports
+
+    quiet = bool(ctx.find_root().params.get("quiet"))
+    result = run_benchmark(
+        list(artifacts), data=data, batch_sizes=batch_sizes, threads=threads, device=device,  # type: ignore[arg-type]
+        warmup=warmup, min_time_s=min_time, min_runs=min_runs, max_time_s=max_time, eval_limit=eval_limit,
+        checkpoint=checkpoint, progress=not quiet,
+    )
+    # A wide table: rich would otherwise squeeze 14 columns into an 80-column pipe.
+    print_table(result, max_accuracy_drop=max_accuracy_drop, console=Console(width=160, soft_wrap=False))
+    if report_dir is not None:
+        written = write_reports(result, report_dir, max_accuracy_drop=max_accuracy_drop)
+        click.echo(f"reports: {', '.join(str(path) for path in written.values())}", err=True)
+    if result.rows and all(row.error for row in result.rows):
+        raise EdgeResNetError("every benchmark row failed; see the errors above")

@@ -1,0 +1,145 @@
+"""`edgeresnet compile`, `predict` and `verify`: from a bundle to the target, and checks on the target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from edgeresnet.cli.core import cli
+from edgeresnet.errors import BundleError, EdgeResNetError
+
+_TRT_OPTIONS = ("max_batch", "opt_batch", "workspace_mib", "timing_cache", "version_compatible",
+                "hardware_compatibility")
+
+
+class BackendType(click.ParamType):
+    """A runtime backend name, checked against the runtime's backend table when used."""
+
+    name = "onnxruntime|openvino|tensorrt"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from edgeresnet.runtime.select import get_backend  # imported here so `--help` stays instant
+
+        try:
+            return get_backend(str(value)).name
+        except EdgeResNetError as error:
+            self.fail(str(error), param, ctx)
+
+
+@cli.command("compile")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--target", type=click.Choice(["openvino", "tensorrt"]), required=True,
+              help="Compile an OpenVINO IR or a TensorRT engine.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+              help="Precision of the compiled model  [default: the bundle's]")
+@click.option("--device", default="auto", show_default=True,
+              help="Device to compile for and check on: CPU/GPU/NPU for OpenVINO, cuda for TensorRT.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
+              help="Directory of the new bundle.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="TensorRT: the largest batch the engine accepts.")
+@click.option("--opt-batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="TensorRT: the batch size the kernels are tuned for.")
+@click.option("--workspace-mib", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="TensorRT: builder workspace limit.")
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TensorRT: timing-cache file to reuse and update  "
+                   "[default: a fresh one, kept in the bundle]")
+@click.option("--version-compatible", is_flag=True,
+              help="TensorRT: an engine later TensorRT versions can run.")
+@click.option("--hardware-compatibility", type=click.Choice(["none", "ampere+", "same-cc"]), default="none",
+              show_default=True, help="TensorRT: GPUs besides this one that the engine must run on.")
+@click.pass_context
+def compile_command(ctx: click.Context, bundle: Path, target: str, precision: str | None, device: str,
+                    output: Path, **trt_options: Any) -> None:
+    """Compile a bundle for its target: an OpenVINO IR (FP32, FP16, INT8) or a TensorRT engine.
+
+    The compiled model re-measures the bundle's golden outputs, which must match the source model's,
+    and the new bundle records its source, precision and device. TensorRT needs TensorRT and an NVIDIA
+    GPU: run it on the device (carry the bundle there; for INT8 its QDQ ONNX and calibration.json).
+
+    Example: edgeresnet compile bundles/r20 --target openvino --precision fp16 --output bundles/r20-ov
+    """
+    from edgeresnet.bundle import read_manifest
+    from edgeresnet.compile import compile_bundle
+
+    given = [name for name in _TRT_OPTIONS if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if target != "tensorrt":
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise EdgeResNetError(f"{flags} apply to --target tensorrt only")
+        trt_options = {}
+    precision = precision or read_manifest(bundle).precision
+    result = compile_bundle(bundle, target=target, precision=precision,  # type: ignore[arg-type]
+                            output=output, device=device, **trt_options)
+    parity = read_manifest(result).parity
+    click.echo(f"compiled {target} {precision} bundle: {result}  (golden top-1 agreement "
+               f"{parity.get('top1_agreement', 0):.0%}, max |Δlogit| {parity.get('max_abs_diff', 0):.2e})")
+
+
+@cli.command("predict")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes per image.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--backend", type=BackendType(), default=None,
+              help="Runtime to use  [default: by the model file: .onnx onnxruntime, .xml openvino, "
+                   ".engine tensorrt]")
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda, or an OpenVINO device (CPU, GPU).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the runtime.")
+def predict_command(bundle: Path, images: tuple[Path, ...], top_k: int, as_json: bool, backend: str | None,
+                    device: str, threads: int | None) -> None:
+    """Classify image files with a bundle (or an .onnx that carries its preprocessing and labels).
+
+    Example: edgeresnet predict bundles/r20-int8 shoe.png shirt.jpg --top-k 3
+    """
+    from edgeresnet.runtime.classifier import Classifier
+
+    with Classifier.load(bundle, backend=backend, device=device, threads=threads) as classifier:
+        results = classifier.predict(list(images), top_k=top_k)
+    if as_json:
+        records = [{"image": str(image), "predictions": [p.to_dict() for p in predictions]}
+                   for image, predictions in zip(images, results)]
+        click.echo(json.dumps(records, indent=2))
+        return
+    width = max(len(p.label) for predictions in results for p in predictions)
+    for image, predictions in zip(images, results):
+        click.echo(str(image))
+        for rank, prediction in enumerate(predictions, start=1):
+            click.echo(f"  {rank}. {prediction.label:<{width}}  {prediction.probability:7.2%}  "
+                       f"(class {prediction.index})")
+
+
+@cli.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--backend", type=BackendType(), default=None,
+              help="Runtime to verify with  [default: by the model file]")
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda, or an OpenVINO device (CPU, GPU).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_command(bundle: Path, backend: str | None, device: str, as_json: bool) -> None:
+    """Check a bundle on this machine: file hashes, format, runtime versions, and its golden outputs.
+
+    A TensorRT engine must also match the TensorRT version and GPU it was built for. Exits 0 when every
+    check passes, 2 with the reason otherwise.
+
+    Example: edgeresnet verify bundles/r20-int8
+    """
+    from edgeresnet.verify import verify_bundle
+
+    report = verify_bundle(bundle, backend=backend, device=device)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(f"bundle {bundle}: {'OK' if report.passed else 'FAILED'}")
+        for check in report.checks:
+            click.echo(f"  ok: {check}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not report.passed:
+        raise BundleError(f"verify failed: {'; '.join(report.failures)}")

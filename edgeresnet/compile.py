@@ -1,0 +1,306 @@
+"""The compile step: a bundle in, a bundle for one target out (OpenVINO IR or TensorRT engine).
+
+    compile_bundle("bundles/r20", target="openvino", precision="fp16", output="bundles/r20-ov-fp16")
+
+Each target is one function in :data:`COMPILERS`; it writes the compiled model into a staging
+directory and says which ONNX of the source it was built from. The compiled model then re-measures the
+golden outputs, which must match the source model's (within the tolerance of the precision), and the
+new bundle records where it came from (the source manifest's sha256), how, and on what.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edgeresnet.bundle import (
+    MANIFEST_FILE,
+    Manifest,
+    check_files,
+    read_golden,
+    read_manifest,
+    sha256_file,
+    write_bundle,
+)
+from edgeresnet.errors import BundleError, ExportError
+from edgeresnet.runtime.select import AUTO_DEVICE, get_backend, open_runner, resolve_device
+from edgeresnet.verify import compare_logits
+
+log = logging.getLogger(__name__)
+
+Target = Literal["openvino", "tensorrt"]
+Precision = Literal["fp32", "fp16", "int8"]
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+# Names the exporter gives an INT8 bundle's companions (see DESIGN.md, "Bundle").
+FP32_ONNX = "model_fp32.onnx"
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass(frozen=True)
+class SourceBundle:
+    """A checked source bundle and the ONNX models it holds, by the precision they compute in."""
+
+    path: Path
+    manifest: Manifest
+    onnx: dict[str, str]
+
+    @classmethod
+    def open(cls, path: str | Path) -> SourceBundle:
+        path = Path(path)
+        manifest = read_manifest(path)
+        problems = check_files(path, manifest)
+        if problems:
+            raise BundleError(f"bundle {path} fails its checks: {'; '.join(problems)}")
+        onnx: dict[str, str] = {}
+        if manifest.model_file.endswith(".onnx"):
+            onnx[manifest.precision] = manifest.model_file
+        built = (manifest.extra.get("tensorrt") or {}).get("onnx")  # a TensorRT bundle carries its network
+        if built in manifest.files:
+            onnx.setdefault(manifest.precision, built)
+        if FP32_ONNX in manifest.files:
+            onnx.setdefault("fp32", FP32_ONNX)
+        return cls(path, manifest, onnx)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def has_table(self) -> bool:
+        return CALIBRATION_FILE in self.manifest.files and "fp32" in self.onnx
+
+    def require(self, precision: str, purpose: str) -> Path:
+        if precision not in self.onnx:
+            have = ", ".join(f"{p} ({n})" for p, n in sorted(self.onnx.items())) or "none"
+            hint = " (export it with --int8)" if precision == "int8" else ""
+            raise ExportError(
+                f"bundle {self.path} has no {precision.upper()} ONNX model for {purpose}{hint}; "
+                f"it holds: {have}"
+            )
+        return self.file(self.onnx[precision])
+
+
+@dataclass
+class Compiled:
+    """What a target compiler produced: files for the new bundle and how to check them."""
+
+    files: dict[str, Path]
+    model_file: str
+    source_model: Path  # the ONNX the compiled model must agree with
+    device: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    runner_options: dict[str, Any] = field(default_factory=dict)
+
+
+Compiler = Callable[[SourceBundle, str, Path, str, dict[str, Any]], Compiled]
+
+
+def compile_bundle(
+    bundle: str | Path,
+    *,
+    target: Target,
+    precision: Precision,
+    output: str | Path,
+    device: str = AUTO_DEVICE,
+    **trt_options: Any,
+) -> Path:
+    """Compile ``bundle`` for ``target`` at ``precision`` into a new bundle at ``output``.
+
+    Args:
+        device: where the model is compiled for and checked: an OpenVINO device (``CPU``, ``GPU``), or
+            ``cuda`` for TensorRT; ``auto`` is the target's default.
+        trt_options: :class:`edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (``max_batch``,
+            ``opt_batch``, ``workspace_mib``, ``timing_cache``, ``version_compatible``,
+            ``hardware_compatibility``); TensorRT only.
+    """
+    if target not in COMPILERS:
+        raise ExportError(f"compile targets are {', '.join(COMPILERS)}, not {target!r}")
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if trt_options and target != "tensorrt":
+        raise ExportError(f"{', '.join(sorted(trt_options))} apply to --target tensorrt only")
+    device = resolve_device(get_backend(target), device)
+    source = SourceBundle.open(bundle)
+    output = Path(output)
+    if output.resolve() == source.path.resolve():
+        raise ExportError("the compiled bundle must go to a new directory, not over its source")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.compile.", dir=output.parent) as staging:
+        compiled = COMPILERS[target](source, precision, Path(staging), device, trt_options)
+        inputs, expected = read_golden(source.path, source.manifest)
+        reference = _reference_logits(source, compiled.source_model, inputs, expected)
+        model = compiled.files[compiled.model_file]
+        with open_runner(model, backend=target, device=compiled.device, precision=precision,
+                         **compiled.runner_options) as runner:
+            outputs = runner.infer(inputs)
+        comparison = compare_logits(reference, outputs, precision)
+        if not comparison.passed:
+            raise ExportError(f"the compiled {target} {precision} model does not reproduce its source "
+                              f"{compiled.source_model.name}: {comparison.describe()}")
+        log.info("compiled %s %s: %s", target, precision, comparison.describe())
+        manifest = _compiled_manifest(source, target, precision, compiled, comparison.to_dict())
+        write_bundle(output, manifest, compiled.files, golden_inputs=inputs, golden_outputs=outputs)
+    return output
+
+
+def _reference_logits(
+    source: SourceBundle, model: Path, inputs: np.ndarray, golden: np.ndarray
+) -> np.ndarray:
+    """The source model's logits on the golden inputs: its golden outputs, if it is the bundle's model."""
+    if model == source.file(source.manifest.model_file):
+        return golden
+    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+
+    with OnnxRuntimeRunner(model) as runner:
+        return runner.infer(inputs)
+
+
+def _compiled_manifest(source: SourceBundle, target: str, precision: str, compiled: Compiled,
+                       parity: dict[str, Any]) -> Manifest:
+    src = source.manifest
+    int8 = precision == "int8"
+    return Manifest(
+        architecture=src.architecture, precision=precision, target=target, model_file=compiled.model_file,
+        preprocessing=src.preprocessing, labels=list(src.labels), input=dict(src.input),
+        parity={"reference": f"source {compiled.source_model.name} on the golden inputs", **parity},
+        calibration=src.calibration if int8 else None, quantization=src.quantization if int8 else None,
+        build={"compile": {
+            "source_bundle": str(source.path),
+            "source_manifest_sha256": sha256_file(source.path / MANIFEST_FILE),
+            "source_target": src.target, "source_precision": src.precision,
+            "source_model": compiled.source_model.name, "precision": precision, "device": compiled.device,
+            "source_accuracy": src.accuracy,  # measured on the source artifact, not re-measured here
+        }},
+        extra=compiled.extra,
+    )
+
+
+# --- INT8 inputs ------------------------------------------------------------------------------------
+
+
+def _qdq_from_table(source: SourceBundle, staging: Path, flavour: str) -> Path:
+    """Rebuild the QDQ model for ``flavour`` from the bundle's calibration table, without recalibrating."""
+    from edgeresnet.calibration import CalibrationTable, quantize_qdq
+
+    table = CalibrationTable.load(source.file(CALIBRATION_FILE))
+    out = staging / f"model_int8_{flavour}.onnx"
+    quantize_qdq(source.file(source.onnx["fp32"]), table, out, flavour=flavour)  # type: ignore[arg-type]
+    return out
+
+
+# --- OpenVINO ---------------------------------------------------------------------------------------
+
+
+def compile_openvino(source: SourceBundle, precision: str, staging: Path, device: str,
+                     options: dict[str, Any]) -> Compiled:
+    from edgeresnet.export.openvino import convert_qdq_to_ir, convert_to_ir, openvino_version
+
+    xml = staging / "model.xml"
+    if precision == "int8":
+        if "int8" in source.onnx:
+            onnx_model = source.file(source.onnx["int8"])
+        elif source.has_table():
+            onnx_model = _qdq_from_table(source, staging, "onnxruntime")
+        else:
+            onnx_model = source.require("int8", "an OpenVINO INT8 IR")
+        convert_qdq_to_ir(onnx_model, xml)
+    else:
+        onnx_model = source.require("fp32", f"an OpenVINO {precision.upper()} IR")
+        convert_to_ir(onnx_model, xml, precision=precision)  # type: ignore[arg-type]
+    return Compiled(
+        files={"model.xml": xml, "model.bin": xml.with_suffix(".bin")}, model_file="model.xml",
+        source_model=onnx_model, device=device,
+        extra={"openvino": {"version": openvino_version(), "device": device, "weights": precision}},
+    )
+
+
+# --- TensorRT ---------------------------------------------------------------------------------------
+
+
+def compile_tensorrt(source: SourceBundle, precision: str, staging: Path, device: str,
+                     options: dict[str, Any]) -> Compiled:
+    from edgeresnet.export import tensorrt as trt_export
+
+    build_options = _build_options(trt_export, options, staging)
+    if device.lower() not in ("cuda", "cuda:0"):
+        raise ExportError(
+            "TensorRT builds on the first visible GPU (cuda): choose it with CUDA_VISIBLE_DEVICES"
+        )
+    network_onnx, action = _tensorrt_source(source, precision)
+    carry = (f"the bundle's QDQ ONNX ({source.onnx.get('int8', 'model.onnx')}) plus {CALIBRATION_FILE}"
+             if precision == "int8" else f"the bundle's ONNX ({network_onnx.name})")
+    trt_export.require_tensorrt_gpu(carry)  # fail before any work when the machine cannot build
+    extra: dict[str, Any] = {}
+    reference = network_onnx
+    if action == "qdq-from-table":
+        network_onnx = reference = _qdq_from_table(source, staging, "tensorrt")
+    elif action == "fp16":
+        conversion = trt_export.convert_onnx_to_fp16(network_onnx, staging / "model_fp16.onnx")
+        extra["fp16_conversion"] = conversion.to_dict()
+        network_onnx = conversion.path
+    engine = staging / "model.engine"
+    build = trt_export.build_engine(network_onnx, engine, options=build_options, carry=carry)
+    files = {"model.engine": engine, "model.onnx": network_onnx}
+    if precision != "fp32" and "fp32" in source.onnx:
+        files[FP32_ONNX] = source.file(source.onnx["fp32"])
+    if CALIBRATION_FILE in source.manifest.files and precision == "int8":
+        files[CALIBRATION_FILE] = source.file(CALIBRATION_FILE)
+    if build_options.timing_cache is not None and build_options.timing_cache.is_file():
+        files["timing.cache"] = build_options.timing_cache
+    # The cache's path on the build machine means nothing elsewhere; the bundle's copy is what counts.
+    settings = {**build_options.to_dict(), "timing_cache": "timing.cache" if "timing.cache" in files else None}
+    record = {**build.to_manifest(), **extra, "onnx": "model.onnx", "network_precision": precision,
+              "version_compatible": build_options.version_compatible,
+              "hardware_compatibility": build_options.hardware_compatibility, "options": settings}
+    return Compiled(files=files, model_file="model.engine", source_model=reference, device=device,
+                    extra={"tensorrt": record},
+                    runner_options={"allow_host_code": build_options.version_compatible})
+
+
+def _build_options(trt_export: Any, options: dict[str, Any], staging: Path) -> Any:
+    fields = set(trt_export.TensorRtBuildOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ExportError(
+            f"unknown TensorRT option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+        )
+    values = dict(options)
+    # Without a cache of the caller's, the build still keeps one, and the bundle carries it for rebuilds.
+    cache = values.get("timing_cache")
+    values["timing_cache"] = Path(cache) if cache else staging / "timing.cache"
+    return trt_export.TensorRtBuildOptions(**values)
+
+
+def _tensorrt_source(source: SourceBundle, precision: str) -> tuple[Path, str]:
+    """The ONNX to build from and what to do with it first: use it, convert it to FP16, or rebuild the QDQ."""
+    if precision == "fp32":
+        return source.require("fp32", "a TensorRT FP32 engine"), "as-is"
+    if precision == "fp16":
+        if "fp16" in source.onnx:
+            return source.file(source.onnx["fp16"]), "as-is"
+        return source.require("fp32", "a TensorRT FP16 engine"), "fp16"
+    from edgeresnet.calibration import check_tensorrt_rules
+
+    problems: list[str] = []
+    if "int8" in source.onnx:
+        qdq = source.file(source.onnx["int8"])
+        problems = check_tensorrt_rules(qdq)
+        if not problems:
+            return qdq, "as-is"
+    if source.has_table():
+        return source.file(source.onnx["fp32"]), "qdq-from-table"
+    if problems:
+        raise ExportError(
+            f"{source.onnx['int8']} does not follow TensorRT's QDQ rules ({problems[0]}; {len(problems)} "
+            f"problems) and the bundle has no {CALIBRATION_FILE} + {FP32_ONNX} to rebuild it from: "
+            "export with --target tensorrt"
+        )
+    return source.require("int8", "a TensorRT INT8 engine"), "as-is"
+
+
+# The one dispatch table: a target name → the function that compiles for it.
+COMPILERS: dict[str, Compiler] = {"openvino": compile_openvino, "tensorrt": compile_tensorrt}

@@ -1,0 +1,233 @@
+"""The application-facing classifier: a bundle (or a bare model file) in, labelled predictions out.
+
+    with Classifier.load("bundles/r20-int8") as classifier:
+        for prediction in classifier.predict(["shoe.png"], top_k=3)[0]:
+            print(prediction.label, prediction.probability)
+
+It needs numpy, Pillow and one runtime (onnxruntime, openvino or tensorrt), never torch. Every image
+goes through the bundle's own PreprocessSpec, so the app preprocesses exactly as evaluation did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+from PIL import Image
+
+from edgeresnet.bundle import Manifest, check_files, read_manifest
+from edgeresnet.data.decoding import DECODE_ERRORS, decode_image
+from edgeresnet.data.preprocessing import PreprocessSpec
+from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError
+from edgeresnet.runtime.base import Runner, RunnerInfo
+from edgeresnet.runtime.select import AUTO_DEVICE, open_runner
+
+ImageInput = str | Path | Image.Image | np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One ranked class for one image."""
+
+    index: int
+    label: str
+    probability: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Classifier:
+    """A runner plus the preprocessing and labels it was built with."""
+
+    def __init__(self, runner: Runner, spec: PreprocessSpec, labels: Sequence[str],
+                 manifest: Manifest | None = None) -> None:
+        self.runner = runner
+        self.spec = spec
+        self.labels = list(labels)
+        self.manifest = manifest
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        backend: str | None = None,
+        device: str = AUTO_DEVICE,
+        threads: int | None = None,
+        check_hashes: bool = True,
+    ) -> Classifier:
+        """Open a bundle directory, or a bare ``.onnx`` whose metadata carries preprocessing and labels.
+
+        Args:
+            backend: ``onnxruntime``, ``openvino`` or ``tensorrt``; by default the model file's suffix
+                decides.
+            device: the backend's device (``cpu``, ``cuda``, ``GPU``...); ``auto`` is the backend's default.
+            check_hashes: refuse a bundle whose files differ from its manifest (a model that is not the
+                one described would give silently wrong answers).
+        """
+        path = Path(path)
+        if path.is_dir():
+            manifest = read_manifest(path)
+            if check_hashes:
+                problems = check_files(path, manifest)
+                if problems:
+                    raise BundleError(f"bundle {path} fails its checks: {'; '.join(problems)}")
+            model_path = path / manifest.model_file
+            options = bundle_runner_options(manifest)
+            runner = open_runner(model_path, backend=backend, device=device, threads=threads,
+                                 precision=manifest.precision, **options)
+            return cls(runner, manifest.preprocessing, manifest.labels, manifest)
+        if not path.is_file():
+            raise BundleError(f"no bundle or model file at {path}")
+        spec, labels = _metadata_of_bare_model(path)
+        runner = open_runner(path, backend=backend, device=device, threads=threads)
+        return cls(runner, spec, labels)
+
+    # --- inference -------------------------------------------------------------------------------
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5) -> list[list[Prediction]]:
+        """Top-``top_k`` predictions for each image, best first.
+
+        ``images`` is one image or a sequence of them: file paths, PIL images, uint8 arrays (H×W or
+        H×W×C, any size: they are resized as the spec says), or float32 arrays already preprocessed to
+        the model's C×H×W. A 4-D array is a batch (uint8 N×H×W×C images, or a preprocessed N×C×H×W).
+        """
+        if top_k < 1:
+            raise EdgeResNetError(f"top_k must be at least 1, got {top_k}")
+        logits = self.logits(self.preprocess(images))
+        probabilities = _softmax(logits)
+        k = min(top_k, probabilities.shape[1])
+        ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        return [
+            [Prediction(int(i), self._label(int(i)), float(row[i])) for i in order]
+            for row, order in zip(probabilities, ranked)
+        ]
+
+    def preprocess(self, images: ImageInput | Sequence[ImageInput]) -> np.ndarray:
+        """Images → the float32 N×C×H×W batch the model takes."""
+        items = _as_items(images)
+        if not items:
+            raise DatasetError("no images given")
+        return np.stack([self._preprocess_one(item) for item in items])
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Raw logits for a preprocessed float32 N×C×H×W batch."""
+        expected = tuple(self.spec.input_shape()[1:])
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
+            shape = getattr(batch, "shape", type(batch).__name__)
+            raise DatasetError(
+                "expected a preprocessed float32 batch of shape "
+                f"N×{'×'.join(map(str, expected))}, got {shape}"
+            )
+        if not np.issubdtype(batch.dtype, np.floating):
+            raise DatasetError(f"a preprocessed batch must be float32, got {batch.dtype}; "
+                               "pass uint8 images to predict() to have them preprocessed")
+        logits = self.runner.infer(batch.astype(np.float32, copy=False))
+        if logits.ndim != 2 or logits.shape[1] != len(self.labels):
+            raise EdgeResNetError(
+                f"the model gives {logits.shape} logits but the bundle lists {len(self.labels)} labels"
+            )
+        return logits
+
+    def describe(self) -> RunnerInfo:
+        return self.runner.describe()
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _label(self, index: int) -> str:
+        return self.labels[index] if index < len(self.labels) else str(index)
+
+    def _preprocess_one(self, item: ImageInput) -> np.ndarray:
+        if isinstance(item, (str, Path)):
+            return self.spec.apply(_decode(Path(item)))
+        if isinstance(item, np.ndarray) and np.issubdtype(item.dtype, np.floating):
+            # A float array is a tensor, not a picture: resizing it would guess at its scale and layout.
+            expected = tuple(self.spec.input_shape()[1:])
+            if item.shape != expected:
+                raise DatasetError(
+                    "a float array is taken as a preprocessed input and must be "
+                    f"{'×'.join(map(str, expected))}, got {'×'.join(map(str, item.shape))}; "
+                    "pass uint8 images to have them resized"
+                )
+            return item.astype(np.float32, copy=False)
+        return self.spec.apply(item)
+
+
+def _as_items(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
+    if isinstance(images, (str, Path, Image.Image)):
+        return [images]
+    if isinstance(images, np.ndarray):
+        if images.ndim == 4:
+            return list(images)
+        if images.ndim == 3 and images.dtype == np.uint8 and images.shape[-1] not in (1, 3, 4):
+            return list(images)  # N×H×W grayscale images
+        return [images]
+    if isinstance(images, Sequence):
+        return list(images)
+    raise DatasetError(f"unsupported image input {type(images).__name__}")
+
+
+def _decode(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DatasetError(f"image not found: {path}")
+    try:
+        return decode_image(path)
+    except DECODE_ERRORS as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DatasetError(f"cannot decode image {path}: {reason}") from error
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted.astype(np.float64))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def bundle_runner_options(manifest: Manifest) -> dict[str, Any]:
+    """Backend options a bundle's manifest decides (after its hashes have been checked)."""
+    tensorrt = manifest.extra.get("tensorrt") or {}
+    if manifest.target == "tensorrt" and tensorrt.get("version_compatible"):
+        return {"allow_host_code": True}
+    return {}
+
+
+def _metadata_of_bare_model(path: Path) -> tuple[PreprocessSpec, list[str]]:
+    """Preprocessing and labels from an ONNX file's metadata_props (written by edgeresnet's exporter)."""
+    if path.suffix.lower() != ".onnx":
+        raise BundleError(
+            f"{path.name} carries no preprocessing or labels: load the bundle directory it came from"
+        )
+    import onnx  # torch-free; needed only for bare files
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf raises DecodeError and others for a corrupt file
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise BundleError(f"{path} is not a readable ONNX model: {reason}") from error
+    metadata = {prop.key: prop.value for prop in proto.metadata_props}
+    if "preprocessing" not in metadata or "labels" not in metadata:
+        raise BundleError(
+            f"{path.name} has no preprocessing/labels metadata: load it from its bundle directory instead"
+        )
+    try:
+        spec = PreprocessSpec.from_dict(json.loads(metadata["preprocessing"]))
+        labels = json.loads(metadata["labels"])
+    except (ValueError, TypeError, KeyError, DatasetError) as error:
+        raise BundleError(f"{path.name} has malformed preprocessing/labels metadata: {error}") from error
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise BundleError(f"{path.name}: the labels metadata must be a JSON list of strings")
+    return spec, labels

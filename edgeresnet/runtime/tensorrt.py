@@ -1,0 +1,394 @@
+"""TensorRT backend: run a serialized engine (``.engine``/``.plan``) on an NVIDIA GPU.
+
+Written against the TensorRT 10.x/11.x Python API (name-based I/O tensors, ``set_input_shape``,
+``set_tensor_address``, ``execute_async_v3``). Device buffers come from cuda-python where installed,
+since it is small and needs no torch on the device; torch's CUDA allocator is the fallback. TensorRT,
+cuda-python and torch are all imported inside functions, so importing this module costs nothing.
+
+An engine is an executable artifact tied to the TensorRT version and GPU it was built on; load only
+engines you built or received from a trusted source (a bundle whose hashes verify).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+
+from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
+from edgeresnet.runtime.base import Runner, RunnerInfo
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "fp16", "int8"]
+
+INSTALL_HINT = "pip install 'edgeresnet[tensorrt]' (TensorRT 10.1 or newer) on the machine with the GPU"
+
+
+def require_tensorrt() -> ModuleType:
+    """Import tensorrt, or explain how to get it."""
+    try:
+        import tensorrt
+    except ImportError as error:
+        raise BackendUnavailableError(f"TensorRT is not installed here: {INSTALL_HINT}") from error
+    return tensorrt
+
+
+def tensorrt_major(trt: ModuleType) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
+def make_logger(trt: ModuleType) -> Any:
+    """A TensorRT logger that routes messages into logging and keeps the errors for one-line reports.
+
+    TensorRT reports why a deserialization or build failed only through its logger (the call itself
+    returns None), so the errors are kept for the exception message.
+    """
+
+    class RecordingLogger(trt.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+                self.errors.append(msg.strip())
+                log.debug("TensorRT error: %s", msg)
+            elif severity == trt.ILogger.Severity.WARNING:
+                log.warning("TensorRT: %s", msg)
+            else:
+                log.debug("TensorRT: %s", msg)
+
+        def reason(self, default: str) -> str:
+            return self.errors[-1].splitlines()[0] if self.errors else default
+
+    return RecordingLogger()
+
+
+# --- the GPU -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """The GPU an engine is built for or run on: the facts an engine is tied to."""
+
+    name: str
+    compute_capability: str  # "8.6"
+    source: str  # which library answered: cuda-python, nvidia-smi, torch
+
+
+def gpu_info(index: int = 0) -> GpuInfo | None:
+    """Name and compute capability of CUDA device ``index``, or None where there is no GPU.
+
+    cuda-python is asked first (torch-free and exact), then nvidia-smi (present with every driver),
+    then torch; nvidia-smi numbers devices in PCI order, which matches CUDA's order on one-GPU
+    machines and whenever CUDA_DEVICE_ORDER=PCI_BUS_ID.
+    """
+    for probe in (_gpu_from_cuda_python, _gpu_from_nvidia_smi, _gpu_from_torch):
+        try:
+            info = probe(index)
+        except _PROBE_ERRORS as error:  # a broken driver install must not hide the other probes
+            log.debug("GPU probe %s failed: %s", probe.__name__, error)
+            continue
+        if info is not None:
+            return info
+    return None
+
+
+# What a GPU probe raises on a machine with a broken or partial CUDA install: missing libraries
+# (ImportError, OSError), driver errors surfaced by the bindings (RuntimeError), garbled output.
+_PROBE_ERRORS = (ImportError, OSError, RuntimeError, ValueError, AttributeError, subprocess.SubprocessError)
+
+
+def _cudart() -> Any:
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        from cuda import cudart  # older cuda-python layout
+    return cudart
+
+
+def _gpu_from_cuda_python(index: int) -> GpuInfo | None:
+    if importlib.util.find_spec("cuda") is None:
+        return None
+    cudart = _cudart()
+    error, count = cudart.cudaGetDeviceCount()
+    if error != cudart.cudaError_t.cudaSuccess or index >= count:
+        return None
+    error, props = cudart.cudaGetDeviceProperties(index)
+    if error != cudart.cudaError_t.cudaSuccess:
+        return None
+    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    return GpuInfo(name.rstrip("\x00").strip(), f"{props.major}.{props.minor}", "cuda-python")
+
+
+def _gpu_from_nvidia_smi(index: int) -> GpuInfo | None:
+    if shutil.which("nvidia-smi") is None:
+        return None
+    result = subprocess.run(
+        ["nvidia-smi", f"--id={index}", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+        capture_output=True, text=True, timeout=20, check=False,
+    )
+    if result.returncode != 0 or "," not in result.stdout:
+        return None
+    name, capability = (part.strip() for part in result.stdout.strip().splitlines()[0].rsplit(",", 1))
+    return GpuInfo(name, capability, "nvidia-smi")
+
+
+def _gpu_from_torch(index: int) -> GpuInfo | None:
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+        return None
+    major, minor = torch.cuda.get_device_capability(index)
+    return GpuInfo(torch.cuda.get_device_name(index), f"{major}.{minor}", "torch")
+
+
+def device_index(device: str) -> int:
+    """``cuda`` → 0, ``cuda:1`` → 1."""
+    base, _, index = device.lower().partition(":")
+    if base != "cuda" or (index and not index.isdigit()):
+        raise EdgeResNetError(f"TensorRT runs on CUDA devices ('cuda' or 'cuda:N'), not {device!r}")
+    return int(index or 0)
+
+
+# --- device memory -----------------------------------------------------------------------------------
+
+
+class _CudaPythonMemory:
+    """Device buffers and a stream from cuda-python's runtime bindings."""
+
+    def __init__(self, index: int) -> None:
+        self._rt = _cudart()
+        self._check(self._rt.cudaSetDevice(index), "select the GPU")
+        self._stream = self._check(self._rt.cudaStreamCreate(), "create a stream")
+        self._pointers: list[Any] = []
+
+    @property
+    def stream(self) -> int:
+        return int(self._stream)
+
+    def alloc(self, nbytes: int) -> int:
+        pointer = self._check(self._rt.cudaMalloc(max(nbytes, 1)), f"allocate {nbytes} bytes")
+        self._pointers.append(pointer)
+        return int(pointer)
+
+    def upload(self, address: int, array: np.ndarray) -> None:
+        kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        copy = self._rt.cudaMemcpyAsync(address, array.ctypes.data, array.nbytes, kind, self._stream)
+        self._check(copy, "copy in")
+
+    def download(self, array: np.ndarray, address: int) -> None:
+        kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        copy = self._rt.cudaMemcpyAsync(array.ctypes.data, address, array.nbytes, kind, self._stream)
+        self._check(copy, "copy out")
+
+    def synchronize(self) -> None:
+        self._check(self._rt.cudaStreamSynchronize(self._stream), "synchronize")
+
+    def close(self) -> None:
+        for pointer in self._pointers:
+            self._rt.cudaFree(pointer)
+        self._pointers.clear()
+        self._rt.cudaStreamDestroy(self._stream)
+
+    def _check(self, result: tuple[Any, ...], action: str) -> Any:
+        error, *values = result
+        if error != self._rt.cudaError_t.cudaSuccess:
+            name = self._rt.cudaGetErrorName(error)[1]
+            raise EdgeResNetError(f"CUDA cannot {action}: {name.decode() if isinstance(name, bytes) else name}")
+        return values[0] if values else None
+
+
+class _TorchMemory:
+    """Device buffers and a stream from torch's CUDA allocator, for devices without cuda-python."""
+
+    def __init__(self, index: int) -> None:
+        import torch
+
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise BackendUnavailableError(f"no CUDA device cuda:{index} is visible to torch here")
+        self._torch = torch
+        self._device = torch.device("cuda", index)
+        torch.cuda.set_device(self._device)
+        self._stream_object = torch.cuda.Stream(self._device)
+        self._buffers: dict[int, Any] = {}
+
+    @property
+    def stream(self) -> int:
+        return int(self._stream_object.cuda_stream)
+
+    def alloc(self, nbytes: int) -> int:
+        tensor = self._torch.empty(max(nbytes, 1), dtype=self._torch.uint8, device=self._device)
+        self._buffers[tensor.data_ptr()] = tensor
+        return int(tensor.data_ptr())
+
+    def upload(self, address: int, array: np.ndarray) -> None:
+        source = self._torch.from_numpy(array.reshape(-1).view(np.uint8))
+        with self._torch.cuda.stream(self._stream_object):
+            self._buffers[address][: array.nbytes].copy_(source, non_blocking=True)
+
+    def download(self, array: np.ndarray, address: int) -> None:
+        target = self._torch.from_numpy(array.reshape(-1).view(np.uint8))
+        with self._torch.cuda.stream(self._stream_object):
+            target.copy_(self._buffers[address][: array.nbytes], non_blocking=True)
+
+    def synchronize(self) -> None:
+        self._stream_object.synchronize()
+
+    def close(self) -> None:
+        self._buffers.clear()
+
+
+def _open_device_memory(index: int) -> _CudaPythonMemory | _TorchMemory:
+    try:
+        return _CudaPythonMemory(index)
+    except ImportError as error:  # no cuda-python (a "cuda" namespace from other wheels is not enough)
+        log.debug("cuda-python unavailable (%s); trying torch", error)
+    if importlib.util.find_spec("torch") is not None:
+        return _TorchMemory(index)
+    raise BackendUnavailableError(
+        "TensorRT needs cuda-python (pip install cuda-python) or torch with CUDA here"
+    )
+
+
+# --- the runner --------------------------------------------------------------------------------------
+
+
+class TensorRTRunner(Runner):
+    """Run a serialized TensorRT engine with one float input (N×C×H×W) and one output (N×classes).
+
+    Args:
+        device: ``cuda`` or ``cuda:N``.
+        allow_host_code: let a version-compatible engine run the lean runtime it embeds; only for
+            engines from a trusted source.
+    """
+
+    backend = "tensorrt"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        device: str = "cuda",
+        threads: int | None = None,
+        precision: Precision = "fp32",
+        allow_host_code: bool = False,
+    ) -> None:
+        super().__init__(model_path, device=device, threads=threads)
+        trt = require_tensorrt()
+        self._trt = trt
+        self._precision = precision
+        self._index = device_index(device)
+        self._gpu = gpu_info(self._index)
+        if self._gpu is None:
+            raise BackendUnavailableError(
+                f"TensorRT is installed but no CUDA GPU cuda:{self._index} is visible"
+            )
+        self._memory = _open_device_memory(self._index)  # selects the GPU before the engine is loaded
+        self._logger = make_logger(trt)
+        try:
+            self._load(allow_host_code)
+        except BaseException:
+            self._memory.close()
+            raise
+
+    def _load(self, allow_host_code: bool) -> None:
+        self._engine = self._deserialize(allow_host_code)
+        self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise EdgeResNetError(f"TensorRT cannot create an execution context for {self.model_path.name}: "
+                                  f"{self._logger.reason('out of GPU memory?')}")
+        self._input, self._output = self._io_names()
+        self._min_batch, self._max_batch = self._batch_range()
+        nptype = self._trt.nptype
+        self._input_dtype = np.dtype(nptype(self._engine.get_tensor_dtype(self._input)))
+        self._output_dtype = np.dtype(nptype(self._engine.get_tensor_dtype(self._output)))
+        self._addresses = self._allocate()
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch
+
+    def _deserialize(self, allow_host_code: bool) -> Any:
+        runtime = self._trt.Runtime(self._logger)
+        if allow_host_code:
+            runtime.engine_host_code_allowed = True
+        engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
+        if engine is None:
+            raise EdgeResNetError(
+                f"TensorRT cannot load {self.model_path.name}: "
+                f"{self._logger.reason('not an engine for this TensorRT version and GPU')}"
+            )
+        return engine
+
+    def _io_names(self) -> tuple[str, str]:
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        inputs = [n for n in names if self._engine.get_tensor_mode(n) == self._trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if n not in inputs]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise EdgeResNetError(
+                f"{self.model_path.name} has {len(inputs)} inputs and {len(outputs)} outputs; "
+                "an image classifier has one of each"
+            )
+        return inputs[0], outputs[0]
+
+    def _batch_range(self) -> tuple[int, int]:
+        shape = tuple(self._engine.get_tensor_shape(self._input))
+        if shape[0] >= 0:  # static batch
+            return shape[0], shape[0]
+        low, _, high = self._engine.get_tensor_profile_shape(self._input, 0)
+        return int(low[0]), int(high[0])
+
+    def _allocate(self) -> dict[str, int]:
+        """Buffers for the largest batch, allocated once; their addresses never change."""
+        addresses = {}
+        for name, dtype in ((self._input, self._input_dtype), (self._output, self._output_dtype)):
+            shape = [self._max_batch if dim < 0 else dim for dim in self._engine.get_tensor_shape(name)]
+            addresses[name] = self._memory.alloc(int(np.prod(shape)) * dtype.itemsize)
+            self._context.set_tensor_address(name, addresses[name])
+        return addresses
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        # Batches beyond the optimisation profile run in slices: the caller need not know the profile.
+        if batch.shape[0] > self._max_batch:
+            slices = [batch[i : i + self._max_batch] for i in range(0, batch.shape[0], self._max_batch)]
+            return np.concatenate([self._infer_impl(part) for part in slices])
+        if batch.shape[0] < self._min_batch:
+            raise EdgeResNetError(f"{self.model_path.name} needs batches of at least {self._min_batch}")
+        host_in = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        if not self._context.set_input_shape(self._input, host_in.shape):
+            raise EdgeResNetError(f"{self.model_path.name} cannot take a batch of shape {batch.shape}: "
+                                  f"{self._logger.reason('outside its optimisation profile')}")
+        host_out = np.empty(tuple(self._context.get_tensor_shape(self._output)), dtype=self._output_dtype)
+        self._memory.upload(self._addresses[self._input], host_in)
+        if not self._context.execute_async_v3(self._memory.stream):
+            reason = self._logger.reason("unknown")
+            raise EdgeResNetError(f"TensorRT failed to run {self.model_path.name}: {reason}")
+        self._memory.download(host_out, self._addresses[self._output])
+        self._memory.synchronize()
+        return host_out.astype(np.float32, copy=False)
+
+    def _describe_impl(self) -> RunnerInfo:
+        gpu = f" ({self._gpu.name}, sm {self._gpu.compute_capability})" if self._gpu else ""
+        return RunnerInfo(
+            backend=self.backend,
+            device=f"cuda:{self._index}{gpu}",
+            precision=self._precision,
+            model_path=str(self.model_path),
+            versions={"tensorrt": str(self._trt.__version__)},
+        )
+
+    def _close_impl(self) -> None:
+        self._context = None
+        self._engine = None
+        self._memory.close()

@@ -1,0 +1,271 @@
+"""Verify a bundle on the machine that will run it: its files, its runtime, and its golden answers.
+
+``verify_bundle`` checks, in order: the manifest can be read (and is not from a newer format), every
+file matches its sha256 (a tampered engine is never loaded), the installed runtime matches the one
+recorded (a warning for ONNX Runtime/OpenVINO; for a TensorRT engine the TensorRT version and GPU
+must match, or the engine cannot be trusted to load), and the model reproduces its golden outputs
+within the tolerance of its precision. The same comparison is what ``compile`` uses.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeresnet.bundle import MANIFEST_FILE, Manifest, check_files, read_golden, read_manifest
+from edgeresnet.environment import package_version
+from edgeresnet.errors import EdgeResNetError
+from edgeresnet.runtime.classifier import bundle_runner_options
+from edgeresnet.runtime.select import AUTO_DEVICE, Backend, backend_for, open_runner, resolve_device
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a model's logits may be from a reference and still count as the same model.
+
+    Args:
+        relative: the largest allowed |Δlogit|, as a fraction of the reference's logit range (at least 1).
+        min_top1: the smallest allowed share of images whose top-1 agrees, counting a disagreement only
+            when the reference's margin between the two classes exceeds the allowed |Δlogit| (a near
+            tie may flip under any rounding and says nothing about the model).
+    """
+
+    relative: float
+    min_top1: float
+
+
+# FP32 reorderings move logits by ~1e-5 relative; FP16 rounding by ~1e-3; INT8 kernels differ between
+# CPUs (VNNI or not) and runtimes by a few quantization steps of the output, ~1-5% of the range.
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(relative=1e-3, min_top1=1.0),
+    "fp16": Tolerance(relative=2e-2, min_top1=1.0),
+    "bf16": Tolerance(relative=5e-2, min_top1=0.95),
+    "int8": Tolerance(relative=0.15, min_top1=0.9),
+}
+
+
+@dataclass(frozen=True)
+class LogitComparison:
+    """How a model's logits compare with reference logits on the same inputs."""
+
+    precision: str
+    images: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    logit_range: float
+    allowed_abs_diff: float
+    top1_agreement: float
+    decisive_top1_agreement: float
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"{self.images} images, max |Δlogit| {self.max_abs_diff:.2e} "
+                f"(allowed {self.allowed_abs_diff:.2e} for {self.precision}), "
+                f"top-1 agreement {self.top1_agreement:.0%}")
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, precision: str) -> LogitComparison:
+    """Compare ``candidate`` logits with ``reference`` under the tolerance of ``precision``."""
+    if precision not in TOLERANCES:
+        raise EdgeResNetError(f"no tolerance for precision {precision!r}; known: {', '.join(TOLERANCES)}")
+    if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
+        raise EdgeResNetError(f"logits of shape {candidate.shape} cannot be compared with {reference.shape}")
+    tolerance = TOLERANCES[precision]
+    reference = reference.astype(np.float64)
+    candidate = candidate.astype(np.float64)
+    diff = np.abs(reference - candidate)
+    logit_range = float(reference.max() - reference.min())
+    allowed = tolerance.relative * max(1.0, logit_range)
+    ref_top, cand_top = reference.argmax(1), candidate.argmax(1)
+    rows = np.arange(len(reference))
+    margin = reference[rows, ref_top] - reference[rows, cand_top]
+    decisive = (ref_top != cand_top) & (margin > allowed)
+    decisive_agreement = 1.0 - float(decisive.mean())
+    return LogitComparison(
+        precision=precision,
+        images=len(reference),
+        max_abs_diff=float(diff.max()),
+        mean_abs_diff=float(diff.mean()),
+        logit_range=logit_range,
+        allowed_abs_diff=allowed,
+        top1_agreement=float((ref_top == cand_top).mean()),
+        decisive_top1_agreement=decisive_agreement,
+        passed=bool(diff.max() <= allowed and decisive_agreement >= tolerance.min_top1),
+    )
+
+
+@dataclass
+class VerifyReport:
+    """What verify found: passed checks, warnings, and failures (any failure fails the bundle)."""
+
+    bundle: Path
+    checks: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    golden: LogitComparison | None = None
+    runner: dict[str, Any] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        lines = [f"bundle {self.bundle}: {'OK' if self.passed else 'FAILED'}"]
+        lines += [f"  ok: {check}" for check in self.checks]
+        lines += [f"  warning: {warning}" for warning in self.warnings]
+        lines += [f"  failed: {failure}" for failure in self.failures]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bundle": str(self.bundle), "passed": self.passed, "checks": self.checks,
+                "warnings": self.warnings, "failures": self.failures,
+                "golden": self.golden.to_dict() if self.golden else None, "runner": self.runner}
+
+
+def verify_bundle(
+    bundle: str | Path, *, backend: str | None = None, device: str = AUTO_DEVICE
+) -> VerifyReport:
+    """Check a bundle end to end on this machine; problems are reported, not raised."""
+    report = VerifyReport(bundle=Path(bundle))
+    try:
+        manifest = read_manifest(bundle)
+    except EdgeResNetError as error:
+        report.failures.append(str(error))
+        return report
+    report.checks.append(f"manifest format {manifest.format_version}: {manifest.architecture} "
+                         f"{manifest.precision} for {manifest.target} ({manifest.model_file})")
+    if not _files_intact(report, manifest):
+        return report  # never load a model whose bytes are not the ones the manifest describes
+    try:
+        chosen = backend_for(report.bundle / manifest.model_file, backend)
+        device = resolve_device(chosen, device)
+    except EdgeResNetError as error:
+        report.failures.append(str(error))
+        return report
+    _check_runtime(report, manifest, chosen, device)
+    if report.failures:
+        return report
+    _check_golden(report, manifest, chosen, device)
+    return report
+
+
+def _files_intact(report: VerifyReport, manifest: Manifest) -> bool:
+    if manifest.model_file not in manifest.files:
+        report.failures.append(f"the manifest records no sha256 for its model file {manifest.model_file}")
+    report.failures.extend(check_files(report.bundle, manifest))
+    listed = set(manifest.files) | {MANIFEST_FILE}
+    unlisted = sorted(p.relative_to(report.bundle).as_posix() for p in report.bundle.rglob("*")
+                      if p.is_file() and p.relative_to(report.bundle).as_posix() not in listed)
+    if unlisted:
+        report.warnings.append(f"files not in the manifest (ignored): {', '.join(unlisted[:5])}")
+    if report.failures:
+        return False
+    report.checks.append(f"{len(manifest.files)} files match their sha256")
+    return True
+
+
+def _check_runtime(report: VerifyReport, manifest: Manifest, backend: Backend, device: str) -> None:
+    # Each backend's Python module is named like the backend itself.
+    if importlib.util.find_spec(backend.name) is None:
+        report.failures.append(f"{backend.name} is not installed here: {backend.install_hint}")
+        return
+    if backend.name == "tensorrt":
+        _check_tensorrt(report, manifest, device)
+        return
+    recorded_versions = manifest.build.get("versions", {})
+    recorded = next((recorded_versions[p] for p in backend.packages if p in recorded_versions), None)
+    installed = next((v for v in map(package_version, backend.packages) if v), None)
+    if recorded and installed and recorded != installed:
+        report.warnings.append(f"{backend.name} {installed} here, the bundle was built with {recorded}")
+    else:
+        report.checks.append(f"{backend.name} {installed or 'installed'}"
+                             + (f" (built with {recorded})" if recorded else ""))
+
+
+def _check_tensorrt(report: VerifyReport, manifest: Manifest, device: str) -> None:
+    from edgeresnet.runtime.tensorrt import device_index, gpu_info, require_tensorrt
+
+    record = manifest.extra.get("tensorrt")
+    if not isinstance(record, dict) or "version" not in record or "compute_capability" not in record:
+        report.failures.append("the manifest records no TensorRT version and GPU for its engine")
+        return
+    installed = str(require_tensorrt().__version__)
+    gpu = gpu_info(device_index(device))
+    problems = tensorrt_compatibility(record, installed, gpu.compute_capability if gpu else None)
+    report.failures.extend(problems)
+    if not problems and gpu is not None:
+        report.checks.append(
+            f"TensorRT {installed} and {gpu.name} (sm {gpu.compute_capability}) can run an engine "
+            f"built with TensorRT {record['version']} for sm {record['compute_capability']}"
+        )
+
+
+def tensorrt_compatibility(
+    record: dict[str, Any], installed_version: str, compute_capability: str | None
+) -> list[str]:
+    """Why an engine described by ``record`` (manifest.extra["tensorrt"]) cannot run here; empty if it can.
+
+    A default engine needs the exact TensorRT build and compute capability it was built with; a
+    version-compatible engine runs on the same or a later TensorRT; an ``ampere+`` engine runs on any
+    GPU of compute capability 8.0 or newer, a ``same-cc`` one on any GPU of its compute capability.
+    """
+    rebuild = "rebuild it here with `edgeresnet compile SOURCE_BUNDLE --target tensorrt`"
+    problems = []
+    built = str(record["version"])
+    if record.get("version_compatible"):
+        if _version_tuple(installed_version) < _version_tuple(built):
+            problems.append(
+                f"engine built with TensorRT {built} cannot run on the older TensorRT {installed_version}"
+            )
+    elif installed_version != built:
+        problems.append(
+            f"engine built with TensorRT {built}, this machine has TensorRT {installed_version}: {rebuild}"
+        )
+    if compute_capability is None:
+        problems.append("no CUDA GPU is visible here, and a TensorRT engine needs one")
+        return problems
+    wanted = str(record["compute_capability"])
+    level = record.get("hardware_compatibility", "none")
+    if level == "ampere+":
+        if _version_tuple(compute_capability) < (8, 0):
+            problems.append(f"engine built for Ampere or newer GPUs, this GPU is sm {compute_capability}")
+    elif compute_capability != wanted:
+        gpu = f" ({record['gpu']})" if record.get("gpu") else ""
+        problems.append(
+            f"engine built for compute capability {wanted}{gpu}, this GPU is {compute_capability}: {rebuild}"
+        )
+    return problems
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def _check_golden(report: VerifyReport, manifest: Manifest, backend: Backend, device: str) -> None:
+    try:
+        inputs, expected = read_golden(report.bundle, manifest)
+        # The options the application's Classifier would use, so verify loads the model as apps will.
+        with open_runner(report.bundle / manifest.model_file, backend=backend.name, device=device,
+                         precision=manifest.precision, **bundle_runner_options(manifest)) as runner:
+            outputs = runner.infer(inputs)
+            report.runner = runner.describe().to_dict()
+        comparison = compare_logits(expected, outputs, manifest.precision)
+    except EdgeResNetError as error:
+        report.failures.append(str(error))
+        return
+    report.golden = comparison
+    if comparison.passed:
+        report.checks.append(f"golden outputs reproduced on {backend.name}: {comparison.describe()}")
+    else:
+        report.failures.append(f"golden outputs not reproduced on {backend.name}: {comparison.describe()}")

@@ -1,0 +1,360 @@
+"""TensorRT build steps, files in → files out: FP32 ONNX → FP16 ONNX, and ONNX → serialized engine.
+
+Networks are always strongly typed: TensorRT 10.1 deprecated implicit INT8 calibration and TensorRT 11
+removed it together with the FP16/INT8 builder flags, so the precision lives in the ONNX itself. INT8
+comes from an explicit QDQ model, FP16 from :func:`convert_onnx_to_fp16` (plain onnx on any CPU, so it
+can be checked with ONNX Runtime where TensorRT cannot run), FP32 from the model as exported.
+
+Both the 10.x and the 11.x Python APIs are supported by feature detection. TensorRT is imported inside
+the functions; the FP16 conversion needs only onnx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edgeresnet.atomic import atomic_write_bytes
+from edgeresnet.errors import BackendUnavailableError, ExportError
+from edgeresnet.runtime.tensorrt import GpuInfo, gpu_info, make_logger, require_tensorrt, tensorrt_major
+
+log = logging.getLogger(__name__)
+
+HardwareCompatibility = Literal["none", "ampere+", "same-cc"]
+HARDWARE_COMPATIBILITY: dict[str, str] = {
+    "none": "NONE", "ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY",
+}
+_FP16_MAX = 65504.0
+# Inputs the ONNX spec types as float32 whatever the data type (Resize scales, Upsample scales).
+_FLOAT32_ONLY_INPUTS: dict[str, tuple[int, ...]] = {"Resize": (2,), "Upsample": (1,)}
+
+
+@dataclass(frozen=True)
+class TensorRtBuildOptions:
+    """How to build an engine. The batch range becomes the optimisation profile: min 1, ``opt_batch``
+    (what the kernels are tuned for), ``max_batch`` (the largest batch the engine accepts).
+
+    Args:
+        timing_cache: a timing-cache file to read (if present) and update; kernel timings are reused
+            across builds on the same GPU and TensorRT version, which makes rebuilds fast.
+        version_compatible: an engine later TensorRT versions can run (it embeds a lean runtime).
+        hardware_compatibility: ``ampere+`` for one engine on every Ampere-or-newer GPU, ``same-cc`` for
+            every GPU of this compute capability; both may cost speed.
+    """
+
+    max_batch: int = 32
+    opt_batch: int = 1
+    workspace_mib: int = 1024
+    timing_cache: Path | None = None
+    version_compatible: bool = False
+    hardware_compatibility: HardwareCompatibility = "none"
+    optimization_level: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ExportError(f"--max-batch must be at least 1, got {self.max_batch}")
+        if not 1 <= self.opt_batch <= self.max_batch:
+            raise ExportError(
+                f"--opt-batch must lie between 1 and --max-batch ({self.max_batch}), got {self.opt_batch}"
+            )
+        if self.workspace_mib < 1:
+            raise ExportError(f"the workspace must be at least 1 MiB, got {self.workspace_mib}")
+        if self.hardware_compatibility not in HARDWARE_COMPATIBILITY:
+            raise ExportError(f"hardware compatibility must be one of {', '.join(HARDWARE_COMPATIBILITY)}, "
+                              f"got {self.hardware_compatibility!r}")
+        if not 0 <= self.optimization_level <= 5:
+            raise ExportError(f"the builder optimization level runs 0-5, got {self.optimization_level}")
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["timing_cache"] = str(self.timing_cache) if self.timing_cache else None
+        return record
+
+
+@dataclass(frozen=True)
+class EngineBuild:
+    """What a build produced and on what: the facts the bundle manifest records."""
+
+    engine: Path
+    tensorrt_version: str
+    gpu: GpuInfo
+    profile: dict[str, int]
+    layer_precisions: dict[str, int]
+    seconds: float
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"version": self.tensorrt_version, "gpu": self.gpu.name,
+                "compute_capability": self.gpu.compute_capability, "gpu_source": self.gpu.source,
+                "strongly_typed": True, "profile": self.profile,
+                "layer_precisions": self.layer_precisions, "build_seconds": round(self.seconds, 2)}
+
+
+def require_tensorrt_gpu(carry: str) -> tuple[Any, GpuInfo]:
+    """TensorRT and a GPU, or a one-line error saying which is missing and what to take to the device."""
+    where = f"carry {carry} to the target device and run `edgeresnet compile BUNDLE --target tensorrt` there"
+    try:
+        trt = require_tensorrt()
+    except BackendUnavailableError as error:
+        raise BackendUnavailableError(f"TensorRT is not installed here: {where}") from error
+    gpu = gpu_info(0)
+    if gpu is None:
+        raise BackendUnavailableError(f"TensorRT is installed but no CUDA GPU is visible here: {where}")
+    return trt, gpu
+
+
+def build_engine(
+    onnx_path: str | Path, engine_path: str | Path, *, options: TensorRtBuildOptions = TensorRtBuildOptions(),
+    carry: str = "the bundle",
+) -> EngineBuild:
+    """Build a strongly typed engine from an ONNX model (FP32, FP16 or QDQ INT8) and write it atomically."""
+    trt, gpu = require_tensorrt_gpu(carry)
+    started = time.perf_counter()
+    logger = make_logger(trt)
+    builder = trt.Builder(logger)
+    network = _create_network(trt, builder)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(i)).splitlines()[0] for i in range(parser.num_errors)]
+        reason = errors[0] if errors else logger.reason("?")
+        raise ExportError(f"TensorRT cannot parse {Path(onnx_path).name}: {reason}")
+    if network.num_inputs != 1 or network.num_outputs != 1:
+        raise ExportError(
+            f"{Path(onnx_path).name} must have one input and one output for an image classifier"
+        )
+    config = builder.create_builder_config()
+    profile = _add_profile(builder, config, network.get_input(0), options)
+    _configure(trt, config, options)
+    _attach_timing_cache(config, options.timing_cache)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        reason = logger.reason("?")
+        raise ExportError(f"TensorRT could not build an engine from {Path(onnx_path).name}: {reason}")
+    engine_bytes = bytes(plan)
+    atomic_write_bytes(engine_path, engine_bytes)
+    if options.timing_cache is not None:
+        atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
+    precisions = _inspect(trt, logger, engine_bytes, network.get_input(0).name, profile, options)
+    return EngineBuild(engine=Path(engine_path), tensorrt_version=str(trt.__version__), gpu=gpu,
+                       profile=profile, layer_precisions=precisions,
+                       seconds=time.perf_counter() - started)
+
+
+def _create_network(trt: Any, builder: Any) -> Any:
+    # 10.x: strong typing is opt-in through STRONGLY_TYPED; 11.x: always on, and the flag is deprecated
+    # (later 11.x releases may drop it), so it is passed only where it still means something.
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if tensorrt_major(trt) < 11:
+        if flag is None:
+            raise BackendUnavailableError(
+                f"TensorRT {trt.__version__} has no strongly typed networks: use 10.1 or newer"
+            )
+        return builder.create_network(1 << int(flag))
+    return builder.create_network(0)
+
+
+def _add_profile(builder: Any, config: Any, tensor: Any, options: TensorRtBuildOptions) -> dict[str, int]:
+    shape = tuple(tensor.shape)
+    if any(dim < 0 for dim in shape[1:]):
+        raise ExportError(f"input {tensor.name} has a dynamic C/H/W {shape}; only the batch may be dynamic")
+    if shape[0] >= 0:  # a static-batch model: the profile is that batch, whatever was asked
+        log.warning("%s has a static batch of %d; --max-batch/--opt-batch do not apply",
+                    tensor.name, shape[0])
+        return {"min": shape[0], "opt": shape[0], "max": shape[0]}
+    chw = shape[1:]
+    profile = builder.create_optimization_profile()
+    profile.set_shape(tensor.name, (1, *chw), (options.opt_batch, *chw), (options.max_batch, *chw))
+    config.add_optimization_profile(profile)
+    return {"min": 1, "opt": options.opt_batch, "max": options.max_batch}
+
+
+def _configure(trt: Any, config: Any, options: TensorRtBuildOptions) -> None:
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # per-layer precisions for the inspector
+    config.builder_optimization_level = options.optimization_level
+    if options.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if options.hardware_compatibility != "none":
+        name = HARDWARE_COMPATIBILITY[options.hardware_compatibility]
+        level = getattr(trt.HardwareCompatibilityLevel, name, None)
+        if level is None:
+            raise BackendUnavailableError(
+                f"TensorRT {trt.__version__} has no {options.hardware_compatibility} "
+                "hardware compatibility level"
+            )
+        config.hardware_compatibility_level = level
+
+
+def _attach_timing_cache(config: Any, path: Path | None) -> None:
+    data = path.read_bytes() if path is not None and path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    # A cache from another GPU or TensorRT version is refused rather than half-used (ignore_mismatch=False).
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise ExportError(f"timing cache {path} was written for another GPU or TensorRT version: delete it")
+
+
+def _inspect(trt: Any, logger: Any, engine_bytes: bytes, input_name: str, profile: dict[str, int],
+             options: TensorRtBuildOptions) -> dict[str, int]:
+    """Per-layer precisions from the engine inspector, counted; with dynamic shapes the inspector
+    reports formats only for a context whose input shape is set, so one is made at the opt batch."""
+    runtime = trt.Runtime(logger)
+    if options.version_compatible:
+        runtime.engine_host_code_allowed = True  # the engine was built just now, by us
+    engine = runtime.deserialize_cuda_engine(engine_bytes)
+    context = engine.create_execution_context() if engine is not None else None
+    if context is None:
+        log.warning("cannot inspect the built engine: %s", logger.reason("no execution context"))
+        return {}
+    shape = (profile["opt"], *tuple(engine.get_tensor_shape(input_name))[1:])
+    context.set_input_shape(input_name, shape)
+    inspector = engine.create_engine_inspector()
+    for attribute in ("execution_context", "context"):  # 11.x / 10.x spelling
+        if hasattr(inspector, attribute):
+            setattr(inspector, attribute, context)
+            break
+    information = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+    return summarise_layer_precisions(json.loads(information))
+
+
+def summarise_layer_precisions(engine_information: dict[str, Any]) -> dict[str, int]:
+    """Count an engine's layers by the precision they compute in (their input's data type).
+
+    ``engine_information`` is the engine inspector's JSON (``{"Layers": [...]}``, 10.x and 11.x alike).
+    Reformat layers move data between formats and are counted apart; layers described only by name
+    (an engine built without DETAILED profiling verbosity) count as ``unknown``.
+    """
+    counts = {"INT8": 0, "FP16": 0, "FP32": 0, "other": 0, "reformat": 0, "unknown": 0}
+    for layer in engine_information.get("Layers", []):
+        if not isinstance(layer, dict):
+            counts["unknown"] += 1
+        elif layer.get("LayerType") == "Reformat":
+            counts["reformat"] += 1
+        else:
+            counts[_layer_precision(layer)] += 1
+    return {name: count for name, count in counts.items() if count}
+
+
+def _layer_precision(layer: dict[str, Any]) -> str:
+    for tensor in [*layer.get("Inputs", []), *layer.get("Outputs", [])]:
+        text = str(tensor.get("Format/Datatype", "")).lower() if isinstance(tensor, dict) else ""
+        # Order matters: "int8" before any float, "bf16" is not FP16, "float" alone means FP32.
+        if "int8" in text:
+            return "INT8"
+        if "fp8" in text or "bf16" in text or "int32" in text or "bool" in text:
+            return "other"
+        if "fp16" in text or "half" in text:
+            return "FP16"
+        if "fp32" in text or "float" in text:
+            return "FP32"
+    return "unknown"
+
+
+# --- FP32 ONNX → FP16 ONNX -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fp16Conversion:
+    """What the FP16 conversion changed; clipped and flushed values are where FP16 loses information."""
+
+    path: Path
+    converted_tensors: int
+    clipped_values: int
+    flushed_values: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "path": self.path.name}
+
+
+def convert_onnx_to_fp16(onnx_path: str | Path, out_path: str | Path) -> Fp16Conversion:
+    """Rewrite an FP32 ONNX model to compute in FP16, keeping its float32 input and output.
+
+    Float initializers and constants become FP16 (clipped to ±65504), Casts to float become Casts to
+    FP16, and a Cast is added after the input and before the output, so callers feed and read float32
+    while a strongly typed TensorRT network runs every layer in FP16.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    try:
+        model = onnx.load(str(onnx_path))
+    except Exception as error:  # protobuf's DecodeError and friends for a corrupt file
+        raise ExportError(f"{onnx_path} is not a readable ONNX model: {error}") from error
+    graph = model.graph
+    if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+           for node in graph.node for attr in node.attribute):
+        raise ExportError(
+            f"{Path(onnx_path).name} has control-flow subgraphs; FP16 conversion supports plain graphs"
+        )
+    keep = {node.input[i] for node in graph.node for i in _FLOAT32_ONLY_INPUTS.get(node.op_type, ())
+            if i < len(node.input)}
+    stats = {"tensors": 0, "clipped": 0, "flushed": 0}
+    for initializer in graph.initializer:
+        if initializer.data_type == TensorProto.FLOAT and initializer.name not in keep:
+            initializer.CopyFrom(_half_tensor(initializer, stats))
+    for node in graph.node:
+        _convert_node(node, keep, stats)
+    _cast_graph_io(graph, helper, TensorProto)
+    del graph.value_info[:]  # stale float32 annotations; shape inference rebuilds them
+    try:
+        onnx.checker.check_model(model)
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise ExportError(f"the FP16 version of {Path(onnx_path).name} is not a valid model: "
+                          f"{str(error).splitlines()[0]}") from error
+    atomic_write_bytes(out_path, model.SerializeToString())
+    return Fp16Conversion(Path(out_path), stats["tensors"], stats["clipped"], stats["flushed"])
+
+
+def _half_tensor(tensor: Any, stats: dict[str, int]) -> Any:
+    from onnx import numpy_helper
+
+    values = numpy_helper.to_array(tensor)
+    clipped = np.clip(values, -_FP16_MAX, _FP16_MAX)
+    half = clipped.astype(np.float16)
+    stats["tensors"] += 1
+    stats["clipped"] += int(np.count_nonzero(clipped != values))
+    stats["flushed"] += int(np.count_nonzero((values != 0) & (half == 0)))
+    return numpy_helper.from_array(half, tensor.name)
+
+
+def _convert_node(node: Any, keep: set[str], stats: dict[str, int]) -> None:
+    from onnx import TensorProto
+
+    if any(output in keep for output in node.output):
+        return
+    for attribute in node.attribute:
+        if node.op_type in ("Constant", "ConstantOfShape") and attribute.name == "value" \
+                and attribute.t.data_type == TensorProto.FLOAT:
+            attribute.t.CopyFrom(_half_tensor(attribute.t, stats))
+        elif node.op_type == "Constant" and attribute.name in ("value_float", "value_floats"):
+            raise ExportError(f"Constant {node.name} uses {attribute.name}; export with tensor constants")
+        elif node.op_type == "Cast" and attribute.name == "to" and attribute.i == TensorProto.FLOAT:
+            attribute.i = TensorProto.FLOAT16
+
+
+def _cast_graph_io(graph: Any, helper: Any, tensor_proto: Any) -> None:
+    float_inputs = {i.name for i in graph.input if i.type.tensor_type.elem_type == tensor_proto.FLOAT}
+    float_inputs -= {init.name for init in graph.initializer}
+    casts = []
+    for name in float_inputs:
+        half = f"{name}__fp16"
+        for node in graph.node:
+            node.input[:] = [half if value == name else value for value in node.input]
+        casts.append(helper.make_node("Cast", [name], [half], name=f"{name}__to_fp16",
+                                      to=tensor_proto.FLOAT16))
+    for output in graph.output:
+        if output.type.tensor_type.elem_type != tensor_proto.FLOAT:
+            continue
+        half = f"{output.name}__fp16"
+        for node in graph.node:
+            node.output[:] = [half if value == output.name else value for value in node.output]
+            node.input[:] = [half if value == output.name else value for value in node.input]
+        graph.node.append(helper.make_node("Cast", [half], [output.name], name=f"{output.name}__to_fp32",
+                                           to=tensor_proto.FLOAT))
+    for cast in reversed(casts):  # the input casts go first, keeping the graph topologically sorted
+        graph.node.insert(0, cast)

@@ -1,0 +1,199 @@
+"""TensorRT build steps: the FP16 ONNX conversion (checked on CPU with ONNX Runtime), option checks,
+the inspector summary, API feature detection, and real engine builds where TensorRT and a GPU exist."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from edgeresnet.errors import BackendUnavailableError, ExportError
+from edgeresnet.export import tensorrt as trt_export
+from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+from edgeresnet.verify import compare_logits
+from tests.runtime.tiny_bundle import SPEC, blob_images, tiny_model
+
+IMAGES = SPEC.apply_batch(blob_images(32, seed=31)[0])
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+@pytest.fixture(scope="module")
+def fp16_onnx(tmp_path_factory: pytest.TempPathFactory) -> trt_export.Fp16Conversion:
+    return trt_export.convert_onnx_to_fp16(
+        tiny_model().onnx, tmp_path_factory.mktemp("fp16") / "model_fp16.onnx"
+    )
+
+
+def test_fp16_onnx_keeps_float32_io_and_stores_half_weights(fp16_onnx: trt_export.Fp16Conversion) -> None:
+    import onnx
+    from onnx import TensorProto
+
+    model = onnx.load(str(fp16_onnx.path))
+    assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert {init.data_type for init in model.graph.initializer} == {TensorProto.FLOAT16}
+    assert fp16_onnx.converted_tensors == len(model.graph.initializer) and fp16_onnx.clipped_values == 0
+    casts = [node for node in model.graph.node if node.op_type == "Cast"]
+    assert [node.name for node in casts] == ["input__to_fp16", "logits__to_fp32"]
+    inferred = onnx.shape_inference.infer_shapes(model)
+    conv_outputs = {n.output[0] for n in model.graph.node if n.op_type == "Conv"}
+    types = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
+    assert {types[name] for name in conv_outputs} == {TensorProto.FLOAT16}  # the network computes in FP16
+    assert fp16_onnx.path.stat().st_size < 0.6 * tiny_model().onnx.stat().st_size
+
+
+def test_fp16_onnx_runs_on_cpu_within_the_fp16_tolerance(fp16_onnx: trt_export.Fp16Conversion) -> None:
+    with (
+        OnnxRuntimeRunner(tiny_model().onnx) as fp32,
+        OnnxRuntimeRunner(fp16_onnx.path, precision="fp16") as fp16,
+    ):
+        reference, logits = fp32.infer(IMAGES), fp16.infer(IMAGES)
+        single = fp16.infer(IMAGES[:1])  # the batch stays dynamic
+    comparison = compare_logits(reference, logits, "fp16")
+    assert comparison.passed, comparison.describe()
+    assert 0 < comparison.max_abs_diff  # it really ran in FP16
+    assert comparison.top1_agreement >= 0.95  # a flip only where the FP32 logits nearly tie
+    np.testing.assert_allclose(single, logits[:1], atol=1e-2)
+
+
+def test_fp16_conversion_clips_values_beyond_the_fp16_range(tmp_path: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(tiny_model().onnx))
+    weight = next(init for init in model.graph.initializer if numpy_helper.to_array(init).ndim == 4)
+    values = numpy_helper.to_array(weight).copy()
+    values.flat[0], values.flat[1] = 1e6, 1e-9
+    weight.CopyFrom(numpy_helper.from_array(values, weight.name))
+    onnx.save(model, str(tmp_path / "big.onnx"))
+    report = trt_export.convert_onnx_to_fp16(tmp_path / "big.onnx", tmp_path / "big16.onnx")
+    assert report.clipped_values == 1 and report.flushed_values >= 1
+    half = onnx.load(str(tmp_path / "big16.onnx"))
+    converted = next(init for init in half.graph.initializer if init.name == weight.name)
+    assert numpy_helper.to_array(converted).flat[0] == np.float16(65504)
+
+
+def test_fp16_conversion_rejects_a_corrupt_model(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(ExportError, match="not a readable ONNX model|not a valid model"):
+        trt_export.convert_onnx_to_fp16(bad, tmp_path / "out.onnx")
+    assert not (tmp_path / "out.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_batch": 0}, "at least 1"),
+        ({"max_batch": 4, "opt_batch": 8}, "between 1 and --max-batch"),
+        ({"workspace_mib": 0}, "1 MiB"),
+        ({"hardware_compatibility": "turing+"}, "one of none, ampere"),
+        ({"optimization_level": 9}, "0-5"),
+    ],
+)
+def test_build_options_are_checked_without_tensorrt(options: dict, message: str) -> None:
+    with pytest.raises(ExportError, match=message):
+        trt_export.TensorRtBuildOptions(**options)
+
+
+def test_inspector_layers_are_counted_by_precision() -> None:
+    def layer(kind: str, dtype: str) -> dict:
+        return {
+            "Name": kind,
+            "LayerType": kind,
+            "Inputs": [{"Name": "x", "Format/Datatype": dtype}],
+            "Outputs": [{"Name": "y", "Format/Datatype": dtype}],
+        }
+
+    information = {
+        "Layers": [
+            layer("Reformat", "Row major linear FP32 format"),
+            layer("CaskConvolution", "Thirty-two wide channel vectorized row major Int8 format"),
+            layer("CaskConvolution", "Int8"),
+            layer("CaskConvolution", "Channel major FP16 format where channel % 8 == 0"),
+            layer("CaskPooling", "Half"),
+            layer("CaskGemm", "Row major linear FP32"),
+            layer("Shape", "Int32"),
+            "a layer described by name only",
+        ],
+        "I/O Tensors": [{"Name": "input", "IOMode": "Input", "DataType": "Float"}],  # 11.x; ignored
+    }
+    assert trt_export.summarise_layer_precisions(information) == {
+        "INT8": 2,
+        "FP16": 2,
+        "FP32": 1,
+        "other": 1,
+        "reformat": 1,
+        "unknown": 1,
+    }
+
+
+def test_network_creation_follows_the_installed_api() -> None:
+    created: list[int] = []
+    builder = SimpleNamespace(create_network=lambda flags: created.append(flags) or "network")
+    trt10 = SimpleNamespace(
+        __version__="10.8.0", NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=1)
+    )
+    trt11 = SimpleNamespace(__version__="11.2.0", NetworkDefinitionCreationFlag=SimpleNamespace())
+    trt9 = SimpleNamespace(__version__="9.0.0", NetworkDefinitionCreationFlag=SimpleNamespace())
+    assert trt_export._create_network(trt10, builder) == "network"
+    assert trt_export._create_network(trt11, builder) == "network"
+    assert created == [1 << 1, 0]  # 10.x opts in to strong typing; 11.x is always strongly typed
+    with pytest.raises(BackendUnavailableError, match="no strongly typed networks"):
+        trt_export._create_network(trt9, builder)
+
+
+def test_hardware_compatibility_is_feature_detected() -> None:
+    config = SimpleNamespace(set_memory_pool_limit=lambda *a: None, set_flag=lambda flag: flags.append(flag))
+    flags: list[str] = []
+    trt = SimpleNamespace(
+        __version__="10.8.0",
+        MemoryPoolType=SimpleNamespace(WORKSPACE="ws"),
+        ProfilingVerbosity=SimpleNamespace(DETAILED="detailed"),
+        BuilderFlag=SimpleNamespace(VERSION_COMPATIBLE="vc"),
+        HardwareCompatibilityLevel=SimpleNamespace(AMPERE_PLUS="ampere"),
+    )
+    options = trt_export.TensorRtBuildOptions(version_compatible=True, hardware_compatibility="ampere+")
+    trt_export._configure(trt, config, options)
+    assert flags == ["vc"] and config.hardware_compatibility_level == "ampere"
+    assert config.profiling_verbosity == "detailed"
+    with pytest.raises(BackendUnavailableError, match="no same-cc hardware compatibility"):
+        trt_export._configure(trt, config, trt_export.TensorRtBuildOptions(hardware_compatibility="same-cc"))
+
+
+@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed")
+def test_building_without_tensorrt_says_what_to_carry_where(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailableError) as caught:
+        trt_export.build_engine(tiny_model().onnx, tmp_path / "m.engine", carry="the bundle's FP32 ONNX")
+    message = str(caught.value)
+    assert message.startswith(
+        "TensorRT is not installed here: carry the bundle's FP32 ONNX to the target device"
+    )
+    assert "`edgeresnet compile BUNDLE --target tensorrt`" in message and "\n" not in message
+    assert not (tmp_path / "m.engine").exists()
+
+
+@pytest.mark.tensorrt
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_engines_build_run_and_report_their_layers(tmp_path: Path, precision: str) -> None:
+    from edgeresnet.runtime.tensorrt import TensorRTRunner
+
+    onnx_model = tiny_model().onnx
+    if precision == "fp16":
+        onnx_model = trt_export.convert_onnx_to_fp16(onnx_model, tmp_path / "fp16.onnx").path
+    options = trt_export.TensorRtBuildOptions(
+        max_batch=8, opt_batch=4, timing_cache=tmp_path / "timing.cache"
+    )
+    build = trt_export.build_engine(onnx_model, tmp_path / "m.engine", options=options)
+    assert build.profile == {"min": 1, "opt": 4, "max": 8} and (tmp_path / "timing.cache").stat().st_size > 0
+    assert build.layer_precisions.get(precision.upper(), 0) > 0
+    with (
+        OnnxRuntimeRunner(tiny_model().onnx) as reference,
+        TensorRTRunner(build.engine, precision=precision) as runner,
+    ):
+        expected, logits = reference.infer(IMAGES), runner.infer(IMAGES)  # 32 images run as slices of 8
+        assert runner.max_batch == 8
+    assert compare_logits(expected, logits, precision).passed

@@ -1,0 +1,200 @@
+"""verify: hashes, format, runtime and engine compatibility, golden outputs; library and CLI."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import edgeresnet.cli.deploy  # noqa: F401  (registers compile/predict/verify)
+from edgeresnet.cli.core import cli
+from edgeresnet.errors import EdgeResNetError
+from edgeresnet.runtime.tensorrt import GpuInfo
+from edgeresnet.verify import compare_logits, tensorrt_compatibility, verify_bundle
+from tests.runtime.tiny_bundle import make_bundle, rewrite_manifest, tiny_model
+
+TRT_RECORD = {
+    "version": "10.8.0",
+    "compute_capability": "8.6",
+    "gpu": "NVIDIA A10",
+    "version_compatible": False,
+    "hardware_compatibility": "none",
+}
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("verify")
+    model = tiny_model()
+    return {
+        "fp32": make_bundle(root / "fp32", model.onnx),
+        "int8": make_bundle(
+            root / "int8", model.qdq, precision="int8", extra_files={"model_fp32.onnx": model.onnx}
+        ),
+    }
+
+
+@pytest.fixture()
+def copy_of(bundles: dict[str, Path], tmp_path: Path):
+    return lambda name: Path(shutil.copytree(bundles[name], tmp_path / name))
+
+
+def _verify(path: Path, *args: str):
+    return CliRunner().invoke(cli, ["verify", str(path), *args])
+
+
+@pytest.mark.parametrize("name", ["fp32", "int8"])
+def test_good_bundles_verify(bundles: dict[str, Path], name: str) -> None:
+    result = _verify(bundles[name])
+    assert result.exit_code == 0, result.output
+    assert f"bundle {bundles[name]}: OK" in result.stdout
+    assert "16 images" in result.stdout and "golden outputs reproduced on onnxruntime" in result.stdout
+    report = verify_bundle(bundles[name])
+    assert report.passed and report.golden is not None and report.golden.top1_agreement == 1.0
+    assert report.runner is not None and report.runner["precision"] == name
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda b: (b / "model.onnx").write_bytes((b / "model.onnx").read_bytes() + b"\0"),
+            "model.onnx was modified",
+        ),
+        (
+            lambda b: (b / "golden.npz").write_bytes((b / "golden.npz").read_bytes()[:100]),
+            "golden.npz was modified",
+        ),
+        (lambda b: (b / "model_fp32.onnx").unlink(), "model_fp32.onnx is missing"),
+        (
+            lambda b: rewrite_manifest(b, lambda r: r.update(format_version=99)),
+            "bundle format 99 is newer than this edgeresnet reads",
+        ),
+        (
+            lambda b: rewrite_manifest(b, lambda r: r.update(format="something-else")),
+            "not an edgeresnet bundle",
+        ),
+        (lambda b: (b / "manifest.json").unlink(), "is not a bundle"),
+    ],
+    ids=[
+        "edited-model",
+        "truncated-golden",
+        "missing-file",
+        "newer-format",
+        "foreign-manifest",
+        "no-manifest",
+    ],
+)
+def test_damaged_bundles_fail_with_the_reason(copy_of, damage, message: str) -> None:
+    bundle = copy_of("int8")
+    damage(bundle)
+    result = _verify(bundle)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: verify failed: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_model_that_no_longer_gives_its_golden_outputs_fails(tmp_path: Path) -> None:
+    model = tiny_model()
+    inputs_outputs = make_bundle(tmp_path / "ok", model.onnx)
+    from edgeresnet.bundle import read_golden, read_manifest
+
+    _, outputs = read_golden(inputs_outputs, read_manifest(inputs_outputs))
+    wrong = make_bundle(tmp_path / "wrong", model.onnx, outputs=outputs[:, ::-1].copy())
+    result = _verify(wrong)
+    assert result.exit_code == 2 and "golden outputs not reproduced on onnxruntime" in result.stderr
+
+
+def test_a_different_runtime_version_is_a_warning(copy_of) -> None:
+    bundle = copy_of("fp32")
+    rewrite_manifest(bundle, lambda r: r["build"]["versions"].update(onnxruntime="0.0.1"))
+    result = _verify(bundle)
+    assert result.exit_code == 0, result.output
+    assert "warning: onnxruntime" in result.stderr and "built with 0.0.1" in result.stderr
+
+
+def test_json_report_and_unknown_backend(bundles: dict[str, Path]) -> None:
+    result = _verify(bundles["fp32"], "--json")
+    record = json.loads(result.stdout)
+    assert record["passed"] is True and record["golden"]["images"] == 16 and record["failures"] == []
+    bad = _verify(bundles["fp32"], "--backend", "tflite")
+    assert bad.exit_code == 2 and "unknown backend 'tflite'" in bad.output
+
+
+def test_verify_with_openvino_on_an_onnx_bundle(bundles: dict[str, Path]) -> None:
+    pytest.importorskip("openvino")
+    report = verify_bundle(bundles["fp32"], backend="openvino")
+    assert report.passed, report.failures
+    assert report.runner is not None and report.runner["backend"] == "openvino"
+
+
+def _engine_bundle(tmp_path: Path, record: dict) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"an engine is never deserialized by these tests")
+    return make_bundle(
+        tmp_path / "trt",
+        engine,
+        target="tensorrt",
+        extra={"tensorrt": record},
+        outputs=np.zeros((16, 10), np.float32),
+    )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed")
+def test_an_engine_bundle_needs_tensorrt(tmp_path: Path) -> None:
+    result = _verify(_engine_bundle(tmp_path, TRT_RECORD))
+    assert result.exit_code == 2 and "tensorrt is not installed here" in result.stderr
+
+
+def test_an_engine_for_another_gpu_and_tensorrt_fails_before_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = types.ModuleType("tensorrt")
+    fake.__version__ = "10.3.0"  # type: ignore[attr-defined]
+    fake.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(
+        "edgeresnet.runtime.tensorrt.gpu_info", lambda index=0: GpuInfo("NVIDIA T4", "7.5", "test")
+    )
+    result = _verify(_engine_bundle(tmp_path, TRT_RECORD))
+    assert result.exit_code == 2
+    assert "engine built with TensorRT 10.8.0, this machine has TensorRT 10.3.0" in result.stderr
+    assert "engine built for compute capability 8.6 (NVIDIA A10), this GPU is 7.5" in result.stderr
+    missing = _verify(_engine_bundle(tmp_path / "bare", {"gpu": "?"}))
+    assert missing.exit_code == 2 and "records no TensorRT version and GPU" in missing.stderr
+
+
+def test_tensorrt_compatibility_rules() -> None:
+    assert tensorrt_compatibility(TRT_RECORD, "10.8.0", "8.6") == []
+    assert tensorrt_compatibility({**TRT_RECORD, "version_compatible": True}, "10.12.0", "8.6") == []
+    assert (
+        "older TensorRT 10.1.0"
+        in tensorrt_compatibility({**TRT_RECORD, "version_compatible": True}, "10.1.0", "8.6")[0]
+    )
+    ampere = {**TRT_RECORD, "hardware_compatibility": "ampere+"}
+    assert tensorrt_compatibility(ampere, "10.8.0", "9.0") == []
+    assert "Ampere or newer" in tensorrt_compatibility(ampere, "10.8.0", "7.5")[0]
+    no_gpu = tensorrt_compatibility(TRT_RECORD, "10.8.0", None)
+    assert no_gpu == ["no CUDA GPU is visible here, and a TensorRT engine needs one"]
+
+
+def test_compare_logits_forgives_near_ties_only() -> None:
+    reference = np.array([[5.0, 4.9995, 0.0], [0.0, 9.0, 1.0]], np.float32)
+    flipped_tie = np.array([[4.9995, 5.0, 0.0], [0.0, 9.0, 1.0]], np.float32)
+    tie = compare_logits(reference, flipped_tie, "fp32")
+    assert tie.passed and tie.top1_agreement == 0.5 and tie.decisive_top1_agreement == 1.0
+    wrong = compare_logits(reference, reference[:, ::-1].copy(), "int8")
+    assert not wrong.passed and wrong.decisive_top1_agreement < 1.0
+    with pytest.raises(EdgeResNetError, match="cannot be compared"):
+        compare_logits(reference, reference[:1], "fp32")
+    with pytest.raises(EdgeResNetError, match="no tolerance"):
+        compare_logits(reference, reference, "int4")
