@@ -282,10 +282,12 @@ def _write_target_bundle(context: _Context, built: Any, target: str, precision: 
                "source_weights": str(source.weights) if source.weights else None, **built.extra},
     )
     files = dict(built.files)
-    if precision == "int8":
+    # The FP32 ONNX travels with every artifact that is not itself that ONNX: `compile` builds other
+    # precisions from it, and an INT8 model can be rebuilt from it plus the calibration table.
+    if files.get("model.onnx") != context.fp32_onnx:
         files.setdefault("model_fp32.onnx", context.fp32_onnx)
-        if context.table_path is not None:
-            files.setdefault("calibration.json", context.table_path)
+    if precision == "int8" and context.table_path is not None:
+        files.setdefault("calibration.json", context.table_path)
     return write_bundle(destination, manifest, files, golden_inputs=context.golden_inputs,
                         golden_outputs=built.golden_outputs)
 
