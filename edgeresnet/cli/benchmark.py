@@ -11,14 +11,15 @@ from edgeresnet.errors import EdgeResNetError
 
 
 @cli.command("benchmark")
-@click.argument("artifacts", nargs=-1, required=True,
+@click.argument("artifacts", nargs=-1, required=True, metavar="BUNDLE_OR_CHECKPOINT...",
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", required=True, help="Data source whose evaluation split measures accuracy.")
 @click.option("--batch-sizes", type=IntListType(), default="1,8", show_default=True,
               help="Batch sizes to time, comma-separated.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for every backend (default: every core this process may use).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where every backend runs (OpenVINO bundles run on cpu only).")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
               help="Untimed calls before timing each batch size.")
 @click.option("--min-time", type=click.FloatRange(min=0), default=2.0, show_default=True,
@@ -49,7 +50,10 @@ def benchmark_command(
     others still run. The fastest artifact within --max-accuracy-drop of the FP32 reference is
     marked per batch size.
 
-    Example: edgeresnet benchmark runs/r20-export/* --data fashion-mnist --batch-sizes 1,8 --threads 2 --report runs/bench
+    \b
+    Example:
+      edgeresnet benchmark runs/r20-export/* --data fashion-mnist \\
+          --batch-sizes 1,8 --threads 2 --report runs/bench
     """
     from rich.console import Console
 

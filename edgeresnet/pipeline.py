@@ -1,0 +1,180 @@
+"""The main job in one call: train (or load) → export FP32 + INT8 → compile → benchmark → one report.
+
+The report directory holds the checkpoint, the bundles, the benchmark files (Markdown, CSV, JSON,
+plot) and ``summary.md``: what was built, accuracy and latency per artifact, and the recommended
+artifact (the fastest at batch 1 within the accuracy budget).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeresnet.atomic import atomic_write_text
+from edgeresnet.errors import EdgeResNetError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The pipeline's choices; the defaults are the README's main job."""
+
+    output: Path = Path("runs/pipeline")
+    model: str = "resnet20"
+    data: str = "fashion-mnist"
+    epochs: int = 2
+    checkpoint: Path | None = None
+    weights: Path | None = None
+    targets: tuple[str, ...] | None = None
+    batch_sizes: tuple[int, ...] = (1, 32)
+    threads: int | None = None
+    max_accuracy_drop: float = 1.0
+    calib_size: int = 512
+    train_limit: int | None = None
+    eval_limit: int | None = None
+    min_time_s: float = 1.0
+    min_runs: int = 20
+    compile_fp16: bool = True
+
+
+@dataclass
+class PipelineResult:
+    output: Path
+    checkpoint: Path
+    bundles: dict[str, Path] = field(default_factory=dict)
+    recommended: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    summary: Path | None = None
+
+
+def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) -> PipelineResult:
+    """Run every stage, timing each; progress messages go to ``progress``."""
+    say = progress or log.info
+    output = Path(options.output)
+    output.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+
+    started = time.perf_counter()
+    checkpoint = _train_or_load(options, output, say)
+    seconds["train"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    bundles = _export(options, checkpoint, output / "bundles", say)
+    seconds["export"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    bundles.update(_compile(options, bundles, output / "bundles", say))
+    seconds["compile"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    benchmark = _benchmark(options, checkpoint, bundles, output / "benchmark", say)
+    seconds["benchmark"] = time.perf_counter() - started
+
+    result = PipelineResult(output=output, checkpoint=checkpoint, bundles=bundles, seconds=seconds)
+    result.recommended, text = _summary(options, result, benchmark)
+    result.summary = atomic_write_text(output / "summary.md", text)
+    return result
+
+
+def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Path:
+    if options.checkpoint is not None:
+        say(f"using checkpoint {options.checkpoint}")
+        return Path(options.checkpoint)
+    from edgeresnet.train import TrainConfig, train
+
+    say(f"training {options.model} on {options.data} for {options.epochs} epochs")
+
+    def report_epoch(_: str, metrics: dict[str, Any]) -> None:
+        say(f"epoch {metrics['epoch']}/{options.epochs}: test top-1 {metrics['top1']:.2f}% "
+            f"({metrics['images_per_s']:.0f} img/s)")
+
+    result = train(
+        TrainConfig(model=options.model, data=options.data, output=str(output / "checkpoint"),
+                    epochs=options.epochs, weights=str(options.weights) if options.weights else None,
+                    train_limit=options.train_limit, eval_limit=options.eval_limit, threads=options.threads),
+        on_epoch=report_epoch,
+    )
+    return result.checkpoint
+
+
+def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Progress) -> dict[str, Path]:
+    from edgeresnet.export.sources import load_model_source
+    from edgeresnet.export.workflow import ExportOptions, run_export
+
+    say("exporting FP32 and INT8 bundles for every installed target")
+    result = run_export(
+        load_model_source(str(checkpoint)),
+        ExportOptions(output=directory, int8=True, targets=options.targets, data=options.data,
+                      calib_data=options.data, calib_size=options.calib_size,
+                      max_accuracy_drop=options.max_accuracy_drop, eval_limit=options.eval_limit,
+                      threads=options.threads),
+        progress=say,
+    )
+    return dict(result.bundles)
+
+
+def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path, say: Progress) -> dict[str, Path]:
+    """Compile what this machine can: an FP16 OpenVINO IR, and TensorRT engines where TensorRT runs."""
+    from edgeresnet.compile import compile_bundle
+
+    compiled: dict[str, Path] = {}
+    if options.compile_fp16 and "openvino-fp32" in bundles:
+        say("compiling an OpenVINO FP16 IR")
+        compiled["openvino-fp16"] = compile_bundle(bundles["openvino-fp32"], target="openvino", precision="fp16",
+                                                   output=directory / "openvino-fp16")
+    for precision in ("fp16", "int8"):
+        source = bundles.get(f"tensorrt-{'fp32' if precision == 'fp16' else 'int8'}")
+        if source is None:
+            continue
+        try:
+            compiled[f"tensorrt-{precision}-engine"] = compile_bundle(
+                source, target="tensorrt", precision=precision, output=directory / f"tensorrt-{precision}-engine")
+        except EdgeResNetError as error:
+            # TensorRT only exists on the device; the QDQ bundle is what goes there.
+            say(f"TensorRT {precision} engine not built here: {error}")
+            break
+    return compiled
+
+
+def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Path], directory: Path,
+               say: Progress) -> Any:
+    from edgeresnet.bench import run_benchmark
+    from edgeresnet.report import write_reports
+
+    runnable = [path for name, path in bundles.items() if not name.startswith("tensorrt") or name.endswith("engine")]
+    say(f"benchmarking {len(runnable)} artifacts and PyTorch eager at batch sizes "
+        f"{', '.join(map(str, options.batch_sizes))}")
+    result = run_benchmark([checkpoint, *runnable], data=options.data, batch_sizes=options.batch_sizes,
+                           threads=options.threads, eval_limit=options.eval_limit, min_time_s=options.min_time_s,
+                           min_runs=options.min_runs, progress=True)
+    write_reports(result, directory, max_accuracy_drop=options.max_accuracy_drop)
+    return result
+
+
+def _summary(options: PipelineOptions, result: PipelineResult, benchmark: Any) -> tuple[str | None, str]:
+    from edgeresnet.report import best_within_budget, render_markdown
+
+    best = best_within_budget(benchmark, max_accuracy_drop=options.max_accuracy_drop)
+    batch = min(best) if best else None
+    recommended = best[batch].artifact if batch is not None else None
+    lines = [f"# edgeresnet pipeline: {options.model} on {options.data}", ""]
+    if recommended is not None:
+        row = best[batch]
+        lines += [f"**Recommended artifact:** `{recommended}` — the fastest at batch {batch} within "
+                  f"{options.max_accuracy_drop:g} top-1 point of FP32 ({row.latency_p50_ms:.3f} ms p50, "
+                  f"top-1 {100 * row.top1:.2f}%).", ""]
+    lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {stage} | {value:.0f} |" for stage, value in result.seconds.items()]
+    lines += [f"| total | {sum(result.seconds.values()):.0f} |", "", "## Built", "",
+              f"- checkpoint: `{result.checkpoint}`"]
+    lines += [f"- `{name}`: `{path}`" for name, path in result.bundles.items()]
+    lines += ["", "## Accuracy and latency", "", "![accuracy vs latency](benchmark/accuracy_latency.png)", "",
+              render_markdown(benchmark, max_accuracy_drop=options.max_accuracy_drop)]
+    return recommended, "\n".join(lines) + "\n"

@@ -1,0 +1,31 @@
+"""`edgeresnet pipeline` end to end on a tiny subset: every stage runs and the report is complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from edgeresnet.cli import cli
+
+
+def test_pipeline_end_to_end_on_a_tiny_subset(tmp_path: Path, fashion_mnist: str) -> None:
+    output = tmp_path / "pipeline"
+    result = CliRunner().invoke(cli, [
+        "pipeline", "--model", "resnet20", "--data", fashion_mnist, "--output", str(output), "--epochs", "1",
+        "--train-limit", "600", "--eval-limit", "200", "--calib-size", "64", "--batch-sizes", "1,4",
+        "--min-time", "0.05", "--target", "onnxruntime", "--target", "openvino", "--max-accuracy-drop", "5",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = (output / "summary.md").read_text()
+    assert "Recommended artifact" in summary and "| export |" in summary
+    for name in ("onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8", "openvino-fp16"):
+        assert (output / "bundles" / name / "manifest.json").is_file(), name
+        assert name in summary
+    record = json.loads((output / "benchmark" / "benchmark.json").read_text())
+    backends = {row["backend"] for row in record["rows"]}
+    assert {"pytorch", "onnxruntime", "openvino"} <= backends
+    assert all(row["error"] is None for row in record["rows"])
+    assert (output / "benchmark" / "accuracy_latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert (output / "checkpoint" / "card.json").is_file()
