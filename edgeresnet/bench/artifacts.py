@@ -1,0 +1,154 @@
+"""What the benchmark measures: bundles and checkpoint directories, and how each becomes a runner.
+
+A bundle's manifest says which backend runs it (its target) and what it is (precision,
+preprocessing, labels). A checkpoint directory is the PyTorch FP32 eager baseline. Every runner
+comes out of :func:`open_runner`, the one place to change when the runtime's selection grows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from edgeresnet.bundle import MANIFEST_FILE, read_manifest
+from edgeresnet.checkpoint import CARD_FILE, WEIGHTS_FILE, read_card
+from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
+from edgeresnet.runtime.base import Runner
+
+if TYPE_CHECKING:
+    from edgeresnet.data.preprocessing import PreprocessSpec
+
+PYTORCH_BACKEND = "pytorch"
+# The library each backend loads; imported before an artifact's memory baseline (see preload_backend).
+_BACKEND_LIBRARIES = {PYTORCH_BACKEND: "torch", "onnxruntime": "onnxruntime", "openvino": "openvino",
+                      "tensorrt": "tensorrt"}
+ArtifactKind = Literal["bundle", "checkpoint"]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One thing to benchmark: a bundle's model file, or a checkpoint run in PyTorch eager mode."""
+
+    name: str
+    path: Path
+    kind: ArtifactKind
+    model_path: Path
+    backend: str
+    precision: str
+    preprocessing: PreprocessSpec
+    labels: list[str]
+    file_size_bytes: int
+    static_batch: int | None = None
+    # A bundle's source checkpoint (manifest extra["source_checkpoint"]): its PyTorch baseline.
+    source_checkpoint: Path | None = None
+    files: tuple[Path, ...] = field(default=())
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Read a bundle or checkpoint directory; anything else is a one-line user error."""
+    path = Path(path)
+    if (path / MANIFEST_FILE).is_file():
+        return _bundle_artifact(path)
+    if (path / CARD_FILE).is_file():
+        return checkpoint_artifact(path)
+    if not path.exists():
+        raise EdgeResNetError(f"artifact not found: {path}")
+    raise EdgeResNetError(
+        f"{path} is neither a bundle (no {MANIFEST_FILE}) nor a checkpoint directory (no {CARD_FILE})"
+    )
+
+
+def _bundle_artifact(path: Path) -> Artifact:
+    manifest = read_manifest(path)
+    model_path = path / manifest.model_file
+    # An OpenVINO IR is two files; its size is both of them.
+    files = (model_path, model_path.with_suffix(".bin")) if model_path.suffix == ".xml" else (model_path,)
+    source = manifest.extra.get("source_checkpoint")
+    shape = manifest.input.get("shape") if isinstance(manifest.input, dict) else None
+    static_batch = shape[0] if isinstance(shape, list) and shape and isinstance(shape[0], int) else None
+    return Artifact(
+        name=path.name,
+        path=path,
+        kind="bundle",
+        model_path=model_path,
+        backend=manifest.target,
+        precision=manifest.precision,
+        preprocessing=manifest.preprocessing,
+        labels=list(manifest.labels),
+        file_size_bytes=sum(f.stat().st_size for f in files if f.is_file()),
+        static_batch=static_batch,
+        source_checkpoint=Path(source) if source else None,
+        files=files,
+    )
+
+
+def checkpoint_artifact(path: str | Path) -> Artifact:
+    path = Path(path)
+    card = read_card(path)
+    weights = path / WEIGHTS_FILE
+    return Artifact(
+        name=f"{path.name} (pytorch)",
+        path=path,
+        kind="checkpoint",
+        model_path=weights,
+        backend=PYTORCH_BACKEND,
+        precision="fp32",
+        preprocessing=card.preprocessing,
+        labels=list(card.class_names),
+        file_size_bytes=weights.stat().st_size if weights.is_file() else 0,
+        files=(weights,),
+    )
+
+
+def open_runner(artifact: Artifact, *, device: str, threads: int | None) -> Runner:
+    """The one adapter from an artifact to a runner.
+
+    Bundles go through the runtime's backend table (``edgeresnet.runtime.select``), keyed by the
+    manifest's target and the model file's suffix; a checkpoint gets the PyTorch eager runner
+    (``edgeresnet.runtime.torch_runner``).
+    """
+    if artifact.backend == PYTORCH_BACKEND:
+        from edgeresnet.runtime.torch_runner import (
+            TorchRunner,  # imports torch: only when a checkpoint is benchmarked
+        )
+
+        return TorchRunner(artifact.path, device=device, threads=threads)
+    from edgeresnet.runtime.select import BACKEND_NAMES
+    from edgeresnet.runtime.select import open_runner as open_file_runner
+
+    if artifact.backend not in BACKEND_NAMES:
+        raise BackendUnavailableError(
+            f"{artifact.name}: no runner for target {artifact.backend!r} (known: {', '.join(BACKEND_NAMES)})"
+        )
+    return open_file_runner(artifact.model_path, backend=artifact.backend, device=device, threads=threads,
+                            precision=artifact.precision)
+
+
+def preload_backend(artifact: Artifact) -> None:
+    """Import the artifact's runtime library now, so its code pages never count as the artifact's memory.
+
+    Otherwise the first artifact of each backend would carry the library's RSS (~200 MB for torch)
+    and the rows would depend on the order of the artifacts. A missing library is left for
+    :func:`open_runner` to report.
+    """
+    library = _BACKEND_LIBRARIES.get(artifact.backend)
+    if library is not None:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(library)
+
+
+def synchronizer(runner: Runner) -> Callable[[], object] | None:
+    """What must run inside each timed call so queued GPU work is counted; None for synchronous backends.
+
+    TorchRunner copies logits back to the host (which waits for the GPU) but queued kernels of the
+    next call would otherwise overlap; ONNX Runtime and OpenVINO return only when the work is done.
+    """
+    if runner.backend == PYTORCH_BACKEND and str(runner.device).startswith("cuda"):
+        import torch
+
+        return torch.cuda.synchronize
+    return None

@@ -1,0 +1,140 @@
+"""Benchmark reports: the accuracy-budget pick, the Pareto front, and every file format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from edgeresnet.bench import BenchmarkResult, BenchmarkRow
+from edgeresnet.report import (
+    BEST_MARK,
+    best_within_budget,
+    pareto_front,
+    print_table,
+    read_report,
+    render_csv,
+    render_markdown,
+    write_reports,
+)
+
+ENVIRONMENT = {
+    "platform": "Linux-test",
+    "cpu": {"model": "Test CPU 9000", "machine": "x86_64", "logical_cores": 2, "usable_cores": 2,
+            "flags": ["avx512_vnni"]},
+    "versions": {"python": "3.11.7", "onnxruntime": "1.31.1", "openvino": "2026.4.1"},
+    "threads": 2,
+    "device": "cpu",
+    "gpu": None,
+    "data": "fashion-mnist",
+    "eval_images": 100,
+    "measurement": {"warmup": 10, "min_runs": 50, "min_time_s": 2.0, "max_time_s": 60.0, "peak_memory": "VmHWM"},
+}
+
+
+def _row(artifact: str, batch: int, p50: float | None, top1: float | None, **fields: object) -> BenchmarkRow:
+    return BenchmarkRow(artifact=artifact, path=f"/runs/{artifact}", backend=fields.pop("backend", "onnxruntime"),
+                        device="cpu", precision=fields.pop("precision", "int8"), batch_size=batch, threads=2,
+                        latency_p50_ms=p50, latency_mean_ms=p50, latency_p90_ms=p50, latency_p99_ms=p50,
+                        throughput_ips=None if p50 is None else batch * 1000 / p50, top1=top1, top5=top1,
+                        file_size_bytes=1_000_000, peak_memory_bytes=50 * 2**20, **fields)
+
+
+def synthetic_result() -> BenchmarkResult:
+    rows = []
+    for batch, scale in ((1, 1.0), (8, 6.0)):
+        rows += [
+            _row("pytorch", batch, 65.0 * scale, 0.910, backend="pytorch", precision="fp32", reference=True,
+                 agreement_top1=1.0),
+            _row("ort-fp32", batch, 42.0 * scale, 0.910, precision="fp32", agreement_top1=1.0),
+            _row("ort-int8", batch, 12.6 * scale, 0.900, agreement_top1=0.98),  # exactly 1.0 point lost
+            _row("ov-int8-greedy", batch, 9.5 * scale, 0.880, backend="openvino", agreement_top1=0.95),
+            _row("trt", batch, None, None, backend="tensorrt", error="TensorRT is not installed | here"),
+        ]
+    return BenchmarkResult(rows=rows, environment=dict(ENVIRONMENT))
+
+
+def test_fastest_within_budget_per_batch_size() -> None:
+    result = synthetic_result()
+    best = best_within_budget(result, max_accuracy_drop=1.0)
+    # ov-int8-greedy is fastest but loses 3 points; ort-int8 loses exactly the budget and qualifies.
+    assert {batch: row.artifact for batch, row in best.items()} == {1: "ort-int8", 8: "ort-int8"}
+    loose = best_within_budget(result, max_accuracy_drop=5.0)
+    assert {row.artifact for row in loose.values()} == {"ov-int8-greedy"}
+    strict = best_within_budget(result, max_accuracy_drop=0.0)
+    assert {row.artifact for row in strict.values()} == {"ort-fp32"}
+
+
+def test_without_a_reference_the_fastest_measured_row_wins() -> None:
+    result = synthetic_result()
+    for row in result.rows:
+        row.reference = False
+    assert best_within_budget(result)[1].artifact == "ov-int8-greedy"
+
+
+def test_pareto_front() -> None:
+    points = [(10.0, 0.90), (5.0, 0.80), (20.0, 0.95), (12.0, 0.85), (5.0, 0.80), (30.0, 0.94)]
+    # (12, 0.85) is beaten by (10, 0.90); (30, 0.94) by (20, 0.95); the duplicate (5, 0.80) is dropped.
+    assert pareto_front(points) == [1, 0, 2]
+    assert pareto_front([]) == []
+
+
+def test_markdown_has_environment_rows_and_errors() -> None:
+    text = render_markdown(synthetic_result())
+    assert "Test CPU 9000" in text and "avx512_vnni" in text and "tensorrt not installed" in text
+    assert "- **GPU:** none detected" in text
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 1 + 10  # header, alignment, one line per row
+    assert sum(BEST_MARK in line for line in table) == 2
+    assert "## Errors" in text and "- trt (batch 8): TensorRT is not installed | here" in text
+
+
+def test_csv_parses_back_with_every_row_and_the_environment() -> None:
+    result = synthetic_result()
+    rows = list(csv.DictReader(io.StringIO(render_csv(result))))
+    assert len(rows) == len(result.rows)
+    first = rows[0]
+    assert first["artifact"] == "pytorch" and float(first["latency_p50_ms"]) == 65.0
+    assert first["env_cpu"] == "Test CPU 9000" and first["env_onnxruntime"] == "1.31.1"
+    assert rows[4]["error"].startswith("TensorRT") and rows[4]["latency_p50_ms"] == ""
+
+
+def test_write_reports_writes_four_parseable_files(tmp_path: Path) -> None:
+    result = synthetic_result()
+    files = write_reports(result, tmp_path / "out", max_accuracy_drop=1.0)
+    assert {path.name for path in files.values()} == {"benchmark.md", "benchmark.csv", "benchmark.json",
+                                                        "accuracy_latency.png"}
+    record = json.loads(files["json"].read_text())
+    assert record["best_within_budget"] == {"1": "ort-int8", "8": "ort-int8"}
+    assert record["environment"]["cpu"]["model"] == "Test CPU 9000"
+    assert read_report(files["json"]) == result  # rows and environment round-trip
+    assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
+
+
+def test_plot_of_a_run_with_only_errors(tmp_path: Path) -> None:
+    result = BenchmarkResult(rows=[_row("trt", 1, None, None, error="no GPU")], environment=dict(ENVIRONMENT))
+    path = write_reports(result, tmp_path)["plot"]
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_terminal_table_marks_the_best_and_lists_errors() -> None:
+    console = Console(record=True, width=200)
+    print_table(synthetic_result(), console=console)
+    text = console.export_text()
+    assert "pytorch (ref)" in text and "Test CPU 9000" in text
+    assert text.count(BEST_MARK) >= 3  # two rows and the caption
+    assert "error trt (batch 1): TensorRT is not installed" in text
+
+
+def test_read_report_rejects_other_json(tmp_path: Path) -> None:
+    from edgeresnet.errors import EdgeResNetError
+
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"rows": []}))
+    with pytest.raises(EdgeResNetError, match="not an edgeresnet benchmark report"):
+        read_report(path)
