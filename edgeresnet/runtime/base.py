@@ -7,7 +7,9 @@ itself, and closes. Public methods validate; backends override the ``_impl`` hoo
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,16 @@ class Runner(ABC):
             raise EdgeResNetError(f"expected a 4-D NCHW numpy batch, got {getattr(batch, 'shape', type(batch))}")
         logits = self._infer_impl(np.ascontiguousarray(batch, dtype=np.float32))
         return np.asarray(logits, dtype=np.float32)
+
+    def bind_for_timing(self, batch: np.ndarray) -> Callable[[], object]:
+        """A zero-argument call that runs ``batch`` with no per-call input handling (for latency loops).
+
+        Backends whose runtimes can bind an input once (OpenVINO requests, ONNX Runtime IO binding)
+        override this, so that what a benchmark times is the model, as the runtimes' own tools do.
+        """
+        if self._closed:
+            raise EdgeResNetError(f"{self.backend} runner for {self.model_path.name} is closed")
+        return functools.partial(self.infer, np.ascontiguousarray(batch, dtype=np.float32))
 
     def describe(self) -> RunnerInfo:
         return self._describe_impl()
