@@ -1,4 +1,4 @@
-# The README's two commands: `make demo` (the main job) and `make test` (the test suite).
+# The README's two commands: `make demo` (the main job: the whole pipeline) and `make test` (the tests).
 # Each sets up everything it needs on a fresh Debian/Ubuntu machine with Python 3.11+.
 
 PYTHON ?= python3
@@ -26,8 +26,10 @@ data:
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
 	fi
 
+# The main job: train ResNet-20 on Fashion-MNIST, export FP32 + INT8 for every installed target,
+# compile, benchmark, and write runs/pipeline/summary.md.
 demo: install data
-	$(BIN)/edgeresnet train --model resnet20 --data fashion-mnist --epochs 2 --output runs/demo
+	$(BIN)/edgeresnet pipeline --model resnet20 --data fashion-mnist --output runs/pipeline
 
 test: install data
 	$(BIN)/python -m pytest -q -ra

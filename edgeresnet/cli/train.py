@@ -38,13 +38,14 @@ from edgeresnet.cli.core import ModelNameType, cli
               help="Evaluate on a class-balanced subset of this many images.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--no-augment", is_flag=True, help="Disable random crop and flip.")
+@click.option("--augment", type=click.Choice(["none", "flip", "crop-flip"]), default="flip", show_default=True,
+              help="Training augmentation: random horizontal flip, plus random crops with crop-flip.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def train_command(
     model_name: str, data: str, output: Path, epochs: int, batch_size: int, lr: float, schedule: str,
     label_smoothing: float, weight_decay: float, input_size: int | None, in_chans: str | None,
     weights: Path | None, resume: bool, train_limit: int | None, eval_limit: int | None,
-    threads: int | None, seed: int, no_augment: bool, no_progress: bool,
+    threads: int | None, seed: int, augment: str, no_progress: bool,
 ) -> None:
     """Train a ResNet from scratch or fine-tune it from weights, writing a checkpoint directory.
 
@@ -60,7 +61,7 @@ def train_command(
         schedule=schedule, label_smoothing=label_smoothing, weight_decay=weight_decay,
         input_size=input_size, in_chans=int(in_chans) if in_chans else None,
         weights=str(weights) if weights else None, resume=resume, train_limit=train_limit,
-        eval_limit=eval_limit, threads=threads, seed=seed, augment=not no_augment,
+        eval_limit=eval_limit, threads=threads, seed=seed, augment=augment,  # type: ignore[arg-type]
         progress=not no_progress,
     )
 
