@@ -14,6 +14,9 @@ install: $(STAMP)
 
 # torch is installed first and pinned so the local CPU build is used, never the multi-GB CUDA wheels.
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
+		echo "Installing python3-venv (Debian/Ubuntu ship venv without ensurepip)"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0

@@ -139,7 +139,9 @@ def check_files(bundle: str | Path, manifest: Manifest | None = None) -> list[st
     problems = []
     for name, expected in manifest.files.items():
         path = bundle / name
-        if not path.is_file():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            problems.append(f"{name} points outside the bundle")
+        elif not path.is_file():
             problems.append(f"{name} is missing")
         elif sha256_file(path) != expected:
             problems.append(f"{name} was modified (sha256 differs from the manifest)")

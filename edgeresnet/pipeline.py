@@ -43,6 +43,10 @@ class PipelineOptions:
     min_runs: int = 20
     compile_fp16: bool = True
 
+    def __post_init__(self) -> None:
+        if self.checkpoint is not None and self.weights is not None:
+            raise EdgeResNetError("--weights fine-tunes a new model; --checkpoint skips training: give one of them")
+
 
 @dataclass
 class PipelineResult:

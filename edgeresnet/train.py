@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,9 @@ from edgeresnet.atomic import atomic_write_with
 from edgeresnet.checkpoint import ModelCard, write_checkpoint
 from edgeresnet.data import DataSource, ImageSet, open_source
 from edgeresnet.data.preprocessing import PreprocessSpec
+from edgeresnet.environment import tool_versions
 from edgeresnet.errors import CheckpointError, DatasetError, EdgeResNetError
+from edgeresnet.evaluation import AccuracyCounter
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
 
 log = logging.getLogger(__name__)
@@ -322,18 +323,14 @@ def evaluate(
     """Top-1 and top-5 accuracy (percent) of a PyTorch model on a split."""
     was_training = model.training
     model.eval()
-    correct1 = correct5 = seen = 0
+    counter = AccuracyCounter()
     for batch, labels in images.batches(spec, batch_size):
-        logits = model(torch.from_numpy(batch).to(device))
-        target = torch.from_numpy(labels).to(device).unsqueeze(1)
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        correct1 += int((top[:, :1] == target).sum())
-        correct5 += int((top == target).any(dim=1).sum())
-        seen += len(labels)
+        counter.update(model(torch.from_numpy(batch).to(device)).float().cpu().numpy(), labels)
     model.train(was_training)
-    if seen == 0:
+    if counter.images == 0:
         raise DatasetError("evaluation split is empty")
-    return 100.0 * correct1 / seen, 100.0 * correct5 / seen
+    accuracy = counter.result()
+    return accuracy.top1, accuracy.top5
 
 
 def _progress_bar(total: int, description: str, config: TrainConfig, world: _World) -> Any:
@@ -362,7 +359,7 @@ def _make_card(
         training={k: v for k, v in asdict(config).items() if k not in ("output", "progress", "resume")},
         params=count_params(model),
         macs=count_macs(model, spec.input_size, in_chans),
-        versions={"torch": torch.__version__, "python": platform.python_version()},
+        versions=tool_versions(),
     )
 
 
@@ -406,7 +403,7 @@ def _init_distributed() -> _World:
     """Join the process group torchrun set up, or run as a single process."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
-        return _World()
+        return _World(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend=backend)

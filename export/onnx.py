@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import numpy as np
 from edgeresnet.atomic import atomic_write_bytes
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import ExportError
+from edgeresnet.evaluation import LogitComparison, compare_logits
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -35,27 +35,6 @@ OUTPUT_NAME = "logits"
 # range leaves room for that and still catches a wrong graph, which is off by whole units.
 PARITY_RELATIVE_TOLERANCE = 1e-3
 PARITY_MIN_AGREEMENT = 0.999
-
-
-@dataclass(frozen=True)
-class Parity:
-    """How closely two models' logits agree on the same inputs."""
-
-    max_abs_diff: float
-    mean_abs_diff: float
-    logit_range: float
-    top1_agreement: float
-    images: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def within_tolerance(self) -> bool:
-        return (
-            self.max_abs_diff <= PARITY_RELATIVE_TOLERANCE * max(1.0, self.logit_range)
-            and self.top1_agreement >= PARITY_MIN_AGREEMENT
-        )
 
 
 def export_onnx(
@@ -137,25 +116,22 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def check_parity(
     model: torch.nn.Module, onnx_path: str | Path, batches: Iterable[np.ndarray], *, threads: int | None = None
-) -> Parity:
-    """Run the same real batches through PyTorch and ONNX Runtime and compare logits."""
+) -> LogitComparison:
+    """Run the same real batches through PyTorch and ONNX Runtime and compare their logits."""
     import torch
 
     from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
 
     model = model.eval()
-    worst = total = logit_range = 0.0
-    agree = count = 0
+    references, candidates = [], []
     with OnnxRuntimeRunner(onnx_path, threads=threads) as runner, torch.no_grad():
         for batch in batches:
-            reference = model(torch.from_numpy(batch)).numpy()
-            candidate = runner.infer(batch)
-            diff = np.abs(reference - candidate)
-            worst = max(worst, float(diff.max()))
-            total += float(diff.sum())
-            logit_range = max(logit_range, float(reference.max() - reference.min()))
-            agree += int((reference.argmax(1) == candidate.argmax(1)).sum())
-            count += len(batch)
-    if count == 0:
+            references.append(model(torch.from_numpy(batch)).numpy())
+            candidates.append(runner.infer(batch))
+    if not references:
         raise ExportError("no images to check ONNX parity on")
-    return Parity(worst, total / (count * max(1, candidate.shape[1])), logit_range, agree / count, count)
+    return compare_logits(np.concatenate(references), np.concatenate(candidates))
+
+
+def parity_ok(parity: LogitComparison) -> bool:
+    return parity.within(PARITY_RELATIVE_TOLERANCE, PARITY_MIN_AGREEMENT)

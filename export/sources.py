@@ -60,8 +60,12 @@ def load_model_source(
     """Resolve MODEL: a checkpoint directory from `train`, or an architecture name plus ``weights``."""
     path = Path(model)
     if is_checkpoint_dir(path):
-        if weights is not None:
-            raise ExportError("--weights is for an architecture name; a checkpoint directory has its own")
+        given = {"--weights": weights, "--num-classes": num_classes, "--in-chans": in_chans,
+                 "--input-size": input_size}
+        ignored = [flag for flag, value in given.items() if value is not None]
+        if ignored:
+            raise ExportError(f"{', '.join(ignored)} only apply to an architecture-name MODEL; "
+                              f"the checkpoint {path} records its own")
         torch_model, card = load_checkpoint(path)
         return ModelSource(
             model=torch_model, architecture=card.architecture, preprocessing=card.preprocessing,
@@ -88,6 +92,12 @@ def _from_architecture(
     file_classes, file_chans = _shape_from_weights(weights)
     classes = num_classes or (source.num_classes if source else file_classes or 1000)
     channels = in_chans or file_chans or 3
+    if file_classes is not None and file_classes != classes:
+        # Exporting would ship a randomly initialised classifier head: fine-tuning is `train`'s job.
+        raise ExportError(
+            f"{weights} has a {file_classes}-class head but the export needs {classes} classes; "
+            f"fine-tune first (edgeresnet train --model {info.name} --weights {weights} --data ...)"
+        )
     mode = "L" if channels == 1 else "RGB"
     if source is not None:
         if source.num_classes != classes:

@@ -24,7 +24,7 @@ from edgeresnet.atomic import atomic_write_json
 from edgeresnet.bundle import Manifest, write_bundle
 from edgeresnet.data import ImageSet, open_source
 from edgeresnet.errors import DatasetError, ExportError
-from edgeresnet.export.onnx import INPUT_NAME, check_parity, export_onnx
+from edgeresnet.export.onnx import INPUT_NAME, check_parity, export_onnx, parity_ok
 from edgeresnet.export.sources import ModelSource
 from edgeresnet.export.targets import TARGETS, accuracy_record, resolve_targets
 
@@ -115,11 +115,7 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
                                    "quantization": built.quantization}
         result = ExportResult(output=output)
         for name, bundle in staged.items():
-            destination = output / name
-            if destination.exists():
-                shutil.rmtree(destination)
-            bundle.rename(destination)
-            result.bundles[name] = destination
+            result.bundles[name] = _replace_directory(bundle, output / name)
         result.report = _report(context, summaries, time.perf_counter() - started)
         atomic_write_json(output / "export_report.json", result.report)
         return result
@@ -127,7 +123,20 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _replace_directory(new: Path, destination: Path) -> Path:
+    """Move ``new`` to ``destination``; an existing one is set aside first, so one is always whole."""
+    old = destination.with_name(f".{destination.name}.old")
+    if destination.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        destination.rename(old)
+    new.rename(destination)
+    shutil.rmtree(old, ignore_errors=True)
+    return destination
+
+
 def _check_options(options: ExportOptions) -> None:
+    if not options.int8 and (options.calib_data is not None or options.calib_table is not None):
+        raise ExportError("--calib-data and --calib-table only apply with --int8")
     if options.calib_size < 1:
         raise ExportError(f"--calib-size must be at least 1, got {options.calib_size}")
     if options.max_accuracy_drop < 0:
@@ -141,19 +150,18 @@ def _check_options(options: ExportOptions) -> None:
 def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: Path, say: Progress) -> _Context:
     spec = source.preprocessing
     data = open_source(eval_data)
-    if data.num_classes != source.num_classes:
-        raise DatasetError(
-            f"{data.name} has {data.num_classes} classes but the model predicts {source.num_classes}"
-        )
+    label_map = label_mapping(data.class_names, source.class_names, what=data.name)
     evaluation = data.split("evaluation")
     if options.eval_limit is not None and options.eval_limit < len(evaluation):
         evaluation = evaluation.balanced_sample(options.eval_limit)
     if len(evaluation) == 0:
         raise DatasetError(f"the evaluation split of {data.name} is empty")
     say(f"preprocessing {len(evaluation)} evaluation images from {data.name}")
-    eval_batches = list(evaluation.batches(spec, EVAL_BATCH))
+    eval_batches = [(images, label_map[labels]) for images, labels in evaluation.batches(spec, EVAL_BATCH)]
     if not eval_batches:
         raise DatasetError(f"no decodable evaluation images in {data.name}")
+    if evaluation.skipped:
+        say(f"skipped {evaluation.skipped} undecodable evaluation images")
 
     say(f"exporting {source.architecture} to ONNX (opset {options.opset})")
     fp32_onnx = work / "model_fp32.onnx"
@@ -161,7 +169,7 @@ def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: 
                 metadata=source.metadata())
     parity_batches = _take_images(eval_batches, PARITY_IMAGES, options.batch)
     parity = check_parity(source.model, fp32_onnx, parity_batches, threads=options.threads)
-    if not parity.within_tolerance:
+    if not parity_ok(parity):
         raise ExportError(
             f"ONNX export disagrees with PyTorch: max |Δlogit| {parity.max_abs_diff:.2e}, "
             f"top-1 agreement {parity.top1_agreement:.2%} on {parity.images} images"
@@ -191,14 +199,18 @@ def _calibrate(context: _Context, say: Progress) -> None:
             f"--calib-size {options.calib_size} is larger than the calibration split of {data.name} "
             f"({len(split)} images)"
         )
+    label_map = label_mapping(data.class_names, context.source.class_names, what=data.name)
     samples = split.balanced_sample(options.calib_size)
     context.calib_batches = [images for images, _ in samples.batches(spec, 64)]
     if sum(len(b) for b in context.calib_batches) < min(options.calib_size, 16):
         raise DatasetError(f"too few decodable calibration images in {data.name}")
+    if samples.skipped:
+        say(f"skipped {samples.skipped} undecodable calibration images; calibrating on the "
+            f"{len(samples) - samples.skipped} others")
     for batch in context.calib_batches:
         check_calibration_data(batch)
-    held_out = _held_out(split, samples)
-    context.sensitivity_batches = [b for b, _ in held_out.head(SENSITIVITY_IMAGES).batches(spec, 64)] \
+    held_out = _held_out(split, samples, label_map)
+    context.sensitivity_batches = [b for b, _ in held_out.images.head(SENSITIVITY_IMAGES).batches(spec, 64)] \
         if len(held_out) else context.calib_batches[:4]
 
     if options.calib_table is not None:
@@ -222,28 +234,41 @@ def _calibrate(context: _Context, say: Progress) -> None:
     context.calibration = {
         "file": "calibration.json", "method": chosen.method, "samples": chosen.num_samples,
         "data_hash": chosen.data_hash, "data": data.name, "split": "calibration",
+        "skipped_images": samples.skipped,
         "requested_method": options.calib_method if options.calib_table is None else "table",
         "auto_candidates": candidates,
     }
 
 
-def _held_out(split: ImageSet, used: ImageSet) -> ImageSet:
-    """Calibration-split images not used for calibration: for choosing methods and ranking layers."""
+@dataclass
+class _HeldOut:
+    """Calibration-split images not used for calibration, with labels in the model's class order."""
+
+    images: ImageSet
+    label_map: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def labelled_batches(self, spec: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(images, self.label_map[labels]) for images, labels in self.images.batches(spec, EVAL_BATCH)]
+
+
+def _held_out(split: ImageSet, used: ImageSet, label_map: np.ndarray) -> _HeldOut:
     used_ids = set(np.asarray(used.item_ids).tolist())
-    ids = np.asarray(split.item_ids)
-    remaining = np.flatnonzero([item not in used_ids for item in ids.tolist()])
+    remaining = np.flatnonzero([item not in used_ids for item in np.asarray(split.item_ids).tolist()])
     rest = split.subset(remaining)
-    return rest.balanced_sample(min(AUTO_HELD_OUT, len(rest))) if len(rest) else rest
+    return _HeldOut(rest.balanced_sample(min(AUTO_HELD_OUT, len(rest))) if len(rest) else rest, label_map)
 
 
-def _pick_method(context: _Context, tables: dict[str, Any], held_out: ImageSet, say: Progress) -> tuple[Any, dict]:
+def _pick_method(context: _Context, tables: dict[str, Any], held_out: _HeldOut, say: Progress) -> tuple[Any, dict]:
     """``auto``: keep the method whose ONNX Runtime INT8 model is most accurate on held-out images."""
     from edgeresnet.calibration import QdqQuantizer, evaluate_onnx
 
     if len(held_out) == 0:
         say("no held-out calibration images to compare methods; using entropy")
         return tables["entropy"], {}
-    labelled = list(held_out.batches(context.source.preprocessing, EVAL_BATCH))
+    labelled = held_out.labelled_batches(context.source.preprocessing)
     scores: dict[str, float] = {}
     for method, table in tables.items():
         model, _ = QdqQuantizer(context.fp32_onnx, table, flavour="onnxruntime").build()
@@ -302,3 +327,33 @@ def _report(context: _Context, summaries: dict[str, Any], seconds: float) -> dic
         "max_accuracy_drop": context.options.max_accuracy_drop,
         "seconds": round(seconds, 1),
     }
+
+
+def label_mapping(data_names: Sequence[str], model_names: Sequence[str], *, what: str) -> np.ndarray:
+    """Index array taking the data's label numbers to the model's, matching classes by name.
+
+    Unnamed classes ("0", "1", ... or "class_0", ...) match by position. Named classes must be the
+    same set (compared ignoring case and punctuation, so a folder "T-shirt-top" is "T-shirt/top"):
+    data for other classes would give meaningless accuracies and ranges.
+    """
+    if len(data_names) != len(model_names):
+        raise DatasetError(f"{what} has {len(data_names)} classes but the model predicts {len(model_names)}")
+    if _unnamed(data_names) or _unnamed(model_names):
+        return np.arange(len(model_names))
+    model_index = {_normalised(name): index for index, name in enumerate(model_names)}
+    missing = [name for name in data_names if _normalised(name) not in model_index]
+    if missing:
+        raise DatasetError(
+            f"{what}'s classes do not match the model's: {', '.join(missing[:3])} "
+            f"{'are' if len(missing) > 1 else 'is'} not among {', '.join(model_names[:4])}, ..."
+        )
+    return np.array([model_index[_normalised(name)] for name in data_names], dtype=np.int64)
+
+
+def _normalised(name: str) -> str:
+    return "".join(character for character in name.lower() if character.isalnum())
+
+
+def _unnamed(names: Sequence[str]) -> bool:
+    return all(name == str(i) or name == f"class_{i}" for i, name in enumerate(names))
+

@@ -25,11 +25,18 @@ class EdgeResNetGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except EdgeResNetError as error:
+        except (EdgeResNetError, OSError) as error:
+            # OSError here is the environment refusing a user's path (permissions, a full disk, a
+            # directory where a file belongs): a one-line message, like any other user mistake.
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {_one_line(error)}", err=True)
             ctx.exit(USER_ERROR_EXIT)
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 class ModelNameType(click.ParamType):

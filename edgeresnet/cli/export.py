@@ -60,6 +60,13 @@ def export_command(
     from edgeresnet.export.sources import load_model_source
     from edgeresnet.export.workflow import ExportOptions, run_export
 
+    if not int8:
+        context = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("calib_data", "calib_size", "calib_method", "calib_table")
+                 if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply with --int8")
+
     source = load_model_source(model, weights=weights, num_classes=num_classes,
                                in_chans=int(in_chans) if in_chans else None, input_size=input_size,
                                data=data or calib_data)

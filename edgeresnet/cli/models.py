@@ -16,7 +16,7 @@ from edgeresnet.errors import EdgeResNetError
 def models_command(as_json: bool, family: str | None) -> None:
     """List every registered architecture: family, parameters, MACs and default input size.
 
-    Parameters are counted with 1000 classes (10 for the CIFAR family) and 3 input channels; MACs
+    Parameters are counted with 1000 classes (10 for the 32×32 CIFAR networks) and 3 input channels; MACs
     at the default input size.
     """
     from edgeresnet import list_models

@@ -104,17 +104,17 @@ def resnet1202() -> ResNetConfig:
 
 
 @register_model(
-    "preact_resnet18", family="preact", input_size=32, description="Pre-activation ResNet-18, 3×3 stem"
+    "preact_resnet18", family="preact", input_size=224, description="Pre-activation ResNet-18 (ResNet v2)"
 )
 def preact_resnet18() -> ResNetConfig:
-    return _imagenet("preact_basic", (2, 2, 2, 2), stem="cifar", num_classes=10)
+    return _imagenet("preact_basic", (2, 2, 2, 2))
 
 
 @register_model(
-    "preact_resnet50", family="preact", input_size=32, description="Pre-activation ResNet-50, 3×3 stem"
+    "preact_resnet50", family="preact", input_size=224, description="Pre-activation ResNet-50 (ResNet v2)"
 )
 def preact_resnet50() -> ResNetConfig:
-    return _imagenet("preact_bottleneck", (3, 4, 6, 3), stem="cifar", num_classes=10)
+    return _imagenet("preact_bottleneck", (3, 4, 6, 3))
 
 
 @register_model(
