@@ -87,13 +87,13 @@ def _compare_methods(checkpoint: Path, work: Path) -> dict[str, Any]:
     calib = [images for images, _ in samples.batches(spec, 64)]
     fp32 = work / "methods" / "fp32.onnx"
     export_onnx(source.model, spec, fp32, metadata=source.metadata())
-    rows: dict[str, Any] = {"fp32": 100 * evaluate_onnx(fp32, eval_batches).top1}
+    rows: dict[str, Any] = {"fp32": evaluate_onnx(fp32, eval_batches).top1}
     tables = calibrate_all(fp32, calib, data_hash=samples.fingerprint())
     for method, table in tables.items():
         for flavour in ("onnxruntime", "tensorrt"):
             path = work / "methods" / f"{method}-{flavour}.onnx"
             QdqQuantizer(fp32, table, flavour=flavour).write(path)
-            rows[f"edgeresnet {flavour} QDQ ({method})"] = 100 * evaluate_onnx(path, eval_batches).top1
+            rows[f"edgeresnet {flavour} QDQ ({method})"] = evaluate_onnx(path, eval_batches).top1
             if flavour == "onnxruntime":
                 xml = convert_qdq_to_ir(path, work / "methods" / f"{method}-ov" / "model.xml")
                 rows[f"edgeresnet OpenVINO IR from QDQ ({method})"] = _ov_top1(xml, eval_batches)
@@ -101,7 +101,7 @@ def _compare_methods(checkpoint: Path, work: Path) -> dict[str, Any]:
     nncf_xml = quantize_with_nncf(fp32, work / "methods" / "nncf-ours" / "model.xml", calib, subset_size=CALIB_SIZE)
     rows["edgeresnet OpenVINO IR via NNCF (512 images)"] = _ov_top1(nncf_xml, eval_batches)
     peer_onnx = peer_quantize_static_default(fp32, work / "methods" / "peer-ort.onnx", calib)
-    rows["peer: onnxruntime quantize_static defaults"] = 100 * evaluate_onnx(peer_onnx, eval_batches).top1
+    rows["peer: onnxruntime quantize_static defaults"] = evaluate_onnx(peer_onnx, eval_batches).top1
     single_images = [image[None] for batch in calib for image in batch]
     peer_xml = peer_nncf_default(fp32, work / "methods" / "peer-nncf" / "model.xml", single_images)
     rows["peer: nncf.quantize defaults"] = _ov_top1(peer_xml, eval_batches)

@@ -6,6 +6,8 @@
     result = apply_accuracy_gate(fp32_onnx, table, "model.int8.onnx", flavour="onnxruntime",
                                  eval_batches=labelled, max_drop_points=1.0, sensitivity_batches=held_out)
 
+``evaluate_onnx`` and the gate report :class:`edgeresnet.evaluation.Accuracy`, in percent.
+
 Importing this package is cheap: onnx and onnxruntime are imported inside the functions that use them,
 and torch never.
 """
@@ -14,11 +16,15 @@ from __future__ import annotations
 
 from edgeresnet.calibration.collect import calibrate, calibrate_all, collect_histograms
 from edgeresnet.calibration.data_check import check_calibration_data
-from edgeresnet.calibration.gate import Accuracy, GateResult, GateStep, apply_accuracy_gate, evaluate_onnx
+from edgeresnet.calibration.gate import GateResult, GateStep, apply_accuracy_gate, evaluate_onnx
 from edgeresnet.calibration.peer import peer_quantize_static_default
 from edgeresnet.calibration.qdq import FLAVOURS, Flavour, QdqQuantizer, QdqReport, quantize_qdq
 from edgeresnet.calibration.qdq_rules import check_tensorrt_rules, inspect_qdq
-from edgeresnet.calibration.table import METHODS, CalibrationTable, Method, sha256_file
+from edgeresnet.calibration.table import METHODS, CalibrationTable, Method
+
+# Re-exported so callers that imported them from here keep working; each is defined in one place.
+from edgeresnet.bundle import sha256_file
+from edgeresnet.evaluation import Accuracy
 
 __all__ = [
     "FLAVOURS",

@@ -1,8 +1,8 @@
 """Calibration: one streaming pass of real images through the FP32 model in onnxruntime.
 
 Every activation a QDQ writer may quantize is exposed as an extra graph output; each batch is split
-into micro-batches so memory stays bounded by ``micro_batch`` images of activations whatever the data
-size, and each tensor keeps only a running min/max and a fixed-size histogram. All methods' ranges
+into micro-batches (or the model's static batch) so memory stays bounded by ``micro_batch`` images of
+activations whatever the data size, and each tensor keeps only a running min/max and a fixed-size histogram. All methods' ranges
 come from the same pass, so ``auto`` can compare them without reading the data again.
 """
 
@@ -15,9 +15,11 @@ import numpy as np
 from edgeresnet.calibration.data_check import check_calibration_data, validate_batch
 from edgeresnet.calibration.histogram import RangeHistogram
 from edgeresnet.calibration.methods import ENTROPY_LEVELS, derive_range
-from edgeresnet.calibration.model import calibration_tensors, input_name, load_fp32_model, open_session
-from edgeresnet.calibration.table import METHODS, CalibrationTable, Method, require_sha256, sha256_file
+from edgeresnet.calibration.model import calibration_tensors, input_name, load_fp32_model
+from edgeresnet.calibration.session import BatchSession, describe_model
+from edgeresnet.calibration.table import METHODS, CalibrationTable, Method, require_sha256
 
+from edgeresnet.bundle import sha256_file
 from edgeresnet.errors import CalibrationError
 
 
@@ -36,7 +38,9 @@ def calibrate(
     Args:
         batches: float32 N×C×H×W arrays, already preprocessed exactly as at inference.
         data_hash: sha256 hex digest identifying the calibration data (recorded, not recomputed).
-        micro_batch: images per onnxruntime call; bounds the memory the exposed activations take.
+        micro_batch: images per onnxruntime call; bounds the memory the exposed activations take. A
+            model with a static batch N is fed N at a time instead (a short last piece is padded and
+            the padding left out of every histogram).
     """
     if method not in METHODS:
         raise CalibrationError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -72,23 +76,14 @@ def collect_histograms(
         onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names if name not in existing
     )
     # Basic optimisations only: no fusion may swallow a tensor we need (ORT keeps graph outputs anyway).
-    session = open_session(model, level="basic")
+    session = BatchSession(model, label=describe_model(onnx_path), level="basic")
     histograms = {name: RangeHistogram(num_bins) for name in names}
     fetch = [name for name in names if name != image_input]
     samples = 0
     for batch in batches:
         batch = validate_batch(batch)
         check_calibration_data(batch)
-        for start in range(0, batch.shape[0], micro_batch):
-            chunk = batch[start : start + micro_batch]
-            try:
-                # An empty fetch list would make onnxruntime return every output instead of none.
-                outputs = session.run(fetch, {image_input: chunk}) if fetch else []
-            except Exception as error:  # onnxruntime raises untyped errors for shape/type mismatches
-                first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise CalibrationError(
-                    f"calibration batch of shape {chunk.shape} does not fit the model: {first_line}"
-                ) from error
+        for chunk, outputs in session.pieces(batch, fetch, max_batch=micro_batch):
             if image_input in histograms:
                 histograms[image_input].update(chunk)
             for name, values in zip(fetch, outputs, strict=True):

@@ -11,36 +11,27 @@ re-measuring top-1 after each, until the budget holds or the float share passes 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from edgeresnet.calibration.data_check import validate_batch
-from edgeresnet.calibration.model import open_session
 from edgeresnet.calibration.qdq import Flavour, QdqQuantizer, QdqReport
+from edgeresnet.calibration.session import BatchSession
 from edgeresnet.calibration.table import CalibrationTable
 
 from edgeresnet.errors import AccuracyGateError, CalibrationError, ExportError
+from edgeresnet.evaluation import Accuracy, evaluate_logits
 
 if TYPE_CHECKING:
     import onnx
-    import onnxruntime
-
-
-@dataclass(frozen=True)
-class Accuracy:
-    """Top-1 and top-5 as fractions in [0, 1] over ``n`` images (top-5 is top-k for k = min(5, classes))."""
-
-    top1: float
-    top5: float
-    n: int
 
 
 @dataclass(frozen=True)
 class GateStep:
-    """One fallback step: ``node`` kept in float, and the top-1 and drop measured after it."""
+    """One fallback step: ``node`` kept in float, and the top-1 (percent) and drop measured after it."""
 
     node: str
     top1: float
@@ -49,7 +40,10 @@ class GateStep:
 
 @dataclass(frozen=True)
 class GateResult:
-    """What the gate measured and decided; the written model is ``report.path``."""
+    """What the gate measured and decided; the written model is ``report.path``.
+
+    Accuracies are :class:`edgeresnet.evaluation.Accuracy` in percent; drops are percentage points.
+    """
 
     fp32: Accuracy
     int8_all_quantized: Accuracy
@@ -64,17 +58,40 @@ class GateResult:
     @property
     def fallback_cost_points(self) -> float:
         """Top-1 points the float fallback won back compared with quantizing everything."""
-        return (self.int8.top1 - self.int8_all_quantized.top1) * 100.0
+        return self.int8.top1 - self.int8_all_quantized.top1
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fallback_cost_points": self.fallback_cost_points}
+        """A JSON-ready record; every accuracy in it is in percent, as in manifests and reports."""
+        return {
+            "fp32": self.fp32.to_dict(),
+            "int8_all_quantized": self.int8_all_quantized.to_dict(),
+            "int8": self.int8.to_dict(),
+            "drop_points": round(self.drop_points, 4),
+            "max_drop_points": self.max_drop_points,
+            "fallback_cost_points": round(self.fallback_cost_points, 4),
+            "float_nodes": list(self.float_nodes),
+            "steps": [{"node": step.node, "top1": round(step.top1, 4), "drop_points": round(step.drop_points, 4)}
+                      for step in self.steps],
+            "sensitivity": [[node, score] for node, score in self.sensitivity],
+            "report": self.report.to_dict(),
+        }
 
 
 def evaluate_onnx(
-    path: str | Path | onnx.ModelProto, batches_with_labels: Iterable[tuple[np.ndarray, np.ndarray]]
+    model: str | Path | onnx.ModelProto,
+    batches_with_labels: Iterable[tuple[np.ndarray, np.ndarray]],
+    *,
+    label: str = "",
 ) -> Accuracy:
-    """Top-1/top-5 of an ONNX model (file or in-memory) in onnxruntime on CPU."""
-    return _evaluate(_session(path), batches_with_labels)
+    """Top-1/top-5 in percent of an ONNX model (file or in-memory) in onnxruntime on CPU.
+
+    Any batch size works, also on a model exported with a static batch.
+
+    Args:
+        label: how errors name the model (default: its file name or graph name).
+    """
+    session = BatchSession(model, label=label)
+    return evaluate_logits(session.logits, _labelled(batches_with_labels))
 
 
 def apply_accuracy_gate(
@@ -109,7 +126,8 @@ def apply_accuracy_gate(
     quantizer = QdqQuantizer(fp32_path, table, flavour=flavour)
     fp32 = evaluate_onnx(fp32_path, eval_batches)
     model, report = quantizer.build()
-    all_quantized = evaluate_onnx(model, eval_batches)
+    name = f"the INT8 {flavour} QDQ model of {Path(fp32_path).name}"
+    all_quantized = evaluate_onnx(model, eval_batches, label=name)
     drop = _drop(fp32, all_quantized)
     if drop <= max_drop_points:
         report = quantizer.write(out_path)
@@ -122,7 +140,7 @@ def apply_accuracy_gate(
     for node, _ in sensitivity[:limit]:
         kept_float.append(node)
         model, _ = quantizer.build(kept_float)
-        accuracy = evaluate_onnx(model, eval_batches)
+        accuracy = evaluate_onnx(model, eval_batches, label=f"{name} ({len(kept_float)} layers in float)")
         drop = _drop(fp32, accuracy)
         steps.append(GateStep(node, accuracy.top1, drop))
         if drop <= max_drop_points:
@@ -135,7 +153,7 @@ def apply_accuracy_gate(
     raise AccuracyGateError(
         f"INT8 {flavour} model misses the accuracy budget by {best - max_drop_points:.2f} points: top-1 drop "
         f"{best:.2f} > {max_drop_points:g} even with {len(kept_float)} of {len(report.quantized_nodes)} layers "
-        f"kept in float (FP32 top-1 {fp32.top1:.2%}); recalibrate with more or better data, another "
+        f"kept in float (FP32 top-1 {fp32.top1:.2f}%); recalibrate with more or better data, another "
         "--calib-method, or a larger --max-accuracy-drop"
     )
 
@@ -154,13 +172,14 @@ def rank_sensitivity(
     ]
     if not images:
         raise CalibrationError("the accuracy gate needs sensitivity images to rank layers")
-    reference = _logits(_session(fp32_path), images)
+    reference = _logits(BatchSession(fp32_path), images)
     scale = float(np.mean(reference**2)) or 1.0
     candidates = list(candidates)
     scores = []
     for node in candidates:
         model, _ = quantizer.build(set(quantizer.node_names) - {node})
-        error = float(np.mean((_logits(_session(model), images) - reference) ** 2)) / scale
+        session = BatchSession(model, label=f"the QDQ model of {Path(fp32_path).name} with only {node} quantized")
+        error = float(np.mean((_logits(session, images) - reference) ** 2)) / scale
         scores.append((node, error))
     # Stable tie-break on graph order, so equal scores give the same fallback every run.
     order = {node: index for index, node in enumerate(candidates)}
@@ -168,38 +187,22 @@ def rank_sensitivity(
 
 
 def _drop(fp32: Accuracy, int8: Accuracy) -> float:
-    return (fp32.top1 - int8.top1) * 100.0
+    return fp32.top1 - int8.top1
 
 
-def _session(model: str | Path | onnx.ModelProto) -> onnxruntime.InferenceSession:
-    try:
-        return open_session(model)
-    except Exception as error:  # onnxruntime raises untyped errors for unreadable models
-        text = str(error).strip().splitlines()
-        raise ExportError(f"onnxruntime cannot load the model: {text[0] if text else type(error).__name__}") from error
+def _logits(session: BatchSession, images: Iterable[np.ndarray]) -> np.ndarray:
+    return np.concatenate([session.logits(batch) for batch in images]).astype(np.float64)
 
 
-def _logits(session: onnxruntime.InferenceSession, images: Iterable[np.ndarray]) -> np.ndarray:
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: batch})[0] for batch in images]).astype(np.float64)
-
-
-def _evaluate(
-    session: onnxruntime.InferenceSession, batches_with_labels: Iterable[tuple[np.ndarray, np.ndarray]]
-) -> Accuracy:
-    name = session.get_inputs()[0].name
-    top1 = top5 = total = 0
+def _labelled(batches_with_labels: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Checked (images, labels) pairs; refuses a mismatched pair and an empty set with one line."""
+    images_seen = 0
     for images, labels in batches_with_labels:
         images = validate_batch(images, what="evaluation")
         labels = np.asarray(labels).reshape(-1)
         if labels.shape[0] != images.shape[0]:
             raise CalibrationError(f"{images.shape[0]} images but {labels.shape[0]} labels in an evaluation batch")
-        logits = session.run(None, {name: images})[0]
-        k = min(5, logits.shape[1])
-        best = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-        top1 += int(np.sum(best[:, 0] == labels))
-        top5 += int(np.sum(np.any(best == labels[:, None], axis=1)))
-        total += labels.shape[0]
-    if total == 0:
-        raise CalibrationError("the accuracy gate needs labelled evaluation images; none were given")
-    return Accuracy(top1 / total, top5 / total, total)
+        images_seen += images.shape[0]
+        yield images, labels
+    if images_seen == 0:
+        raise CalibrationError("evaluation needs labelled images; none were given")

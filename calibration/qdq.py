@@ -17,8 +17,6 @@ Nodes named in ``exclude_nodes`` stay float and read float inputs: the accuracy 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,6 +34,7 @@ from edgeresnet.calibration.model import (
 from edgeresnet.calibration.qparams import QuantParams, activation_params, bias_params, weight_params
 from edgeresnet.calibration.table import CalibrationTable
 
+from edgeresnet.atomic import atomic_write_with
 from edgeresnet.errors import CalibrationError, ExportError
 
 if TYPE_CHECKING:
@@ -377,12 +376,4 @@ class _QdqRewrite:
 def _save_atomically(model: onnx.ModelProto, path: Path) -> None:
     import onnx
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        onnx.save(model, temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda temporary: onnx.save(model, str(temporary)))

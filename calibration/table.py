@@ -8,18 +8,17 @@ pickle: a table is a file that travels between machines and must be safe to read
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from edgeresnet.atomic import atomic_write_text
+from edgeresnet.bundle import sha256_file
 from edgeresnet.errors import CalibrationError
 
 Method = Literal["minmax", "entropy", "percentile"]
@@ -112,20 +111,8 @@ class CalibrationTable:
 
     def save(self, path: str | Path) -> Path:
         """Write the table as JSON atomically (temporary file in the same folder, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return path
+        # allow_nan=False: ranges are checked finite, and a table must stay strict JSON if that changes.
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> CalibrationTable:
@@ -175,14 +162,6 @@ def require_sha256(label: str, value: object) -> str:
     if not isinstance(value, str) or not _SHA256.match(value):
         raise CalibrationError(f"{label} must be a lowercase sha256 hex digest, got {value!r}")
     return value
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _checked_range(name: object, pair: object) -> tuple[float, float]:

@@ -82,6 +82,27 @@ def export_onnx(
     return atomic_write_bytes(out_path, proto.SerializeToString())
 
 
+def fix_onnx_batch(path: str | Path, out_path: str | Path, batch: int) -> Path:
+    """Copy an ONNX model with the batch dimension of its input and output fixed to ``batch``."""
+    import onnx
+
+    if batch < 1:
+        raise ExportError(f"static batch must be at least 1, got {batch}")
+    proto = onnx.load(str(path))
+    for value in (*proto.graph.input, *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].Clear()
+            dims[0].dim_value = batch
+    # Intermediate shapes recorded for the dynamic batch would contradict the fixed one.
+    del proto.graph.value_info[:]
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"cannot fix the batch of {path} to {batch}: {str(error).splitlines()[0]}") from error
+    return atomic_write_bytes(out_path, proto.SerializeToString())
+
+
 def _simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Constant-fold and clean the graph; a failure keeps the unsimplified (still valid) model."""
     try:

@@ -65,6 +65,17 @@ def convert_to_ir(
     return _save_ir(model, out_xml, compress_to_fp16=precision == "fp16")
 
 
+def fix_ir_batch(xml: str | Path, out_xml: str | Path, batch: int) -> Path:
+    """Copy an IR with its batch dimension fixed to ``batch`` (weights and precision unchanged)."""
+    ov = require_openvino()
+    try:
+        model = ov.Core().read_model(str(xml))
+    except Exception as error:
+        raise ExportError(f"OpenVINO cannot read {xml}: {first_error_line(error)}") from error
+    _fix_batch(model, batch, xml)
+    return _save_ir(model, out_xml, compress_to_fp16=False)
+
+
 def convert_qdq_to_ir(qdq_onnx_path: str | Path, out_xml: str | Path) -> Path:
     """Convert a QDQ ONNX model (QuantizeLinear/DequantizeLinear pairs) to an INT8 OpenVINO IR.
 

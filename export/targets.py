@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeresnet.errors import AccuracyGateError, BackendUnavailableError, ExportError
+from edgeresnet.evaluation import Accuracy, evaluate_logits
 
 if TYPE_CHECKING:
     from edgeresnet.export.workflow import _Context
@@ -187,8 +188,8 @@ def _gate_record(gate: Any, flavour: str) -> dict[str, Any]:
     return record
 
 
-def accuracy_record(accuracy: Any) -> dict[str, Any]:
-    return {"top1": round(100.0 * accuracy.top1, 4), "top5": round(100.0 * accuracy.top5, 4), "images": accuracy.n}
+def accuracy_record(accuracy: Accuracy) -> dict[str, Any]:
+    return accuracy.to_dict()
 
 
 def _onnx_artifact(context: _Context, path: Path, accuracy: dict[str, Any], *,
@@ -217,13 +218,4 @@ def _measure_openvino(context: _Context, xml: Path, precision: str) -> tuple[dic
 
 def evaluate_runner(runner: Runner, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """Top-1/top-5 in percent of any runner over labelled batches."""
-    correct1 = correct5 = seen = 0
-    for images, labels in batches:
-        logits = runner.infer(images)
-        top = np.argsort(-logits, axis=1)[:, : min(5, logits.shape[1])]
-        correct1 += int((top[:, 0] == labels).sum())
-        correct5 += int((top == labels[:, None]).any(axis=1).sum())
-        seen += len(labels)
-    if seen == 0:
-        raise ExportError("no evaluation images")
-    return {"top1": round(100.0 * correct1 / seen, 4), "top5": round(100.0 * correct5 / seen, 4), "images": seen}
+    return evaluate_logits(runner.infer, batches).to_dict()

@@ -22,7 +22,8 @@ import numpy as np
 
 from edgeresnet.atomic import atomic_write_bytes
 from edgeresnet.errors import BackendUnavailableError, ExportError
-from edgeresnet.runtime.tensorrt import GpuInfo, gpu_info, make_logger, require_tensorrt, tensorrt_major
+from edgeresnet.environment import GpuInfo
+from edgeresnet.runtime.tensorrt import cuda_device, make_logger, require_tensorrt, tensorrt_major
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def require_tensorrt_gpu(carry: str) -> tuple[Any, GpuInfo]:
         trt = require_tensorrt()
     except BackendUnavailableError as error:
         raise BackendUnavailableError(f"TensorRT is not installed here: {where}") from error
-    gpu = gpu_info(0)
+    gpu = cuda_device(0)
     if gpu is None:
         raise BackendUnavailableError(f"TensorRT is installed but no CUDA GPU is visible here: {where}")
     return trt, gpu

@@ -165,9 +165,10 @@ def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: 
 
     say(f"exporting {source.architecture} to ONNX (opset {options.opset})")
     fp32_onnx = work / "model_fp32.onnx"
-    export_onnx(source.model, spec, fp32_onnx, opset=options.opset, batch=options.batch,
-                metadata=source.metadata())
-    parity_batches = _take_images(eval_batches, PARITY_IMAGES, options.batch)
+    # Everything is built and measured with a dynamic batch; a static --batch is applied to the
+    # artifacts as they are written (the arithmetic is identical, only the declared shape changes).
+    export_onnx(source.model, spec, fp32_onnx, opset=options.opset, metadata=source.metadata())
+    parity_batches = _take_images(eval_batches, PARITY_IMAGES)
     parity = check_parity(source.model, fp32_onnx, parity_batches, threads=options.threads)
     if not parity_ok(parity):
         raise ExportError(
@@ -179,10 +180,10 @@ def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: 
     from edgeresnet.calibration import evaluate_onnx
 
     fp32 = evaluate_onnx(fp32_onnx, eval_batches)
-    say(f"FP32 top-1 {100 * fp32.top1:.2f}% on {fp32.n} evaluation images")
+    say(f"FP32 top-1 {fp32.top1:.2f}% on {fp32.images} evaluation images")
     return _Context(
         source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=eval_batches,
-        golden_inputs=np.concatenate([b for b, _ in eval_batches])[:GOLDEN_COUNT],
+        golden_inputs=np.concatenate([b for b, _ in eval_batches])[: options.batch or GOLDEN_COUNT],
         fp32_accuracy=accuracy_record(fp32), parity=parity.to_dict(), progress=say,
     )
 
@@ -193,17 +194,19 @@ def _calibrate(context: _Context, say: Progress) -> None:
     options = context.options
     data = open_source(options.calib_data or options.data or context.source.data_source or "")
     spec = context.source.preprocessing
+    label_map = label_mapping(data.class_names, context.source.class_names, what=data.name)
     split = data.split("calibration")
     if options.calib_size > len(split):
         raise DatasetError(
             f"--calib-size {options.calib_size} is larger than the calibration split of {data.name} "
             f"({len(split)} images)"
         )
-    label_map = label_mapping(data.class_names, context.source.class_names, what=data.name)
     samples = split.balanced_sample(options.calib_size)
     context.calib_batches = [images for images, _ in samples.batches(spec, 64)]
-    if sum(len(b) for b in context.calib_batches) < min(options.calib_size, 16):
-        raise DatasetError(f"too few decodable calibration images in {data.name}")
+    decoded = sum(len(b) for b in context.calib_batches)
+    if decoded < max(1, options.calib_size // 2):
+        raise DatasetError(f"only {decoded} of {options.calib_size} calibration images in {data.name} "
+                           f"could be decoded ({samples.skipped} skipped); fix or remove the broken files")
     if samples.skipped:
         say(f"skipped {samples.skipped} undecodable calibration images; calibrating on the "
             f"{len(samples) - samples.skipped} others")
@@ -272,7 +275,7 @@ def _pick_method(context: _Context, tables: dict[str, Any], held_out: _HeldOut, 
     scores: dict[str, float] = {}
     for method, table in tables.items():
         model, _ = QdqQuantizer(context.fp32_onnx, table, flavour="onnxruntime").build()
-        scores[method] = 100.0 * evaluate_onnx(model, labelled).top1
+        scores[method] = evaluate_onnx(model, labelled).top1
     # Ties go to the method listed first in this preference order (tighter ranges first).
     preference = ["entropy", "percentile", "minmax"]
     best = max(scores, key=lambda m: (round(scores[m], 6), -preference.index(m) if m in preference else -99))
@@ -281,13 +284,9 @@ def _pick_method(context: _Context, tables: dict[str, Any], held_out: _HeldOut, 
     return tables[best], {m: {"held_out_top1": s, "held_out_images": len(held_out)} for m, s in scores.items()}
 
 
-def _take_images(batches: Sequence[tuple[np.ndarray, np.ndarray]], count: int, static_batch: int | None) -> list[np.ndarray]:
+def _take_images(batches: Sequence[tuple[np.ndarray, np.ndarray]], count: int, size: int = 64) -> list[np.ndarray]:
     images = np.concatenate([b for b, _ in batches])[:count]
-    size = static_batch or 64
-    if static_batch:
-        images = images[: len(images) - len(images) % static_batch] if len(images) >= static_batch else images
-    return [images[i : i + size] for i in range(0, len(images), size) if len(images[i : i + size]) == size
-            or not static_batch]
+    return [images[i : i + size] for i in range(0, len(images), size)]
 
 
 def _write_target_bundle(context: _Context, built: Any, target: str, precision: str, destination: Path) -> Path:
@@ -306,15 +305,32 @@ def _write_target_bundle(context: _Context, built: Any, target: str, precision: 
         extra={"source_checkpoint": str(source.checkpoint.resolve()) if source.checkpoint else None,
                "source_weights": str(source.weights) if source.weights else None, **built.extra},
     )
-    files = dict(built.files)
+    files = _with_static_batch(dict(built.files), context.options.batch, context.work / f"static-{target}-{precision}")
     # The FP32 ONNX travels with every artifact that is not itself that ONNX: `compile` builds other
     # precisions from it, and an INT8 model can be rebuilt from it plus the calibration table.
-    if files.get("model.onnx") != context.fp32_onnx:
+    if built.files.get("model.onnx") != context.fp32_onnx:
         files.setdefault("model_fp32.onnx", context.fp32_onnx)
     if precision == "int8" and context.table_path is not None:
         files.setdefault("calibration.json", context.table_path)
     return write_bundle(destination, manifest, files, golden_inputs=context.golden_inputs,
                         golden_outputs=built.golden_outputs)
+
+
+def _with_static_batch(files: dict[str, Path], batch: int | None, directory: Path) -> dict[str, Path]:
+    """The model files with their batch fixed to ``batch`` (unchanged when the batch stays dynamic)."""
+    if batch is None:
+        return files
+    from edgeresnet.export.onnx import fix_onnx_batch
+
+    fixed = dict(files)
+    if "model.onnx" in files:
+        fixed["model.onnx"] = fix_onnx_batch(files["model.onnx"], directory / "model.onnx", batch)
+    if "model.xml" in files:
+        from edgeresnet.export.openvino import fix_ir_batch
+
+        xml = fix_ir_batch(files["model.xml"], directory / "model.xml", batch)
+        fixed["model.xml"], fixed["model.bin"] = xml, xml.with_suffix(".bin")
+    return fixed
 
 
 def _report(context: _Context, summaries: dict[str, Any], seconds: float) -> dict[str, Any]:

@@ -158,7 +158,8 @@ class ImageSet:
     def _check_enough_decodable(self) -> None:
         skipped = self.skipped
         if skipped > MAX_SKIPPED_FRACTION * len(self):
-            examples = "; ".join(f"{path} ({why})" for path, why in list(self.skipped_files.items())[:3])
+            path, why = next(iter(self.skipped_files.items()))
+            examples = f"{path} ({why.split(':')[0]})"
             raise DatasetError(
                 f"{skipped} of {len(self)} images in {self.name} cannot be decoded, e.g. {examples}"
             )

@@ -87,7 +87,8 @@ class FileStore(ImageStore):
     def record_failure(self, item: int, exc: BaseException) -> None:
         if item not in self.failures:
             self.failures[item] = f"{type(exc).__name__}: {exc}"
-            log.warning("skipping undecodable image %s (%s)", self.path(item), self.failures[item])
+            # One line per file only in debug logs; callers report the count (ImageSet.skipped).
+            log.debug("skipping undecodable image %s (%s)", self.path(item), self.failures[item])
 
     def _try_decode(self, item: int) -> np.ndarray | None:
         if item in self.failures:

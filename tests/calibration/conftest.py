@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,25 @@ def data_hash(batches: list[np.ndarray]) -> str:
     for batch in batches:
         digest.update(np.ascontiguousarray(batch).tobytes())
     return digest.hexdigest()
+
+
+def default_mode() -> int:
+    """The permissions a plain ``open(path, "w")`` gives a new file under the current umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def with_static_batch(source: Path, batch: int, destination: Path) -> Path:
+    """``source`` with its batch dimension fixed to ``batch``, as ``export --static-batch`` writes it."""
+    import onnx
+
+    model = onnx.load(str(source))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = batch  # replaces the symbolic "batch"
+    del model.graph.value_info[:]
+    onnx.save(model, str(destination))
+    return destination
 
 
 def _tiny_resnet():  # torch is imported here only, never at module import

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from edgeresnet.calibration import (
 )
 
 from edgeresnet.errors import CalibrationError
+from tests.calibration.conftest import default_mode
 
 CONVS = 6
 
@@ -97,6 +99,7 @@ def test_same_table_gives_byte_identical_models(tables: dict, fp32_onnx: Path, t
     quantize_qdq(fp32_onnx, tables["percentile"], first, flavour="onnxruntime")
     quantize_qdq(fp32_onnx, reloaded, second, flavour="onnxruntime")
     assert first.read_bytes() == second.read_bytes()
+    assert stat.S_IMODE(first.stat().st_mode) == default_mode()  # written through edgeresnet.atomic
     scales = {
         tensor.name: tensor.SerializeToString()
         for tensor in onnx.load(str(first)).graph.initializer

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import stat
 from pathlib import Path
 
 import pytest
 from edgeresnet.calibration import CalibrationTable, sha256_file
 
 from edgeresnet.errors import CalibrationError
+from tests.calibration.conftest import default_mode
 
 
 def test_save_load_round_trip_is_exact(tables: dict, tmp_path: Path) -> None:
@@ -19,6 +21,7 @@ def test_save_load_round_trip_is_exact(tables: dict, tmp_path: Path) -> None:
     assert loaded == table
     assert loaded.ranges == table.ranges  # floats survive JSON bit for bit
     assert [p.name for p in path.parent.iterdir()] == ["table.json"]  # no temporary file left behind
+    assert stat.S_IMODE(path.stat().st_mode) == default_mode()  # not the 0600 of a bare mkstemp
     assert json.loads(path.read_text())["format"] == "edgeresnet.calibration-table"
 
 
@@ -31,6 +34,16 @@ def test_table_records_its_provenance(tables: dict, fp32_onnx: Path, calib_batch
     assert table.data_hash == data_hash(calib_batches)
     assert table.params["percentile"] == 99.99
     assert {"onnxruntime", "onnx", "numpy", "edgeresnet"} <= set(table.created_by)
+
+
+def test_shared_definitions_are_re_exported_not_copied() -> None:
+    import edgeresnet.bundle
+    import edgeresnet.calibration
+    import edgeresnet.evaluation
+
+    assert edgeresnet.calibration.sha256_file is edgeresnet.bundle.sha256_file
+    assert edgeresnet.calibration.Accuracy is edgeresnet.evaluation.Accuracy
+    assert edgeresnet.calibration.table.sha256_file is edgeresnet.bundle.sha256_file
 
 
 def test_table_is_read_only(tables: dict) -> None:

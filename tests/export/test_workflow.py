@@ -131,19 +131,35 @@ def test_unreadable_calibration_images_are_skipped_and_counted(tiny_checkpoint: 
 
     source = open_source("fashion-mnist").split("calibration")
     root = tmp_path / "folder"
-    for index in range(200):
+    counts: dict[int, int] = {}
+    for index in range(400):
         label = int(source.labels[index])
+        # Folder names cannot hold "/": "T-shirt-top" must still match the model's "T-shirt/top".
         directory = root / source.class_names[label].replace("/", "-")
         directory.mkdir(parents=True, exist_ok=True)
         Image.fromarray(source.raw(index)).save(directory / f"{index}.png")
-    for directory in sorted(root.iterdir()):
-        (directory / "broken.png").write_bytes(b"\x89PNG truncated")
+        counts[label] = counts.get(label, 0) + 1
+        if index % 4 == 0:
+            (directory / f"broken{index}.png").write_bytes(b"\x89PNG truncated")
+    output = tmp_path / "out"
     result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
-                                      "--calib-data", str(root), "--data", "fashion-mnist", "--calib-size", "10",
-                                      "--eval-limit", "100", "--output", str(tmp_path / "out")])
-    # Folder class names sort differently from Fashion-MNIST's order, but both have 10 classes: what
-    # matters here is that broken files are skipped, not fatal.
+                                      "--calib-data", str(root), "--data", "fashion-mnist", "--calib-size", "30",
+                                      "--calib-method", "minmax", "--eval-limit", "100", "--output", str(output)])
     assert result.exit_code == 0, result.output
+    skipped = read_manifest(output / "onnxruntime-int8").calibration["skipped_images"]
+    assert skipped > 0 and f"skipped {skipped} undecodable calibration images" in result.output
+
+
+def test_calibration_data_for_other_classes_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    smooth = np.clip(np.cumsum(rng.normal(size=(200, 28, 28)), axis=2) * 10 + 128, 0, 255).astype(np.uint8)
+    other = tmp_path / "other.npz"
+    np.savez(other, images=smooth, labels=np.repeat(np.arange(10), 20),
+             class_names=np.array([f"animal{i}" for i in range(10)]))
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
+                                      "--calib-data", str(other), "--data", "fashion-mnist", "--eval-limit", "100",
+                                      "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "classes do not match" in result.output
 
 
 def test_target_whose_runtime_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,3 +170,33 @@ def test_target_whose_runtime_is_missing(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(BackendUnavailableError, match="edgeresnet\\[openvino\\]"):
         targets.resolve_targets(["openvino"])
     assert "openvino" not in targets.resolve_targets(None)
+
+
+def test_static_batch_bundles_verify_and_predict(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from edgeresnet.verify import verify_bundle
+
+    output = tmp_path / "static"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--batch", "2", "--int8", "--target",
+                                      "onnxruntime", "--target", "openvino", "--output", str(output), *FAST])
+    assert result.exit_code == 0, result.output
+    for name in ("onnxruntime-fp32", "onnxruntime-int8", "openvino-int8"):
+        manifest = read_manifest(output / name)
+        assert manifest.input["shape"][0] == 2
+        report = verify_bundle(output / name)
+        assert report.passed, report.failures
+    model = onnx.load(str(output / "onnxruntime-int8" / "model.onnx"))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2
+
+
+def test_calibration_flags_need_int8(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--calib-size", "64",
+                                      "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--calib-size only apply with --int8" in result.output
+
+
+def test_checkpoint_ignores_no_architecture_flags(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--num-classes", "5",
+                                      "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--num-classes" in result.output
