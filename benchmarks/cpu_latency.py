@@ -42,7 +42,7 @@ import suite_models
 from suite_models import CONFIGS, Config
 
 from edgeresnet.atomic import atomic_write_json, atomic_write_text, atomic_write_with
-from edgeresnet.bench import bound_call, measure_latency
+from edgeresnet.bench import measure_latency
 from edgeresnet.environment import environment
 
 log = suite_models.log
@@ -91,7 +91,7 @@ def measure_model(name: str, configs: Sequence[Config], args: argparse.Namespace
             for batch in args.batches:
                 runner.infer(inputs[batch])
         # The same lean call run_benchmark times: input bound once, request reused.
-        calls = {(c.key, b): bound_call(runners[c.key], inputs[b]) for c in configs for b in args.batches}
+        calls = {(c.key, b): runners[c.key].bind_for_timing(inputs[b]) for c in configs for b in args.batches}
         for round_index in range(args.rounds):
             # Rotate the order so no configuration always follows the same neighbour.
             order = list(configs[round_index % len(configs):]) + list(configs[: round_index % len(configs)])

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import suite_models
 
 from edgeresnet.atomic import atomic_write_json, atomic_write_text
-from edgeresnet.bench import bound_call, measure_latency
+from edgeresnet.bench import measure_latency
 from edgeresnet.environment import environment
 
 TARGET_RATIO_DEVIATION = 0.05
@@ -142,7 +142,7 @@ def compare(config: str, xml: Path, *, batch: int, threads: int, rounds: int, se
     with OpenVinoRunner(xml, threads=threads, precision=precision) as runner:
         runner.infer(inputs)  # compile any per-batch variant before the first round
         ours_props = our_properties(runner)
-        call = bound_call(runner, inputs)  # exactly what run_benchmark times
+        call = runner.bind_for_timing(inputs)  # exactly what run_benchmark times
 
         def ours() -> Any:
             return measure_latency(lambda _: call(), inputs, min_time_s=seconds, max_time_s=seconds * 3)

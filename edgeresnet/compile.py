@@ -6,6 +6,11 @@ Each target is one function in :data:`COMPILERS`; it writes the compiled model i
 directory and says which ONNX of the source it was built from. The compiled model then re-measures the
 golden outputs, which must match the source model's (within the tolerance of the precision), and the
 new bundle records where it came from (the source manifest's sha256), how, and on what.
+
+INT8 keeps what the export decided: the layers its accuracy gate kept in float (the manifest's
+``quantization["float_nodes"]``) stay float when a QDQ model is checked or rebuilt from
+``calibration.json``, and an OpenVINO INT8 bundle's own IR (NNCF's, or the gated QDQ's) is reused,
+never replaced by a rebuild from the table.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from edgeresnet.bundle import (
 )
 from edgeresnet.errors import BundleError, ExportError
 from edgeresnet.runtime.select import AUTO_DEVICE, get_backend, open_runner, resolve_device
-from edgeresnet.verify import compare_logits
+from edgeresnet.verify import check_parity
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,22 @@ class SourceBundle:
     def has_table(self) -> bool:
         return CALIBRATION_FILE in self.manifest.files and "fp32" in self.onnx
 
+    @property
+    def float_nodes(self) -> tuple[str, ...]:
+        """Layers the export's accuracy gate kept in float: every INT8 model made from this bundle keeps them."""
+        nodes = (self.manifest.quantization or {}).get("float_nodes") or ()
+        if not isinstance(nodes, (list, tuple)) or not all(isinstance(node, str) for node in nodes):
+            raise BundleError(f"bundle {self.path}: quantization.float_nodes must be a list of node names")
+        return tuple(nodes)
+
+    def openvino_int8_ir(self) -> Path | None:
+        """The bundle's own OpenVINO INT8 IR: the artifact the export chose and measured (NNCF or the
+        table's QDQ after the accuracy gate), which a rebuild from the table could not reproduce."""
+        src = self.manifest
+        if src.target == "openvino" and src.precision == "int8" and src.model_file.endswith(".xml"):
+            return self.file(src.model_file)
+        return None
+
     def require(self, precision: str, purpose: str) -> Path:
         if precision not in self.onnx:
             have = ", ".join(f"{p} ({n})" for p, n in sorted(self.onnx.items())) or "none"
@@ -90,7 +111,7 @@ class Compiled:
 
     files: dict[str, Path]
     model_file: str
-    source_model: Path  # the ONNX the compiled model must agree with
+    source_model: Path  # the model (an ONNX, or the source's own IR) the compiled model must agree with
     device: str
     extra: dict[str, Any] = field(default_factory=dict)
     runner_options: dict[str, Any] = field(default_factory=dict)
@@ -137,7 +158,7 @@ def compile_bundle(
         with open_runner(model, backend=target, device=compiled.device, precision=precision,
                          **compiled.runner_options) as runner:
             outputs = runner.infer(inputs)
-        comparison = compare_logits(reference, outputs, precision)
+        comparison = check_parity(reference, outputs, precision)
         if not comparison.passed:
             raise ExportError(f"the compiled {target} {precision} model does not reproduce its source "
                               f"{compiled.source_model.name}: {comparison.describe()}")
@@ -183,12 +204,16 @@ def _compiled_manifest(source: SourceBundle, target: str, precision: str, compil
 
 
 def _qdq_from_table(source: SourceBundle, staging: Path, flavour: str) -> Path:
-    """Rebuild the QDQ model for ``flavour`` from the bundle's calibration table, without recalibrating."""
+    """Rebuild the QDQ model for ``flavour`` from the bundle's calibration table, without recalibrating.
+
+    The layers the accuracy gate kept in float stay float: quantizing them would undo the gate.
+    """
     from edgeresnet.calibration import CalibrationTable, quantize_qdq
 
     table = CalibrationTable.load(source.file(CALIBRATION_FILE))
     out = staging / f"model_int8_{flavour}.onnx"
-    quantize_qdq(source.file(source.onnx["fp32"]), table, out, flavour=flavour)  # type: ignore[arg-type]
+    quantize_qdq(source.file(source.onnx["fp32"]), table, out, flavour=flavour,  # type: ignore[arg-type]
+                 exclude_nodes=source.float_nodes)
     return out
 
 
@@ -200,6 +225,11 @@ def compile_openvino(source: SourceBundle, precision: str, staging: Path, device
     from edgeresnet.export.openvino import convert_qdq_to_ir, convert_to_ir, openvino_version
 
     xml = staging / "model.xml"
+    extra = {"openvino": {"version": openvino_version(), "device": device, "weights": precision}}
+    ir = source.openvino_int8_ir() if precision == "int8" else None
+    if ir is not None:  # the IR is device-independent: the new bundle is the same model, checked on `device`
+        return Compiled(files={"model.xml": ir, "model.bin": ir.with_suffix(".bin")}, model_file="model.xml",
+                        source_model=ir, device=device, extra=extra)
     if precision == "int8":
         if "int8" in source.onnx:
             onnx_model = source.file(source.onnx["int8"])
@@ -211,11 +241,8 @@ def compile_openvino(source: SourceBundle, precision: str, staging: Path, device
     else:
         onnx_model = source.require("fp32", f"an OpenVINO {precision.upper()} IR")
         convert_to_ir(onnx_model, xml, precision=precision)  # type: ignore[arg-type]
-    return Compiled(
-        files={"model.xml": xml, "model.bin": xml.with_suffix(".bin")}, model_file="model.xml",
-        source_model=onnx_model, device=device,
-        extra={"openvino": {"version": openvino_version(), "device": device, "weights": precision}},
-    )
+    return Compiled(files={"model.xml": xml, "model.bin": xml.with_suffix(".bin")}, model_file="model.xml",
+                    source_model=onnx_model, device=device, extra=extra)
 
 
 # --- TensorRT ---------------------------------------------------------------------------------------
@@ -288,7 +315,7 @@ def _tensorrt_source(source: SourceBundle, precision: str) -> tuple[Path, str]:
     problems: list[str] = []
     if "int8" in source.onnx:
         qdq = source.file(source.onnx["int8"])
-        problems = check_tensorrt_rules(qdq)
+        problems = check_tensorrt_rules(qdq, float_nodes=source.float_nodes)
         if not problems:
             return qdq, "as-is"
     if source.has_table():

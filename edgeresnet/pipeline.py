@@ -173,7 +173,7 @@ def _summary(options: PipelineOptions, result: PipelineResult, benchmark: Any) -
         row = best[batch]
         lines += [f"**Recommended artifact:** `{recommended}` — the fastest at batch {batch} within "
                   f"{options.max_accuracy_drop:g} top-1 point of FP32 ({row.latency_p50_ms:.3f} ms p50, "
-                  f"top-1 {100 * row.top1:.2f}%).", ""]
+                  f"top-1 {row.top1:.2f}%).", ""]
     lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {value:.0f} |" for stage, value in result.seconds.items()]
     lines += [f"| total | {sum(result.seconds.values()):.0f} |", "", "## Built", "",

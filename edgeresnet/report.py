@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 REPORT_FORMAT = "edgeresnet-benchmark"
-REPORT_VERSION = 1
+# 2: accuracies in percent and agreement_pct (version 1 stored fractions and agreement_top1).
+REPORT_VERSION = 2
 DEFAULT_MAX_ACCURACY_DROP = 1.0
 FILES = {"markdown": "benchmark.md", "csv": "benchmark.csv", "json": "benchmark.json",
          "plot": "accuracy_latency.png"}
@@ -42,7 +43,7 @@ def accuracy_drop_points(row: BenchmarkRow, reference: BenchmarkRow | None) -> f
     """How many top-1 points ``row`` loses against the reference (negative when it gains)."""
     if reference is None or reference.top1 is None or row.top1 is None:
         return None
-    return (reference.top1 - row.top1) * 100.0
+    return reference.top1 - row.top1
 
 
 def best_within_budget(
@@ -95,8 +96,7 @@ def environment_summary(environment: dict[str, Any]) -> list[tuple[str, str]]:
     for name in REQUIRED_VERSIONS:
         shown.setdefault(name, "not installed")
     gpus = environment.get("gpu")
-    gpu_text = "; ".join(f"{g.get('name', '?')} (driver {g.get('driver_version', '?')}, {g.get('memory.total', '?')})"
-                         for g in gpus) if gpus else "none detected (no nvidia-smi)"
+    gpu_text = "; ".join(_gpu_text(g) for g in gpus) if gpus else "none detected"
     measurement = environment.get("measurement", {})
     lines = [
         ("CPU", f"{cpu.get('model', '?')} ({cpu.get('machine', '?')}; flags: {flags})"),
@@ -116,6 +116,16 @@ def environment_summary(environment: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
+def _gpu_text(gpu: dict[str, Any]) -> str:
+    """``NVIDIA H100 (sm 9.0, 81559 MiB, driver 550.54.15)``; reports of older versions named fewer facts."""
+    facts = [f"sm {gpu['compute_capability']}" if gpu.get("compute_capability") else "",
+             f"{gpu['memory_mib']} MiB" if gpu.get("memory_mib") else str(gpu.get("memory.total") or ""),
+             f"driver {gpu['driver_version']}" if gpu.get("driver_version") else "",
+             f"CUDA {gpu['cuda_driver']}" if gpu.get("cuda_driver") else ""]
+    facts = [fact for fact in facts if fact]
+    return f"{gpu.get('name', '?')}" + (f" ({', '.join(facts)})" if facts else "")
+
+
 # --- shared row formatting ---------------------------------------------------------------------
 
 _COLUMNS = ("", "artifact", "backend", "precision", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s",
@@ -133,9 +143,9 @@ def _cells(row: BenchmarkRow, reference: BenchmarkRow | None, best: dict[int, Be
         mark, name, row.backend, row.precision, str(row.batch_size),
         _fmt(row.latency_p50_ms, ".2f"), _fmt(row.latency_p90_ms, ".2f"), _fmt(row.latency_p99_ms, ".2f"),
         _fmt(row.throughput_ips, ".1f"),
-        _fmt(None if row.top1 is None else row.top1 * 100, ".2f"),
+        _fmt(row.top1, ".2f"),
         _fmt(accuracy_drop_points(row, reference), "+.2f"),
-        _fmt(None if row.agreement_top1 is None else row.agreement_top1 * 100, ".2f"),
+        _fmt(row.agreement_pct, ".2f"),
         _fmt(None if row.file_size_bytes is None else row.file_size_bytes / 1e6, ".2f"),
         _fmt(None if row.peak_memory_bytes is None else row.peak_memory_bytes / 2**20, ".0f"),
     ]
@@ -151,7 +161,7 @@ def _budget_note(result: BenchmarkResult, max_accuracy_drop: float) -> str:
     if reference is None or reference.top1 is None:
         return f"{BEST_MARK} fastest per batch size (no FP32 reference accuracy, so the accuracy budget is not checked)"
     return (f"{BEST_MARK} fastest per batch size within {max_accuracy_drop:g} top-1 points of the FP32 reference "
-            f"{reference.artifact} ({reference.top1 * 100:.2f}%); Δ pts = top-1 points lost versus it, "
+            f"{reference.artifact} ({reference.top1:.2f}%); Δ pts = top-1 points lost versus it, "
             "agree % = top-1 agreement with it")
 
 
@@ -219,7 +229,7 @@ def _environment_columns(environment: dict[str, Any]) -> dict[str, str]:
         "env_cpu": str(cpu.get("model", "")),
         "env_cpu_flags": " ".join(cpu.get("flags", [])),
         "env_threads": str(environment.get("threads", "")),
-        "env_gpu": "; ".join(f"{g.get('name', '')} (driver {g.get('driver_version', '')})" for g in gpus),
+        "env_gpu": "; ".join(_gpu_text(g) for g in gpus),
     }
     for name in REQUIRED_VERSIONS:
         columns[f"env_{name}"] = versions.get(name, "")
@@ -250,12 +260,28 @@ def report_record(result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT
 
 def read_report(path: str | Path) -> BenchmarkResult:
     """Load a ``benchmark.json`` back into a result (to re-render or compare runs)."""
+    from edgeresnet.errors import EdgeResNetError
+
     record = json.loads(Path(path).read_text(encoding="utf-8"))
     if record.get("format") != REPORT_FORMAT:
-        from edgeresnet.errors import EdgeResNetError
-
         raise EdgeResNetError(f"{path} is not an edgeresnet benchmark report")
+    version = record.get("format_version", 1)
+    if not isinstance(version, int) or version > REPORT_VERSION:
+        raise EdgeResNetError(f"{path} is a version {version} report; this edgeresnet reads up to {REPORT_VERSION}")
+    if version == 1:
+        record = {**record, "rows": [_row_from_version_1(row) for row in record["rows"]]}
     return BenchmarkResult.from_dict(record)
+
+
+def _row_from_version_1(row: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 stored accuracies and agreement as fractions; every version since, in percent."""
+    row = dict(row)
+    for name in ("top1", "top5"):
+        if row.get(name) is not None:
+            row[name] = 100.0 * row[name]
+    agreement = row.pop("agreement_top1", None)
+    row["agreement_pct"] = None if agreement is None else 100.0 * agreement
+    return row
 
 
 def plot_accuracy_latency(
@@ -276,7 +302,7 @@ def plot_accuracy_latency(
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     for i, batch in enumerate(sorted({row.batch_size for row in measured})):
         rows = [row for row in measured if row.batch_size == batch]
-        points = [(row.latency_p50_ms or 0.0, (row.top1 or 0.0) * 100) for row in rows]
+        points = [(row.latency_p50_ms or 0.0, row.top1 or 0.0) for row in rows]
         colour = colours[i % len(colours)]
         axes.scatter([p[0] for p in points], [p[1] for p in points], color=colour, label=f"batch {batch}", zorder=3)
         front = [points[j] for j in pareto_front(points)]
@@ -288,7 +314,7 @@ def plot_accuracy_latency(
             axes.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4 - 11 * (j % 3)), fontsize=7)
     reference = result.reference()
     if reference is not None and reference.top1 is not None:
-        axes.axhline((reference.top1 * 100) - max_accuracy_drop, color="grey", linewidth=0.8, linestyle=":",
+        axes.axhline(reference.top1 - max_accuracy_drop, color="grey", linewidth=0.8, linestyle=":",
                      label=f"FP32 reference − {max_accuracy_drop:g} pts")
     if not measured:
         axes.text(0.5, 0.5, "no row has both a latency and an accuracy", ha="center", transform=axes.transAxes)
@@ -298,8 +324,10 @@ def plot_accuracy_latency(
     axes.set_xlabel("p50 latency per batch (ms, log scale)")
     axes.set_ylabel("top-1 accuracy (%)")
     environment = result.environment
-    axes.set_title(f"Accuracy vs latency — {environment.get('cpu', {}).get('model', '')}, "
-                   f"{environment.get('threads', '?')} threads", fontsize=10)
+    gpus = environment.get("gpu") or []
+    machine = (gpus[0].get("name", "GPU") if environment.get("device") == "cuda" and gpus
+               else f"{environment.get('cpu', {}).get('model', '')}, {environment.get('threads', '?')} threads")
+    axes.set_title(f"Accuracy vs latency — {machine}", fontsize=10)
     axes.grid(True, which="both", alpha=0.3)
     versions = environment.get("versions", {})
     figure.text(0.01, 0.01, ", ".join(f"{k} {versions[k]}" for k in SHOWN_VERSIONS if k in versions), fontsize=6,

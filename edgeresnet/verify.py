@@ -4,13 +4,13 @@
 file matches its sha256 (a tampered engine is never loaded), the installed runtime matches the one
 recorded (a warning for ONNX Runtime/OpenVINO; for a TensorRT engine the TensorRT version and GPU
 must match, or the engine cannot be trusted to load), and the model reproduces its golden outputs
-within the tolerance of its precision. The same comparison is what ``compile`` uses.
+within the tolerance of its precision (:func:`check_parity`, which ``compile`` uses too).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from edgeresnet.bundle import MANIFEST_FILE, Manifest, check_files, read_golden, read_manifest
 from edgeresnet.environment import package_version
 from edgeresnet.errors import EdgeResNetError
+from edgeresnet.evaluation import LogitComparison, compare_logits
 from edgeresnet.runtime.classifier import bundle_runner_options
 from edgeresnet.runtime.select import AUTO_DEVICE, Backend, backend_for, open_runner, resolve_device
 
@@ -49,21 +50,31 @@ TOLERANCES: dict[str, Tolerance] = {
 
 
 @dataclass(frozen=True)
-class LogitComparison:
-    """How a model's logits compare with reference logits on the same inputs."""
+class ParityCheck:
+    """A logit comparison (:func:`edgeresnet.evaluation.compare_logits`) judged by a precision's tolerance."""
 
     precision: str
-    images: int
-    max_abs_diff: float
-    mean_abs_diff: float
-    logit_range: float
+    comparison: LogitComparison
     allowed_abs_diff: float
-    top1_agreement: float
-    decisive_top1_agreement: float
+    decisive_top1_agreement: float  # 0-1, like the comparison's top1_agreement
     passed: bool
 
+    @property
+    def images(self) -> int:
+        return self.comparison.images
+
+    @property
+    def max_abs_diff(self) -> float:
+        return self.comparison.max_abs_diff
+
+    @property
+    def top1_agreement(self) -> float:
+        return self.comparison.top1_agreement
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat, as manifests record parity: the comparison's fields plus the verdict."""
+        return {"precision": self.precision, **self.comparison.to_dict(), "allowed_abs_diff": self.allowed_abs_diff,
+                "decisive_top1_agreement": self.decisive_top1_agreement, "passed": self.passed}
 
     def describe(self) -> str:
         return (f"{self.images} images, max |Δlogit| {self.max_abs_diff:.2e} "
@@ -71,33 +82,29 @@ class LogitComparison:
                 f"top-1 agreement {self.top1_agreement:.0%}")
 
 
-def compare_logits(reference: np.ndarray, candidate: np.ndarray, precision: str) -> LogitComparison:
+def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: str) -> ParityCheck:
     """Compare ``candidate`` logits with ``reference`` under the tolerance of ``precision``."""
     if precision not in TOLERANCES:
         raise EdgeResNetError(f"no tolerance for precision {precision!r}; known: {', '.join(TOLERANCES)}")
+    reference, candidate = np.asarray(reference), np.asarray(candidate)
     if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
         raise EdgeResNetError(f"logits of shape {candidate.shape} cannot be compared with {reference.shape}")
     tolerance = TOLERANCES[precision]
+    comparison = compare_logits(reference, candidate)
+    allowed = tolerance.relative * max(1.0, comparison.logit_range)
+    # A top-1 flip counts only where the reference's margin between the two classes exceeds the
+    # allowed |Δlogit|: a near tie may flip under any rounding and says nothing about the model.
     reference = reference.astype(np.float64)
-    candidate = candidate.astype(np.float64)
-    diff = np.abs(reference - candidate)
-    logit_range = float(reference.max() - reference.min())
-    allowed = tolerance.relative * max(1.0, logit_range)
     ref_top, cand_top = reference.argmax(1), candidate.argmax(1)
     rows = np.arange(len(reference))
     margin = reference[rows, ref_top] - reference[rows, cand_top]
-    decisive = (ref_top != cand_top) & (margin > allowed)
-    decisive_agreement = 1.0 - float(decisive.mean())
-    return LogitComparison(
+    decisive_agreement = 1.0 - float(((ref_top != cand_top) & (margin > allowed)).mean())
+    return ParityCheck(
         precision=precision,
-        images=len(reference),
-        max_abs_diff=float(diff.max()),
-        mean_abs_diff=float(diff.mean()),
-        logit_range=logit_range,
+        comparison=comparison,
         allowed_abs_diff=allowed,
-        top1_agreement=float((ref_top == cand_top).mean()),
         decisive_top1_agreement=decisive_agreement,
-        passed=bool(diff.max() <= allowed and decisive_agreement >= tolerance.min_top1),
+        passed=bool(comparison.max_abs_diff <= allowed and decisive_agreement >= tolerance.min_top1),
     )
 
 
@@ -109,7 +116,7 @@ class VerifyReport:
     checks: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    golden: LogitComparison | None = None
+    golden: ParityCheck | None = None
     runner: dict[str, Any] | None = None
 
     @property
@@ -130,9 +137,14 @@ class VerifyReport:
 
 
 def verify_bundle(
-    bundle: str | Path, *, backend: str | None = None, device: str = AUTO_DEVICE
+    bundle: str | Path, *, backend: str | None = None, device: str = AUTO_DEVICE, allow_host_code: bool = False
 ) -> VerifyReport:
-    """Check a bundle end to end on this machine; problems are reported, not raised."""
+    """Check a bundle end to end on this machine; problems are reported, not raised.
+
+    Args:
+        allow_host_code: let a version-compatible TensorRT engine run the runtime it embeds (see
+            :meth:`edgeresnet.runtime.classifier.Classifier.load`); without it such an engine fails.
+    """
     report = VerifyReport(bundle=Path(bundle))
     try:
         manifest = read_manifest(bundle)
@@ -152,7 +164,7 @@ def verify_bundle(
     _check_runtime(report, manifest, chosen, device)
     if report.failures:
         return report
-    _check_golden(report, manifest, chosen, device)
+    _check_golden(report, manifest, chosen, device, allow_host_code)
     return report
 
 
@@ -190,14 +202,14 @@ def _check_runtime(report: VerifyReport, manifest: Manifest, backend: Backend, d
 
 
 def _check_tensorrt(report: VerifyReport, manifest: Manifest, device: str) -> None:
-    from edgeresnet.runtime.tensorrt import device_index, gpu_info, require_tensorrt
+    from edgeresnet.runtime.tensorrt import cuda_device, device_index, require_tensorrt
 
     record = manifest.extra.get("tensorrt")
     if not isinstance(record, dict) or "version" not in record or "compute_capability" not in record:
         report.failures.append("the manifest records no TensorRT version and GPU for its engine")
         return
     installed = str(require_tensorrt().__version__)
-    gpu = gpu_info(device_index(device))
+    gpu = cuda_device(device_index(device))
     problems = tensorrt_compatibility(record, installed, gpu.compute_capability if gpu else None)
     report.failures.extend(problems)
     if not problems and gpu is not None:
@@ -252,15 +264,18 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def _check_golden(report: VerifyReport, manifest: Manifest, backend: Backend, device: str) -> None:
+def _check_golden(
+    report: VerifyReport, manifest: Manifest, backend: Backend, device: str, allow_host_code: bool
+) -> None:
     try:
         inputs, expected = read_golden(report.bundle, manifest)
         # The options the application's Classifier would use, so verify loads the model as apps will.
+        options = bundle_runner_options(manifest, allow_host_code=allow_host_code)
         with open_runner(report.bundle / manifest.model_file, backend=backend.name, device=device,
-                         precision=manifest.precision, **bundle_runner_options(manifest)) as runner:
+                         precision=manifest.precision, **options) as runner:
             outputs = runner.infer(inputs)
             report.runner = runner.describe().to_dict()
-        comparison = compare_logits(expected, outputs, manifest.precision)
+        comparison = check_parity(expected, outputs, manifest.precision)
     except EdgeResNetError as error:
         report.failures.append(str(error))
         return

@@ -21,8 +21,8 @@ from typing import Any, Literal
 import numpy as np
 
 from edgeresnet.atomic import atomic_write_bytes
-from edgeresnet.errors import BackendUnavailableError, ExportError
 from edgeresnet.environment import GpuInfo
+from edgeresnet.errors import BackendUnavailableError, ExportError
 from edgeresnet.runtime.tensorrt import cuda_device, make_logger, require_tensorrt, tensorrt_major
 
 log = logging.getLogger(__name__)

@@ -130,8 +130,8 @@ def build_artifacts(root: Path, *, source_checkpoint: bool = True) -> dict[str, 
     engine.write_bytes(b"\0" * 16)
     extra = {"source_checkpoint": str(checkpoint.resolve())} if source_checkpoint else {}
 
-    def bundle(name: str, target: str, files: dict[str, Path], model_file: str) -> Path:
-        manifest = Manifest(architecture="resnet20", precision="fp32", target=target, model_file=model_file,
+    def bundle(name: str, target: str, files: dict[str, Path], model_file: str, precision: str = "fp32") -> Path:
+        manifest = Manifest(architecture="resnet20", precision=precision, target=target, model_file=model_file,
                             preprocessing=spec, labels=source.class_names,
                             input={"name": "input", "shape": [None, 1, 28, 28]}, extra=dict(extra))
         return write_bundle(root / name, manifest, files, golden_inputs=np.zeros((1, 1, 28, 28), np.float32),
@@ -142,6 +142,9 @@ def build_artifacts(root: Path, *, source_checkpoint: bool = True) -> dict[str, 
         "ort": bundle("ort-fp32", "onnxruntime", {"model.onnx": onnx_path}, "model.onnx"),
         "broken": bundle("broken-fp32", "onnxruntime", {"model.onnx": broken}, "model.onnx"),
         "tensorrt": bundle("trt-fp32", "tensorrt", {"model.engine": engine}, "model.engine"),
+        # What `export --target tensorrt` writes: the ONNX an engine is built from, not an engine.
+        "tensorrt-onnx": bundle("tensorrt-fp32", "tensorrt", {"model.onnx": onnx_path}, "model.onnx"),
+        "tensorrt-qdq": bundle("tensorrt-int8", "tensorrt", {"model.onnx": onnx_path}, "model.onnx", "int8"),
     }
     try:
         from edgeresnet.export.openvino import convert_to_ir
@@ -165,7 +168,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, fashion_mnist: str) -> d
 
 @pytest.fixture(scope="module")
 def result(artifacts: dict[str, Path], fashion_mnist: str) -> BenchmarkResult:
-    paths = [artifacts[name] for name in ("ort", "openvino", "broken", "tensorrt") if name in artifacts]
+    paths = [artifacts[name] for name in ("ort", "openvino", "broken", "tensorrt", "tensorrt-onnx") if name in artifacts]
     return run_benchmark(paths, data=fashion_mnist, **FAST)
 
 
@@ -183,6 +186,19 @@ def test_failing_backends_become_error_rows_while_others_run(result: BenchmarkRe
     assert good and all(row.ok and row.latency_p50_ms and row.runs >= 3 for row in good)
 
 
+def test_tensorrt_onnx_bundles_run_through_onnxruntime_and_say_so(
+    result: BenchmarkResult, artifacts: dict[str, Path]
+) -> None:
+    rows = _rows(result, "tensorrt-fp32 (ONNX via onnxruntime)")
+    assert [row.batch_size for row in rows] == [1, 4]
+    assert all(row.ok and row.backend == "onnxruntime" and row.latency_p50_ms for row in rows)
+    assert all(row.agreement_pct == pytest.approx(100.0) for row in rows)  # the same network as ort-fp32
+    qdq = load_artifact(artifacts["tensorrt-qdq"])
+    assert (qdq.name, qdq.backend, qdq.precision) == ("tensorrt-int8 (QDQ via onnxruntime)", "onnxruntime", "int8")
+    engine = load_artifact(artifacts["tensorrt"])  # a compiled engine still needs TensorRT
+    assert (engine.name, engine.backend) == ("trt-fp32", "tensorrt")
+
+
 def test_pytorch_baseline_comes_from_the_bundles_source_checkpoint(result: BenchmarkResult) -> None:
     reference = result.reference()
     assert reference is not None and reference.backend == "pytorch" and reference.artifact == "ckpt (pytorch)"
@@ -191,8 +207,8 @@ def test_pytorch_baseline_comes_from_the_bundles_source_checkpoint(result: Bench
         if row.ok:
             assert row.threads == 1 and row.eval_images == 40
             # The same cached inputs everywhere: FP32 backends agree with PyTorch on every image.
-            assert row.agreement_top1 == pytest.approx(1.0)
-            assert row.top1 == pytest.approx(reference.top1) and 0.0 <= row.top1 <= 1.0
+            assert row.agreement_pct == pytest.approx(100.0)
+            assert row.top1 == pytest.approx(reference.top1) and 0.0 <= row.top1 <= 100.0
             assert row.top5 >= row.top1
             assert row.file_size_bytes > 10_000 and row.peak_memory_bytes is not None
             assert row.throughput_ips == pytest.approx(row.batch_size * 1000 / row.latency_mean_ms)
@@ -241,7 +257,7 @@ def test_eval_inputs_are_cached_once_and_spilling_gives_the_same_arrays(
 
 
 def test_timed_call_binds_the_input_once_and_falls_back_to_infer(artifacts: dict[str, Path]) -> None:
-    from edgeresnet.bench import bound_call, open_runner
+    from edgeresnet.bench import open_runner
     from edgeresnet.runtime.base import Runner, RunnerInfo
 
     batch = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
@@ -249,7 +265,7 @@ def test_timed_call_binds_the_input_once_and_falls_back_to_infer(artifacts: dict
         if name not in artifacts:
             continue
         with open_runner(load_artifact(artifacts[name]), device="cpu", threads=1) as runner:
-            call = bound_call(runner, batch)
+            call = runner.bind_for_timing(batch)
             assert getattr(call, "func", None) != runner.infer  # the lean path, not infer()
             result = call()
             if name == "openvino":  # its bound call returns the outputs: they must be infer()'s
@@ -270,7 +286,7 @@ def test_timed_call_binds_the_input_once_and_falls_back_to_infer(artifacts: dict
             return RunnerInfo("onnxruntime", "cpu", "fp32", "")
 
     plain = Plain()
-    bound_call(plain, batch)()
+    plain.bind_for_timing(batch)()
     assert plain.calls == 1
 
 
@@ -303,3 +319,12 @@ def test_benchmark_command_user_errors(tmp_path: Path) -> None:
     assert outcome.exit_code == 2 and "comma-separated" in outcome.output
     outcome = CliRunner().invoke(cli, ["benchmark", str(tmp_path), "--data", "fashion-mnist"])
     assert outcome.exit_code == 2 and outcome.output.startswith("error:") and "neither a bundle" in outcome.output
+    # What `runs/r20-export/*` also expands to: the export's report file.
+    report = tmp_path / "export_report.json"
+    report.write_text("{}")
+    outcome = CliRunner().invoke(cli, ["benchmark", str(report), "--data", "fashion-mnist"])
+    assert outcome.exit_code == 2 and len(outcome.output.strip().splitlines()) == 1
+    assert outcome.output == (f"error: {report} is a file, not a bundle or checkpoint directory "
+                              f"(to pick every bundle of an export, glob directories only: {tmp_path}/*/)\n")
+    help_text = CliRunner().invoke(cli, ["benchmark", "--help"]).output
+    assert "edgeresnet benchmark runs/r20-export/*/ --data" in help_text

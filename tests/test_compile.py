@@ -185,6 +185,111 @@ def test_tensorrt_int8_needs_a_qdq_that_follows_its_rules_or_a_table(
         compile_bundle(bundle, target="tensorrt", precision="int8", output=tmp_path / "trt")
 
 
+# --- the accuracy gate survives compile ------------------------------------------------------------
+
+
+def _first_conv() -> str:
+    import onnx
+
+    return next(node.name for node in onnx.load(str(tiny_model().onnx)).graph.node if node.op_type == "Conv")
+
+
+class _BuilderCalled(Exception):
+    """Raised by the stand-in engine builder once it has seen the ONNX it was given."""
+
+
+@pytest.fixture()
+def engine_builds(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """compile_tensorrt up to the engine build, with TensorRT stood in for: what the builder received."""
+    from edgeresnet.calibration import check_tensorrt_rules, inspect_qdq
+    from edgeresnet.export import tensorrt as trt_export
+
+    seen: list[dict] = []
+
+    def build_engine(onnx_path: Path, engine_path: Path, **_: object) -> None:
+        seen.append({"name": Path(onnx_path).name, "float_nodes": inspect_qdq(onnx_path)["float_nodes"],
+                     "problems": check_tensorrt_rules(onnx_path, float_nodes=[_first_conv()])})
+        raise _BuilderCalled
+
+    monkeypatch.setattr(trt_export, "require_tensorrt_gpu", lambda carry: (None, None))
+    monkeypatch.setattr(trt_export, "build_engine", build_engine)
+    return seen
+
+
+def _gated_bundle(bundles: dict[str, Path], destination: Path, qdq: Path) -> Path:
+    """An INT8 bundle whose accuracy gate kept the first Conv in float, as the export records it."""
+    companions = {name: bundles["int8"] / name for name in ("model_fp32.onnx", "calibration.json")}
+    bundle = make_bundle(destination, qdq, precision="int8", extra_files=companions)
+    rewrite_manifest(bundle, lambda r: r.update(quantization={"float_nodes": [_first_conv()]}))
+    return bundle
+
+
+def test_tensorrt_int8_keeps_the_gates_float_layers(
+    bundles: dict[str, Path], tmp_path: Path, engine_builds: list[dict]
+) -> None:
+    from edgeresnet.calibration import CalibrationTable, check_tensorrt_rules, quantize_qdq
+
+    table = CalibrationTable.load(bundles["int8"] / "calibration.json")
+    qdq = tmp_path / "gated.onnx"
+    quantize_qdq(tiny_model().onnx, table, qdq, flavour="tensorrt", exclude_nodes=[_first_conv()])
+    assert check_tensorrt_rules(qdq)  # without the gate's record, the float Conv reads as a violation
+    # A TensorRT QDQ from the gate is the artifact: built as it is, not rebuilt from the table.
+    with pytest.raises(_BuilderCalled):
+        compile_bundle(_gated_bundle(bundles, tmp_path / "trt-qdq", qdq), target="tensorrt", precision="int8",
+                       output=tmp_path / "out")
+    assert engine_builds[-1]["name"] == "model.onnx" and _first_conv() in engine_builds[-1]["float_nodes"]
+    # onnxruntime's QDQ breaks TensorRT's rules, so it is rebuilt from the table: with the same layer float.
+    with pytest.raises(_BuilderCalled):
+        compile_bundle(_gated_bundle(bundles, tmp_path / "ort-qdq", tiny_model().qdq), target="tensorrt",
+                       precision="int8", output=tmp_path / "out")
+    rebuilt = engine_builds[-1]
+    assert rebuilt["name"] == "model_int8_tensorrt.onnx" and rebuilt["problems"] == []
+    assert _first_conv() in rebuilt["float_nodes"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_openvino_int8_from_the_table_keeps_the_gates_float_layers(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("openvino")
+    import shutil
+
+    def quantize_ops(float_nodes: list[str]) -> int:
+        bundle = Path(shutil.copytree(bundles["int8"], tmp_path / f"src{len(float_nodes)}"))
+        rewrite_manifest(bundle, lambda r: r.update(precision="fp32", model_file="model_fp32.onnx",
+                                                    quantization={"float_nodes": float_nodes}))
+        out = compile_bundle(bundle, target="openvino", precision="int8", output=tmp_path / f"ov{len(float_nodes)}")
+        manifest = read_manifest(out)
+        assert manifest.build["compile"]["source_model"] == "model_int8_onnxruntime.onnx"
+        assert manifest.quantization == {"float_nodes": float_nodes} and verify_bundle(out).passed
+        return (out / "model.xml").read_text().count('type="FakeQuantize"')
+
+    # The float Conv reads float data: its input's FakeQuantize is gone from the IR.
+    assert quantize_ops([_first_conv()]) < quantize_ops([])
+
+
+def test_an_nncf_openvino_int8_bundle_is_its_own_int8_artifact(bundles: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    from edgeresnet.export.openvino import convert_qdq_to_ir
+    from edgeresnet.runtime.openvino import OpenVinoRunner
+    from tests.runtime.tiny_bundle import golden_inputs
+
+    # A stand-in for the NNCF IR the export chose (NNCF itself takes too long for a unit test).
+    xml = convert_qdq_to_ir(tiny_model().qdq, tmp_path / "nncf" / "model.xml")
+    with OpenVinoRunner(xml, precision="int8") as runner:
+        outputs = runner.infer(golden_inputs())
+    companions = {"model.bin": xml.with_suffix(".bin"),
+                  **{name: bundles["int8"] / name for name in ("model_fp32.onnx", "calibration.json")}}
+    source = make_bundle(tmp_path / "openvino-int8", xml, precision="int8", target="openvino",
+                         extra_files=companions, outputs=outputs)
+    rewrite_manifest(source, lambda r: r.update(quantization={"chosen": "nncf"}))
+    out = compile_bundle(source, target="openvino", precision="int8", output=tmp_path / "ov", device="CPU")
+    manifest = read_manifest(out)
+    assert manifest.build["compile"]["source_model"] == "model.xml"  # reused, not rebuilt from the table
+    assert manifest.files["model.bin"] == read_manifest(source).files["model.bin"]
+    assert manifest.quantization == {"chosen": "nncf"} and verify_bundle(out).passed
+
+
 def test_compile_cli(bundles: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("openvino")
     runner = CliRunner()

@@ -48,11 +48,11 @@ def synthetic_result() -> BenchmarkResult:
     rows = []
     for batch, scale in ((1, 1.0), (8, 6.0)):
         rows += [
-            _row("pytorch", batch, 65.0 * scale, 0.910, backend="pytorch", precision="fp32", reference=True,
-                 agreement_top1=1.0),
-            _row("ort-fp32", batch, 42.0 * scale, 0.910, precision="fp32", agreement_top1=1.0),
-            _row("ort-int8", batch, 12.6 * scale, 0.900, agreement_top1=0.98),  # exactly 1.0 point lost
-            _row("ov-int8-greedy", batch, 9.5 * scale, 0.880, backend="openvino", agreement_top1=0.95),
+            _row("pytorch", batch, 65.0 * scale, 91.0, backend="pytorch", precision="fp32", reference=True,
+                 agreement_pct=100.0),
+            _row("ort-fp32", batch, 42.0 * scale, 91.0, precision="fp32", agreement_pct=100.0),
+            _row("ort-int8", batch, 12.6 * scale, 90.0, agreement_pct=98.0),  # exactly 1.0 point lost
+            _row("ov-int8-greedy", batch, 9.5 * scale, 88.0, backend="openvino", agreement_pct=95.0),
             _row("trt", batch, None, None, backend="tensorrt", error="TensorRT is not installed | here"),
         ]
     return BenchmarkResult(rows=rows, environment=dict(ENVIRONMENT))
@@ -91,6 +91,35 @@ def test_markdown_has_environment_rows_and_errors() -> None:
     assert len(table) == 1 + 1 + 10  # header, alignment, one line per row
     assert sum(BEST_MARK in line for line in table) == 2
     assert "## Errors" in text and "- trt (batch 8): TensorRT is not installed | here" in text
+
+
+def test_accuracies_are_percent_and_drops_are_points() -> None:
+    text = render_markdown(synthetic_result())
+    line = next(line for line in text.splitlines() if line.startswith("| ★ | ort-int8 "))
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    top1, drop, agree = cells[9:12]
+    assert (top1, drop, agree) == ("90.00", "+1.00", "98.00")
+    assert "FP32 reference pytorch (91.00%)" in text
+
+
+def test_gpus_are_named_with_their_driver() -> None:
+    from edgeresnet.environment import GpuInfo
+
+    gpu = GpuInfo("NVIDIA H100 80GB HBM3", "9.0", "nvidia-smi", memory_mib=81559, driver_version="550.54.15")
+    result = synthetic_result()
+    result.environment["gpu"] = [gpu.to_dict()]
+    assert "- **GPU:** NVIDIA H100 80GB HBM3 (sm 9.0, 81559 MiB, driver 550.54.15)" in render_markdown(result)
+    assert next(csv.DictReader(io.StringIO(render_csv(result))))["env_gpu"].startswith("NVIDIA H100")
+
+
+def test_version_1_reports_are_read_in_percent(tmp_path: Path) -> None:
+    old = _row("ort-int8", 1, 12.6, None).to_dict()
+    old.pop("agreement_pct")
+    old.update(top1=0.9, top5=0.99, agreement_top1=0.98)
+    path = tmp_path / "benchmark.json"
+    path.write_text(json.dumps({"format": "edgeresnet-benchmark", "format_version": 1, "rows": [old]}))
+    row = read_report(path).rows[0]
+    assert (row.top1, row.top5, row.agreement_pct) == pytest.approx((90.0, 99.0, 98.0))
 
 
 def test_csv_parses_back_with_every_row_and_the_environment() -> None:

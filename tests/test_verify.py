@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 import edgeresnet.cli.deploy  # noqa: F401  (registers compile/predict/verify)
 from edgeresnet.cli.core import cli
+from edgeresnet.environment import GpuInfo
 from edgeresnet.errors import EdgeResNetError
-from edgeresnet.runtime.tensorrt import GpuInfo
-from edgeresnet.verify import compare_logits, tensorrt_compatibility, verify_bundle
+from edgeresnet.verify import check_parity, tensorrt_compatibility, verify_bundle
 from tests.runtime.tiny_bundle import make_bundle, rewrite_manifest, tiny_model
 
 TRT_RECORD = {
@@ -163,7 +163,7 @@ def test_an_engine_for_another_gpu_and_tensorrt_fails_before_loading(
     fake.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(
-        "edgeresnet.runtime.tensorrt.gpu_info", lambda index=0: GpuInfo("NVIDIA T4", "7.5", "test")
+        "edgeresnet.runtime.tensorrt.gpu_info", lambda: [GpuInfo("NVIDIA T4", "7.5", "test")]
     )
     result = _verify(_engine_bundle(tmp_path, TRT_RECORD))
     assert result.exit_code == 2
@@ -187,14 +187,14 @@ def test_tensorrt_compatibility_rules() -> None:
     assert no_gpu == ["no CUDA GPU is visible here, and a TensorRT engine needs one"]
 
 
-def test_compare_logits_forgives_near_ties_only() -> None:
+def test_check_parity_forgives_near_ties_only() -> None:
     reference = np.array([[5.0, 4.9995, 0.0], [0.0, 9.0, 1.0]], np.float32)
     flipped_tie = np.array([[4.9995, 5.0, 0.0], [0.0, 9.0, 1.0]], np.float32)
-    tie = compare_logits(reference, flipped_tie, "fp32")
+    tie = check_parity(reference, flipped_tie, "fp32")
     assert tie.passed and tie.top1_agreement == 0.5 and tie.decisive_top1_agreement == 1.0
-    wrong = compare_logits(reference, reference[:, ::-1].copy(), "int8")
+    wrong = check_parity(reference, reference[:, ::-1].copy(), "int8")
     assert not wrong.passed and wrong.decisive_top1_agreement < 1.0
     with pytest.raises(EdgeResNetError, match="cannot be compared"):
-        compare_logits(reference, reference[:1], "fp32")
+        check_parity(reference, reference[:1], "fp32")
     with pytest.raises(EdgeResNetError, match="no tolerance"):
-        compare_logits(reference, reference, "int4")
+        check_parity(reference, reference, "int4")

@@ -4,7 +4,7 @@
     result = run_benchmark(["runs/export/onnxruntime-fp32", "runs/export/openvino-int8"],
                            data="fashion-mnist", batch_sizes=(1, 8), threads=2)
     for row in result.rows:
-        print(row.artifact, row.batch_size, row.latency_p50_ms, row.top1, row.error)
+        print(row.artifact, row.batch_size, row.latency_p50_ms, row.top1, row.error)  # top1 in percent
 
 Reports (table, Markdown, CSV, JSON, plot) are in :mod:`edgeresnet.report`. Importing this package
 is cheap: runtimes and torch are imported when an artifact is opened.
@@ -13,28 +13,25 @@ is cheap: runtimes and torch are imported when an artifact is opened.
 from __future__ import annotations
 
 from edgeresnet.bench.artifacts import Artifact, load_artifact, open_runner, synchronizer
-from edgeresnet.bench.engine import DEVICES, Device, benchmark_environment, gpu_info, run_benchmark
-from edgeresnet.bench.evaluation import Accuracy, EvalData, agreement
+from edgeresnet.bench.engine import DEVICES, Device, benchmark_environment, run_benchmark
+from edgeresnet.bench.evaluation import EvalData, Evaluation, agreement_pct
 from edgeresnet.bench.latency import LatencyStats, latency_stats, measure_latency, should_stop
 from edgeresnet.bench.memory import PeakMemory
 from edgeresnet.bench.rows import ROW_FIELDS, BenchmarkResult, BenchmarkRow
-from edgeresnet.bench.timing import bound_call
 
 __all__ = [
     "DEVICES",
     "ROW_FIELDS",
-    "Accuracy",
     "Artifact",
     "BenchmarkResult",
     "BenchmarkRow",
     "Device",
     "EvalData",
+    "Evaluation",
     "LatencyStats",
     "PeakMemory",
-    "agreement",
+    "agreement_pct",
     "benchmark_environment",
-    "bound_call",
-    "gpu_info",
     "latency_stats",
     "load_artifact",
     "measure_latency",

@@ -3,6 +3,10 @@
 A bundle's manifest says which backend runs it (its target) and what it is (precision,
 preprocessing, labels). A checkpoint directory is the PyTorch FP32 eager baseline. Every runner
 comes out of :func:`open_runner`, the one place to change when the runtime's selection grows.
+
+A bundle whose model file its target cannot read as is (the ``tensorrt-*`` bundles of ``export``
+hold the ONNX an engine is built from, not an engine) runs on the backend that reads that file, and
+its row says so: ``tensorrt-int8 (QDQ via onnxruntime)`` is how its accuracy is measured on a CPU.
 """
 
 from __future__ import annotations
@@ -57,6 +61,11 @@ def load_artifact(path: str | Path) -> Artifact:
         return checkpoint_artifact(path)
     if not path.exists():
         raise EdgeResNetError(f"artifact not found: {path}")
+    if not path.is_dir():
+        raise EdgeResNetError(
+            f"{path} is a file, not a bundle or checkpoint directory "
+            f"(to pick every bundle of an export, glob directories only: {path.parent}/*/)"
+        )
     raise EdgeResNetError(
         f"{path} is neither a bundle (no {MANIFEST_FILE}) nor a checkpoint directory (no {CARD_FILE})"
     )
@@ -70,12 +79,13 @@ def _bundle_artifact(path: Path) -> Artifact:
     source = manifest.extra.get("source_checkpoint")
     shape = manifest.input.get("shape") if isinstance(manifest.input, dict) else None
     static_batch = shape[0] if isinstance(shape, list) and shape and isinstance(shape[0], int) else None
+    backend, name = _bundle_backend(path.name, manifest.target, model_path, manifest.precision)
     return Artifact(
-        name=path.name,
+        name=name,
         path=path,
         kind="bundle",
         model_path=model_path,
-        backend=manifest.target,
+        backend=backend,
         precision=manifest.precision,
         preprocessing=manifest.preprocessing,
         labels=list(manifest.labels),
@@ -84,6 +94,20 @@ def _bundle_artifact(path: Path) -> Artifact:
         source_checkpoint=Path(source) if source else None,
         files=files,
     )
+
+
+def _bundle_backend(name: str, target: str, model_path: Path, precision: str) -> tuple[str, str]:
+    """The backend that runs a bundle's model file, and the row name that says how it ran."""
+    from edgeresnet.runtime.select import BACKEND_NAMES, backend_for, get_backend
+
+    if target not in BACKEND_NAMES or model_path.suffix.lower() in get_backend(target).suffixes:
+        return target, name  # an unknown target is reported when the runner opens
+    try:
+        reader = backend_for(model_path).name
+    except EdgeResNetError:
+        return target, name
+    kind = "QDQ" if precision == "int8" else "ONNX" if model_path.suffix.lower() == ".onnx" else "model"
+    return reader, f"{name} ({kind} via {reader})"
 
 
 def checkpoint_artifact(path: str | Path) -> Artifact:

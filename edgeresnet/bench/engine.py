@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from edgeresnet.bench.artifacts import (
     preload_backend,
     synchronizer,
 )
-from edgeresnet.bench.evaluation import Accuracy, EvalData, agreement
+from edgeresnet.bench.evaluation import EvalData, Evaluation, agreement_pct
 from edgeresnet.bench.latency import (
     DEFAULT_MAX_TIME_S,
     DEFAULT_MIN_RUNS,
@@ -40,7 +38,6 @@ from edgeresnet.bench.latency import (
 )
 from edgeresnet.bench.memory import PeakMemory, measurement_method
 from edgeresnet.bench.rows import BenchmarkResult, BenchmarkRow
-from edgeresnet.bench.timing import bound_call
 from edgeresnet.checkpoint import is_checkpoint_dir
 from edgeresnet.environment import cpu_info, environment
 from edgeresnet.errors import DatasetError, EdgeResNetError
@@ -109,16 +106,16 @@ def run_benchmark(
         raise DatasetError(f"{data} has no evaluation images")
 
     rows: list[BenchmarkRow] = []
-    accuracies: dict[str, tuple[Artifact, Accuracy]] = {}
+    evaluations: dict[str, tuple[Artifact, Evaluation]] = {}
     if missing_baseline:
         rows += _baseline_error_rows(missing_baseline, settings)
     with EvalData(images) as eval_data, _Progress(len(resolved) * len(settings.batch_sizes), progress) as bar:
         for artifact in resolved:
-            artifact_rows, accuracy = _measure_artifact(artifact, eval_data, settings, source.num_classes, bar)
+            artifact_rows, evaluation = _measure_artifact(artifact, eval_data, settings, source.num_classes, bar)
             rows += artifact_rows
-            if accuracy is not None:
-                accuracies[artifact.name] = (artifact, accuracy)
-    rows = _mark_reference_and_agreement(rows, accuracies)
+            if evaluation is not None:
+                evaluations[artifact.name] = (artifact, evaluation)
+    rows = _mark_reference_and_agreement(rows, evaluations)
     return BenchmarkResult(rows=rows, environment=benchmark_environment(settings, data=data, eval_images=len(images)))
 
 
@@ -183,7 +180,7 @@ def _baseline_error_rows(message: str, settings: _Settings) -> list[BenchmarkRow
 
 def _measure_artifact(
     artifact: Artifact, eval_data: EvalData, settings: _Settings, num_classes: int, bar: Any
-) -> tuple[list[BenchmarkRow], Accuracy | None]:
+) -> tuple[list[BenchmarkRow], Evaluation | None]:
     base = BenchmarkRow(
         artifact=artifact.name, path=str(artifact.path), backend=artifact.backend, device=settings.device,
         precision=artifact.precision, batch_size=0, threads=settings.threads,
@@ -205,11 +202,12 @@ def _measure_artifact(
     rows = []
     with runner:
         bar.set_description_str(f"{artifact.name}: accuracy")
-        accuracy, accuracy_error = None, None
+        evaluation, accuracy_error = None, None
         try:
-            accuracy = _evaluate(artifact, runner, eval_data, num_classes)
+            evaluation = _evaluate(artifact, runner, eval_data, num_classes)
         except Exception as error:  # noqa: BLE001  (recorded in the row)
             accuracy_error = f"accuracy: {describe_error(error, artifact)}"
+        accuracy = evaluation.accuracy if evaluation else None
         load_peak = memory.peak_delta()
         for batch_size in settings.batch_sizes:
             bar.set_description_str(f"{artifact.name}: batch {batch_size}")
@@ -227,10 +225,10 @@ def _measure_artifact(
             row.peak_memory_bytes = max(load_peak, memory.peak_delta())
             rows.append(row)
             bar.update(1)
-    return rows, accuracy
+    return rows, evaluation
 
 
-def _evaluate(artifact: Artifact, runner: Any, eval_data: EvalData, num_classes: int) -> Accuracy:
+def _evaluate(artifact: Artifact, runner: Any, eval_data: EvalData, num_classes: int) -> Evaluation:
     if len(artifact.labels) != num_classes:
         raise DatasetError(
             f"the model has {len(artifact.labels)} classes but the data has {num_classes}: "
@@ -246,7 +244,8 @@ def _time_batch(runner: Any, eval_data: EvalData, artifact: Artifact, batch_size
     # One untimed infer() first: a static-batch OpenVINO model compiles its variant for this size here,
     # and a call that cannot work fails with its own message before any timing starts.
     runner.infer(batch)
-    call = bound_call(runner, batch)
+    # The input bound once and only the model run, as benchmark_app times it (see Runner.bind_for_timing).
+    call = runner.bind_for_timing(batch)
     return measure_latency(
         lambda _batch: call(), batch, warmup=settings.warmup, min_runs=settings.min_runs,
         min_time_s=settings.min_time_s, max_time_s=settings.max_time_s, synchronize=synchronizer(runner),
@@ -254,22 +253,22 @@ def _time_batch(runner: Any, eval_data: EvalData, artifact: Artifact, batch_size
 
 
 def _mark_reference_and_agreement(
-    rows: list[BenchmarkRow], accuracies: dict[str, tuple[Artifact, Accuracy]]
+    rows: list[BenchmarkRow], evaluations: dict[str, tuple[Artifact, Evaluation]]
 ) -> list[BenchmarkRow]:
     """The FP32 reference is the PyTorch baseline, else the first FP32 artifact with an accuracy."""
-    candidates = [name for name, (a, _) in accuracies.items() if a.backend == PYTORCH_BACKEND]
-    candidates += [name for name, (a, _) in accuracies.items() if a.precision == "fp32"]
+    candidates = [name for name, (a, _) in evaluations.items() if a.backend == PYTORCH_BACKEND]
+    candidates += [name for name, (a, _) in evaluations.items() if a.precision == "fp32"]
     if not candidates:
         return rows
-    reference_artifact, reference = accuracies[candidates[0]]
+    reference_artifact, reference = evaluations[candidates[0]]
     for row in rows:
-        if row.artifact not in accuracies:
+        if row.artifact not in evaluations:
             continue
-        artifact, accuracy = accuracies[row.artifact]
+        artifact, evaluation = evaluations[row.artifact]
         row.reference = row.artifact == reference_artifact.name
         # Agreement needs identical inputs: the same preprocessing means the same cached arrays.
         if artifact.preprocessing == reference_artifact.preprocessing:
-            row.agreement_top1 = agreement(accuracy.predictions, reference.predictions)
+            row.agreement_pct = agreement_pct(evaluation.predictions, reference.predictions)
     return rows
 
 
@@ -281,31 +280,12 @@ def describe_error(error: BaseException, artifact: Artifact | None = None) -> st
     return text if isinstance(error, EdgeResNetError) else f"{type(error).__name__}: {text}".rstrip(": ")
 
 
-def gpu_info() -> list[dict[str, str]] | None:
-    """NVIDIA GPUs and driver as ``nvidia-smi`` reports them; None where there is no nvidia-smi."""
-    executable = shutil.which("nvidia-smi")
-    if executable is None:
-        return None
-    fields = ("name", "driver_version", "memory.total", "compute_cap")
-    try:
-        output = subprocess.run(
-            [executable, f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=15, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as error:
-        log.debug("nvidia-smi failed: %s", error)
-        return None
-    return [dict(zip(fields, (part.strip() for part in line.split(",")), strict=False))
-            for line in output.splitlines() if line.strip()]
-
-
 def benchmark_environment(settings: _Settings, *, data: str, eval_images: int) -> dict[str, Any]:
     """Where the numbers came from: machine, tools, and how they were measured."""
-    record = environment()
+    record = environment()  # machine, GPUs and tool versions
     record.update(
         device=settings.device,
         threads=settings.threads,
-        gpu=gpu_info(),
         data=data,
         eval_images=eval_images,
         measurement={

@@ -22,6 +22,7 @@ import numpy as np
 from edgeresnet.data.imageset import ImageSet
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import DatasetError
+from edgeresnet.evaluation import Accuracy, AccuracyCounter
 from edgeresnet.runtime.base import Runner
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,14 @@ _PREPROCESS_CHUNK = 256
 
 
 @dataclass(frozen=True)
-class Accuracy:
-    """Top-1 and top-k (k = min(5, classes)) as fractions, and each image's top-1 prediction."""
+class Evaluation:
+    """One artifact's accuracy (percent, :mod:`edgeresnet.evaluation`) and each image's top-1 class.
 
-    top1: float
-    top5: float
-    images: int
+    The predictions are kept, rather than the logits, so that agreement with the reference costs one
+    integer per image whatever the number of classes.
+    """
+
+    accuracy: Accuracy
     predictions: np.ndarray
 
 
@@ -124,33 +127,24 @@ class EvalData:
     def latency_batch(self, spec: PreprocessSpec, batch_size: int) -> np.ndarray:
         return self.inputs(spec).head(batch_size)
 
-    def evaluate(self, runner: Runner, spec: PreprocessSpec, *, batch_size: int = 32) -> Accuracy:
+    def evaluate(self, runner: Runner, spec: PreprocessSpec, *, batch_size: int = 32) -> Evaluation:
         """Run every cached input of ``spec`` through ``runner`` in chunks of ``batch_size``."""
         cached = self.inputs(spec)
         if cached.count == 0:
             raise DatasetError("the evaluation split is empty")
+        counter = AccuracyCounter()
         predictions: list[np.ndarray] = []
-        top5_hits = 0
         offset = 0
         for chunk in cached.chunks(batch_size):
             logits = runner.infer(chunk)
-            labels = cached.labels[offset : offset + len(chunk)]
+            counter.update(logits, cached.labels[offset : offset + len(chunk)])
             offset += len(chunk)
-            k = min(5, logits.shape[1])
-            top_k = np.argpartition(-logits, k - 1, axis=1)[:, :k] if k > 1 else logits.argmax(1)[:, None]
-            top5_hits += int((top_k == labels[:, None]).any(axis=1).sum())
             predictions.append(logits.argmax(axis=1))
-        predicted = np.concatenate(predictions)
-        return Accuracy(
-            top1=float((predicted == cached.labels).mean()),
-            top5=top5_hits / cached.count,
-            images=cached.count,
-            predictions=predicted,
-        )
+        return Evaluation(counter.result(), np.concatenate(predictions))
 
 
-def agreement(predictions: np.ndarray, reference: np.ndarray) -> float:
-    """Share of images whose top-1 class matches the reference's."""
+def agreement_pct(predictions: np.ndarray, reference: np.ndarray) -> float:
+    """Percentage of images whose top-1 class matches the reference's."""
     if predictions.shape != reference.shape:
         raise ValueError(f"prediction counts differ: {predictions.shape} vs {reference.shape}")
-    return float((predictions == reference).mean()) if predictions.size else float("nan")
+    return 100.0 * float((predictions == reference).mean()) if predictions.size else float("nan")

@@ -15,9 +15,10 @@ from edgeresnet.bench.latency import LatencyStats
 
 @dataclass
 class BenchmarkRow:
-    """One artifact at one batch size. Accuracies are fractions in [0, 1]; latencies milliseconds.
+    """One artifact at one batch size. Accuracies are percentages (0-100), as everywhere in edgeresnet
+    (:mod:`edgeresnet.evaluation`); latencies are milliseconds.
 
-    ``agreement_top1`` is the share of evaluation images whose top-1 class matches the FP32
+    ``agreement_pct`` is the percentage of evaluation images whose top-1 class matches the FP32
     reference's (the row with ``reference`` set); ``peak_memory_bytes`` is the process RSS
     high-water mark above the RSS before the artifact loaded (see ``edgeresnet.bench.memory``).
     """
@@ -39,7 +40,7 @@ class BenchmarkRow:
     throughput_ips: float | None = None
     top1: float | None = None
     top5: float | None = None
-    agreement_top1: float | None = None
+    agreement_pct: float | None = None
     eval_images: int | None = None
     reference: bool = False
     file_size_bytes: int | None = None

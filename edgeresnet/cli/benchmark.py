@@ -11,8 +11,9 @@ from edgeresnet.errors import EdgeResNetError
 
 
 @cli.command("benchmark")
+# Paths are checked by the library (load_artifact), which says what a file or a missing path is.
 @click.argument("artifacts", nargs=-1, required=True, metavar="BUNDLE_OR_CHECKPOINT...",
-                type=click.Path(exists=True, file_okay=False, path_type=Path))
+                type=click.Path(path_type=Path))
 @click.option("--data", required=True, help="Data source whose evaluation split measures accuracy.")
 @click.option("--batch-sizes", type=IntListType(), default="1,8", show_default=True,
               help="Batch sizes to time, comma-separated.")
@@ -48,11 +49,13 @@ def benchmark_command(
     eager baseline) is evaluated on the same preprocessed evaluation images and timed at every
     batch size with the same thread count. A backend that fails gets a row with its error; the
     others still run. The fastest artifact within --max-accuracy-drop of the FP32 reference is
-    marked per batch size.
+    marked per batch size. The tensorrt-* bundles of `export` hold the ONNX an engine is built from:
+    they run through ONNX Runtime, named "(QDQ via onnxruntime)"; a compiled engine bundle runs on
+    TensorRT. Accuracies are percentages.
 
     \b
-    Example:
-      edgeresnet benchmark runs/r20-export/* --data fashion-mnist \\
+    Example (the trailing slash globs the bundle directories, not export_report.json):
+      edgeresnet benchmark runs/r20-export/*/ --data fashion-mnist \\
           --batch-sizes 1,8 --threads 2 --report runs/bench
     """
     from rich.console import Console

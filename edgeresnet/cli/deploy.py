@@ -81,6 +81,13 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
                f"{parity.get('top1_agreement', 0):.0%}, max |Δlogit| {parity.get('max_abs_diff', 0):.2e})")
 
 
+_ALLOW_HOST_CODE = click.option(
+    "--allow-host-code", is_flag=True,
+    help="Let a version-compatible TensorRT engine run the TensorRT runtime embedded in it (host code). "
+         "Only for engines from a source you trust.",
+)
+
+
 @cli.command("predict")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -92,15 +99,17 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
 @click.option("--device", default="auto", show_default=True,
               help="cpu, cuda, or an OpenVINO device (CPU, GPU).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the runtime.")
+@_ALLOW_HOST_CODE
 def predict_command(bundle: Path, images: tuple[Path, ...], top_k: int, as_json: bool, backend: str | None,
-                    device: str, threads: int | None) -> None:
+                    device: str, threads: int | None, allow_host_code: bool) -> None:
     """Classify image files with a bundle (or an .onnx that carries its preprocessing and labels).
 
     Example: edgeresnet predict bundles/r20-int8 shoe.png shirt.jpg --top-k 3
     """
     from edgeresnet.runtime.classifier import Classifier
 
-    with Classifier.load(bundle, backend=backend, device=device, threads=threads) as classifier:
+    with Classifier.load(bundle, backend=backend, device=device, threads=threads,
+                         allow_host_code=allow_host_code) as classifier:
         results = classifier.predict(list(images), top_k=top_k)
     if as_json:
         records = [{"image": str(image), "predictions": [p.to_dict() for p in predictions]}
@@ -122,17 +131,18 @@ def predict_command(bundle: Path, images: tuple[Path, ...], top_k: int, as_json:
 @click.option("--device", default="auto", show_default=True,
               help="cpu, cuda, or an OpenVINO device (CPU, GPU).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify_command(bundle: Path, backend: str | None, device: str, as_json: bool) -> None:
+@_ALLOW_HOST_CODE
+def verify_command(bundle: Path, backend: str | None, device: str, as_json: bool, allow_host_code: bool) -> None:
     """Check a bundle on this machine: file hashes, format, runtime versions, and its golden outputs.
 
-    A TensorRT engine must also match the TensorRT version and GPU it was built for. Exits 0 when every
-    check passes, 2 with the reason otherwise.
+    A TensorRT engine must also match the TensorRT version and GPU it was built for; a version-compatible
+    one loads only with --allow-host-code. Exits 0 when every check passes, 2 with the reason otherwise.
 
     Example: edgeresnet verify bundles/r20-int8
     """
     from edgeresnet.verify import verify_bundle
 
-    report = verify_bundle(bundle, backend=backend, device=device)
+    report = verify_bundle(bundle, backend=backend, device=device, allow_host_code=allow_host_code)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -24,7 +24,7 @@ from edgeresnet.data.decoding import DECODE_ERRORS, decode_image
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError
 from edgeresnet.runtime.base import Runner, RunnerInfo
-from edgeresnet.runtime.select import AUTO_DEVICE, open_runner
+from edgeresnet.runtime.select import AUTO_DEVICE, backend_for, open_runner
 
 ImageInput = str | Path | Image.Image | np.ndarray
 
@@ -60,6 +60,7 @@ class Classifier:
         device: str = AUTO_DEVICE,
         threads: int | None = None,
         check_hashes: bool = True,
+        allow_host_code: bool = False,
     ) -> Classifier:
         """Open a bundle directory, or a bare ``.onnx`` whose metadata carries preprocessing and labels.
 
@@ -69,6 +70,8 @@ class Classifier:
             device: the backend's device (``cpu``, ``cuda``, ``GPU``...); ``auto`` is the backend's default.
             check_hashes: refuse a bundle whose files differ from its manifest (a model that is not the
                 one described would give silently wrong answers).
+            allow_host_code: let a version-compatible TensorRT engine run the lean runtime it embeds
+                (host code). Only for engines from a source you trust: a manifest cannot turn it on.
         """
         path = Path(path)
         if path.is_dir():
@@ -78,13 +81,14 @@ class Classifier:
                 if problems:
                     raise BundleError(f"bundle {path} fails its checks: {'; '.join(problems)}")
             model_path = path / manifest.model_file
-            options = bundle_runner_options(manifest)
+            options = bundle_runner_options(manifest, allow_host_code=allow_host_code)
             runner = open_runner(model_path, backend=backend, device=device, threads=threads,
                                  precision=manifest.precision, **options)
             return cls(runner, manifest.preprocessing, manifest.labels, manifest)
         if not path.is_file():
             raise BundleError(f"no bundle or model file at {path}")
         spec, labels = _metadata_of_bare_model(path)
+        # Only an .onnx can carry its own metadata, so a bare model is never an engine.
         runner = open_runner(path, backend=backend, device=device, threads=threads)
         return cls(runner, spec, labels)
 
@@ -197,12 +201,25 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def bundle_runner_options(manifest: Manifest) -> dict[str, Any]:
-    """Backend options a bundle's manifest decides (after its hashes have been checked)."""
-    tensorrt = manifest.extra.get("tensorrt") or {}
-    if manifest.target == "tensorrt" and tensorrt.get("version_compatible"):
-        return {"allow_host_code": True}
-    return {}
+def bundle_runner_options(manifest: Manifest, *, allow_host_code: bool = False) -> dict[str, Any]:
+    """Backend options for a bundle's model, given what the caller allows.
+
+    A manifest is data anyone can edit (its own hash is not checked), so it only says what a model
+    needs; permissions come from the caller. A version-compatible TensorRT engine needs host code,
+    and without ``allow_host_code`` it is refused here, before TensorRT ever reads it.
+    """
+    try:
+        engine = backend_for(manifest.model_file).name == "tensorrt"
+    except EdgeResNetError:
+        return {}  # no backend reads it: opening the runner says so
+    if not engine:
+        return {}
+    record = manifest.extra.get("tensorrt") or {}
+    if record.get("version_compatible") and not allow_host_code:
+        from edgeresnet.runtime.tensorrt import HOST_CODE_HINT
+
+        raise BundleError(f"refusing to load {manifest.model_file}: {HOST_CODE_HINT}")
+    return {"allow_host_code": True} if allow_host_code else {}
 
 
 def _metadata_of_bare_model(path: Path) -> tuple[PreprocessSpec, list[str]]:

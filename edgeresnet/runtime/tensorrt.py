@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import shutil
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
 
+from edgeresnet.environment import GpuInfo, cuda_runtime, gpu_info
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
@@ -30,6 +28,11 @@ log = logging.getLogger(__name__)
 Precision = Literal["fp32", "fp16", "int8"]
 
 INSTALL_HINT = "pip install 'edgeresnet[tensorrt]' (TensorRT 10.1 or newer) on the machine with the GPU"
+HOST_CODE_HINT = (
+    "it is a version-compatible engine, which embeds a lean TensorRT runtime that runs as host code when "
+    "it loads: allow that only for an engine from a source you trust, with --allow-host-code "
+    "(allow_host_code=True in Python)"
+)
 
 
 def require_tensorrt() -> ModuleType:
@@ -75,82 +78,19 @@ def make_logger(trt: ModuleType) -> Any:
 # --- the GPU -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GpuInfo:
-    """The GPU an engine is built for or run on: the facts an engine is tied to."""
+def cuda_device(index: int = 0) -> GpuInfo | None:
+    """Name and compute capability of CUDA device ``index`` (see :func:`edgeresnet.environment.gpu_info`),
+    or None where it is not visible.
 
-    name: str
-    compute_capability: str  # "8.6"
-    source: str  # which library answered: cuda-python, nvidia-smi, torch
-
-
-def gpu_info(index: int = 0) -> GpuInfo | None:
-    """Name and compute capability of CUDA device ``index``, or None where there is no GPU.
-
-    cuda-python is asked first (torch-free and exact), then nvidia-smi (present with every driver),
-    then torch; nvidia-smi numbers devices in PCI order, which matches CUDA's order on one-GPU
-    machines and whenever CUDA_DEVICE_ORDER=PCI_BUS_ID.
+    Where neither cuda-python nor nvidia-smi answers (a Jetson without cuda-python), torch is imported
+    to ask it: TensorRT's buffers then come from torch anyway (see ``_open_device_memory``).
     """
-    for probe in (_gpu_from_cuda_python, _gpu_from_nvidia_smi, _gpu_from_torch):
-        try:
-            info = probe(index)
-        except _PROBE_ERRORS as error:  # a broken driver install must not hide the other probes
-            log.debug("GPU probe %s failed: %s", probe.__name__, error)
-            continue
-        if info is not None:
-            return info
-    return None
+    gpus = gpu_info()
+    if not gpus and importlib.util.find_spec("cuda") is None and importlib.util.find_spec("torch") is not None:
+        import torch  # noqa: F401  (gpu_info asks torch once it is imported)
 
-
-# What a GPU probe raises on a machine with a broken or partial CUDA install: missing libraries
-# (ImportError, OSError), driver errors surfaced by the bindings (RuntimeError), garbled output.
-_PROBE_ERRORS = (ImportError, OSError, RuntimeError, ValueError, AttributeError, subprocess.SubprocessError)
-
-
-def _cudart() -> Any:
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        from cuda import cudart  # older cuda-python layout
-    return cudart
-
-
-def _gpu_from_cuda_python(index: int) -> GpuInfo | None:
-    if importlib.util.find_spec("cuda") is None:
-        return None
-    cudart = _cudart()
-    error, count = cudart.cudaGetDeviceCount()
-    if error != cudart.cudaError_t.cudaSuccess or index >= count:
-        return None
-    error, props = cudart.cudaGetDeviceProperties(index)
-    if error != cudart.cudaError_t.cudaSuccess:
-        return None
-    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return GpuInfo(name.rstrip("\x00").strip(), f"{props.major}.{props.minor}", "cuda-python")
-
-
-def _gpu_from_nvidia_smi(index: int) -> GpuInfo | None:
-    if shutil.which("nvidia-smi") is None:
-        return None
-    result = subprocess.run(
-        ["nvidia-smi", f"--id={index}", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-        capture_output=True, text=True, timeout=20, check=False,
-    )
-    if result.returncode != 0 or "," not in result.stdout:
-        return None
-    name, capability = (part.strip() for part in result.stdout.strip().splitlines()[0].rsplit(",", 1))
-    return GpuInfo(name, capability, "nvidia-smi")
-
-
-def _gpu_from_torch(index: int) -> GpuInfo | None:
-    if importlib.util.find_spec("torch") is None:
-        return None
-    import torch
-
-    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-        return None
-    major, minor = torch.cuda.get_device_capability(index)
-    return GpuInfo(torch.cuda.get_device_name(index), f"{major}.{minor}", "torch")
+        gpus = gpu_info()
+    return next((gpu for gpu in gpus if gpu.index == index), None)
 
 
 def device_index(device: str) -> int:
@@ -161,6 +101,12 @@ def device_index(device: str) -> int:
     return int(index or 0)
 
 
+def _mentions_host_code(errors: list[str]) -> bool:
+    """Whether TensorRT's errors say the engine needs host code (its wording differs between releases)."""
+    text = " ".join(errors).lower().replace("_", " ")
+    return any(phrase in text for phrase in ("host code", "hostcode", "lean runtime"))
+
+
 # --- device memory -----------------------------------------------------------------------------------
 
 
@@ -168,7 +114,7 @@ class _CudaPythonMemory:
     """Device buffers and a stream from cuda-python's runtime bindings."""
 
     def __init__(self, index: int) -> None:
-        self._rt = _cudart()
+        self._rt = cuda_runtime()
         self._check(self._rt.cudaSetDevice(index), "select the GPU")
         self._stream = self._check(self._rt.cudaStreamCreate(), "create a stream")
         self._pointers: list[Any] = []
@@ -269,8 +215,9 @@ class TensorRTRunner(Runner):
 
     Args:
         device: ``cuda`` or ``cuda:N``.
-        allow_host_code: let a version-compatible engine run the lean runtime it embeds; only for
-            engines from a trusted source.
+        allow_host_code: let a version-compatible engine run the lean runtime it embeds (host code
+            that runs in this process). Off by default: turn it on only for engines you built or
+            received from a source you trust; a bundle's manifest alone never turns it on.
     """
 
     backend = "tensorrt"
@@ -289,7 +236,7 @@ class TensorRTRunner(Runner):
         self._trt = trt
         self._precision = precision
         self._index = device_index(device)
-        self._gpu = gpu_info(self._index)
+        self._gpu = cuda_device(self._index)
         if self._gpu is None:
             raise BackendUnavailableError(
                 f"TensorRT is installed but no CUDA GPU cuda:{self._index} is visible"
@@ -324,6 +271,8 @@ class TensorRTRunner(Runner):
         if allow_host_code:
             runtime.engine_host_code_allowed = True
         engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
+        if engine is None and not allow_host_code and _mentions_host_code(self._logger.errors):
+            raise EdgeResNetError(f"TensorRT refused to load {self.model_path.name}: {HOST_CODE_HINT}")
         if engine is None:
             raise EdgeResNetError(
                 f"TensorRT cannot load {self.model_path.name}: "

@@ -13,7 +13,7 @@ import pytest
 from edgeresnet.errors import BackendUnavailableError, ExportError
 from edgeresnet.export import tensorrt as trt_export
 from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
-from edgeresnet.verify import compare_logits
+from edgeresnet.verify import check_parity
 from tests.runtime.tiny_bundle import SPEC, blob_images, tiny_model
 
 IMAGES = SPEC.apply_batch(blob_images(32, seed=31)[0])
@@ -52,7 +52,7 @@ def test_fp16_onnx_runs_on_cpu_within_the_fp16_tolerance(fp16_onnx: trt_export.F
     ):
         reference, logits = fp32.infer(IMAGES), fp16.infer(IMAGES)
         single = fp16.infer(IMAGES[:1])  # the batch stays dynamic
-    comparison = compare_logits(reference, logits, "fp16")
+    comparison = check_parity(reference, logits, "fp16")
     assert comparison.passed, comparison.describe()
     assert 0 < comparison.max_abs_diff  # it really ran in FP16
     assert comparison.top1_agreement >= 0.95  # a flip only where the FP32 logits nearly tie
@@ -196,4 +196,4 @@ def test_engines_build_run_and_report_their_layers(tmp_path: Path, precision: st
     ):
         expected, logits = reference.infer(IMAGES), runner.infer(IMAGES)  # 32 images run as slices of 8
         assert runner.max_batch == 8
-    assert compare_logits(expected, logits, precision).passed
+    assert check_parity(expected, logits, precision).passed

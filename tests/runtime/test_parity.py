@@ -15,7 +15,7 @@ import pytest
 
 from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
 from edgeresnet.runtime.torch_runner import TorchRunner
-from edgeresnet.verify import compare_logits
+from edgeresnet.verify import check_parity
 from tests.runtime.tiny_bundle import SPEC, blob_images, tiny_model
 
 IMAGES = SPEC.apply_batch(blob_images(64, seed=21)[0])
@@ -28,7 +28,7 @@ def reference() -> np.ndarray:
 
 
 def _assert_parity(logits: np.ndarray, reference: np.ndarray, precision: str) -> None:
-    comparison = compare_logits(reference, logits, precision)
+    comparison = check_parity(reference, logits, precision)
     assert comparison.passed, comparison.describe()
 
 

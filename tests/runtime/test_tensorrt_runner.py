@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgeresnet.environment import GpuInfo
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
 from edgeresnet.runtime import tensorrt as trt_runtime
-from edgeresnet.runtime.tensorrt import GpuInfo, TensorRTRunner
+from edgeresnet.runtime.tensorrt import TensorRTRunner
 
 SHAPES = {"input": (-1, 3, 32, 32), "logits": (-1, 10)}
 WEIGHTS = np.random.default_rng(0).normal(size=(3, 10)).astype(np.float32)
@@ -50,8 +51,11 @@ class HostMemory:
         self.closed = True
 
 
-def fake_tensorrt(memory: HostMemory, *, max_batch: int = 8, loadable: bool = True) -> Any:
-    trt = types.SimpleNamespace(__version__="10.8.0")
+def fake_tensorrt(
+    memory: HostMemory, *, max_batch: int = 8, loadable: bool = True, host_code: bool = False
+) -> Any:
+    """``host_code``: the engine is version-compatible, so it loads only where host code is allowed."""
+    trt = types.SimpleNamespace(__version__="10.8.0", deserialized=0)
 
     class Severity(enum.Enum):
         INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
@@ -111,8 +115,14 @@ def fake_tensorrt(memory: HostMemory, *, max_batch: int = 8, loadable: bool = Tr
     class Runtime:
         def __init__(self, logger: Any) -> None:
             self.logger = logger
+            self.engine_host_code_allowed = False
 
         def deserialize_cuda_engine(self, data: bytes) -> Engine | None:
+            trt.deserialized += 1
+            if host_code and not self.engine_host_code_allowed:
+                self.logger.log(Severity.ERROR, "IRuntime::deserializeCudaEngine: Error Code 1: Serialization "
+                                "(the engine has host code; set engine_host_code_allowed to load it)")
+                return None
             if loadable:
                 return Engine()
             self.logger.log(
@@ -135,7 +145,7 @@ def engine_file(tmp_path: Path) -> Path:
 def memory(monkeypatch: pytest.MonkeyPatch) -> HostMemory:
     memory = HostMemory()
     monkeypatch.setattr(trt_runtime, "_open_device_memory", lambda index: memory)
-    monkeypatch.setattr(trt_runtime, "gpu_info", lambda index=0: GpuInfo("Test GPU", "8.6", "test"))
+    monkeypatch.setattr(trt_runtime, "gpu_info", lambda: [GpuInfo("Test GPU", "8.6", "test")])
     return memory
 
 
@@ -163,9 +173,79 @@ def test_load_failures_give_tensorrts_reason_in_one_line(
     ):
         TensorRTRunner(engine_file)
     assert memory.closed  # the buffers of a failed load are released
-    monkeypatch.setattr(trt_runtime, "gpu_info", lambda index=0: None)
+    monkeypatch.setattr(trt_runtime, "gpu_info", list)
     monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: fake_tensorrt(memory))
     with pytest.raises(BackendUnavailableError, match="no CUDA GPU cuda:0 is visible"):
         TensorRTRunner(engine_file)
     with pytest.raises(EdgeResNetError, match="CUDA devices"):
         TensorRTRunner(engine_file, device="cpu")
+
+
+# --- host code: never on a manifest's word ------------------------------------------------------------
+
+
+def test_a_version_compatible_engine_loads_only_with_host_code_allowed(
+    engine_file: Path, memory: HostMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: fake_tensorrt(memory, host_code=True))
+    with pytest.raises(EdgeResNetError) as caught:
+        TensorRTRunner(engine_file)
+    message = str(caught.value)
+    assert message.startswith("TensorRT refused to load model.engine: it is a version-compatible engine")
+    assert "--allow-host-code" in message and "\n" not in message
+    with TensorRTRunner(engine_file, allow_host_code=True) as runner:
+        assert runner.infer(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 10)
+
+
+@pytest.fixture()
+def version_compatible_bundle(tmp_path: Path, engine_file: Path) -> Path:
+    from tests.runtime.tiny_bundle import golden_inputs, make_bundle
+
+    inputs = golden_inputs()
+    outputs = inputs.reshape(len(inputs), 3, -1).mean(axis=2) @ WEIGHTS  # what the stand-in engine computes
+    record = {"version": "10.8.0", "compute_capability": "8.6", "version_compatible": True}
+    return make_bundle(tmp_path / "trt", engine_file, target="tensorrt", extra={"tensorrt": record},
+                       outputs=outputs.astype(np.float32))
+
+
+def test_a_manifest_cannot_turn_host_code_on(
+    version_compatible_bundle: Path, memory: HostMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeresnet.errors import BundleError
+    from edgeresnet.runtime.classifier import Classifier
+
+    trt = fake_tensorrt(memory, host_code=True)
+    monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: trt)
+    with pytest.raises(BundleError, match=r"refusing to load model\.engine: .*--allow-host-code"):
+        Classifier.load(version_compatible_bundle)
+    assert trt.deserialized == 0  # refused before TensorRT read a byte of it
+    with Classifier.load(version_compatible_bundle, allow_host_code=True) as classifier:
+        assert classifier.logits(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 10)
+
+
+def test_predict_and_verify_take_allow_host_code(
+    version_compatible_bundle: Path, memory: HostMemory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.machinery
+    import sys
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    import edgeresnet.cli.deploy  # noqa: F401  (registers predict/verify)
+    from edgeresnet.cli.core import cli
+    from tests.runtime.tiny_bundle import blob_images
+
+    trt = fake_tensorrt(memory, host_code=True)
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)  # verify asks whether it is installed
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: trt)
+    image = tmp_path / "blob.png"
+    Image.fromarray(blob_images(1, seed=3)[0][0]).save(image)
+    for command in (["predict", str(version_compatible_bundle), str(image)], ["verify", str(version_compatible_bundle)]):
+        refused = CliRunner().invoke(cli, command)
+        assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+        assert "version-compatible engine" in refused.stderr and "--allow-host-code" in refused.stderr
+        allowed = CliRunner().invoke(cli, [*command, "--allow-host-code"])
+        assert allowed.exit_code == 0, allowed.output
+    assert "golden outputs reproduced on tensorrt" in allowed.stdout
