@@ -177,8 +177,19 @@ def _summary(options: PipelineOptions, result: PipelineResult, benchmark: Any) -
     lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {value:.0f} |" for stage, value in result.seconds.items()]
     lines += [f"| total | {sum(result.seconds.values()):.0f} |", "", "## Built", "",
-              f"- checkpoint: `{result.checkpoint}`"]
-    lines += [f"- `{name}`: `{path}`" for name, path in result.bundles.items()]
+              f"- checkpoint: `{_relative(result.checkpoint, result.output)}`"]
+    lines += [f"- `{name}`: `{_relative(path, result.output)}`" for name, path in result.bundles.items()]
+    # The benchmark's own title would be a second top-level heading here.
+    table = render_markdown(benchmark, max_accuracy_drop=options.max_accuracy_drop).replace(
+        "# edgeresnet benchmark\n", "", 1).replace("\n## ", "\n### ")
     lines += ["", "## Accuracy and latency", "", "![accuracy vs latency](benchmark/accuracy_latency.png)", "",
-              render_markdown(benchmark, max_accuracy_drop=options.max_accuracy_drop)]
+              table.strip()]
     return recommended, "\n".join(lines) + "\n"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
