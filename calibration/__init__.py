@@ -14,6 +14,8 @@ and torch never.
 
 from __future__ import annotations
 
+# Re-exported so callers that imported them from here keep working; each is defined in one place.
+from edgeresnet.bundle import sha256_file
 from edgeresnet.calibration.collect import calibrate, calibrate_all, collect_histograms
 from edgeresnet.calibration.data_check import check_calibration_data
 from edgeresnet.calibration.gate import GateResult, GateStep, apply_accuracy_gate, evaluate_onnx
@@ -21,9 +23,6 @@ from edgeresnet.calibration.peer import peer_quantize_static_default
 from edgeresnet.calibration.qdq import FLAVOURS, Flavour, QdqQuantizer, QdqReport, quantize_qdq
 from edgeresnet.calibration.qdq_rules import check_tensorrt_rules, inspect_qdq
 from edgeresnet.calibration.table import METHODS, CalibrationTable, Method
-
-# Re-exported so callers that imported them from here keep working; each is defined in one place.
-from edgeresnet.bundle import sha256_file
 from edgeresnet.evaluation import Accuracy
 
 __all__ = [

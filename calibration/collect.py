@@ -12,14 +12,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from edgeresnet.bundle import sha256_file
 from edgeresnet.calibration.data_check import check_calibration_data, validate_batch
 from edgeresnet.calibration.histogram import RangeHistogram
 from edgeresnet.calibration.methods import ENTROPY_LEVELS, derive_range
 from edgeresnet.calibration.model import calibration_tensors, input_name, load_fp32_model
 from edgeresnet.calibration.session import BatchSession, describe_model
 from edgeresnet.calibration.table import METHODS, CalibrationTable, Method, require_sha256
-
-from edgeresnet.bundle import sha256_file
 from edgeresnet.errors import CalibrationError
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from edgeresnet.calibration.data_check import validate_batch
 from edgeresnet.calibration.qdq import Flavour, QdqQuantizer, QdqReport
 from edgeresnet.calibration.session import BatchSession
 from edgeresnet.calibration.table import CalibrationTable
-
 from edgeresnet.errors import AccuracyGateError, CalibrationError, ExportError
 from edgeresnet.evaluation import Accuracy, evaluate_logits
 

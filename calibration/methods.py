@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from edgeresnet.calibration.histogram import RangeHistogram
 
+from edgeresnet.calibration.histogram import RangeHistogram
 from edgeresnet.errors import CalibrationError
 
 ENTROPY_LEVELS = 128  # TensorRT's choice: the positive half of the symmetric int8 grid

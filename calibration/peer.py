@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from edgeresnet.atomic import atomic_write_with
 from edgeresnet.calibration.data_check import validate_batch
 from edgeresnet.calibration.model import input_name, load_fp32_model
 from edgeresnet.calibration.session import (
@@ -21,8 +23,6 @@ from edgeresnet.calibration.session import (
     pad_batch,
     static_batch_size,
 )
-
-from edgeresnet.atomic import atomic_write_with
 from edgeresnet.errors import CalibrationError
 
 

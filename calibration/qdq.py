@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+from edgeresnet.atomic import atomic_write_with
 from edgeresnet.calibration.model import (
     activation_inputs,
     constant_tensors,
@@ -33,8 +35,6 @@ from edgeresnet.calibration.model import (
 )
 from edgeresnet.calibration.qparams import QuantParams, activation_params, bias_params, weight_params
 from edgeresnet.calibration.table import CalibrationTable
-
-from edgeresnet.atomic import atomic_write_with
 from edgeresnet.errors import CalibrationError, ExportError
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from edgeresnet.calibration.model import node_attribute
 
+from edgeresnet.calibration.model import node_attribute
 from edgeresnet.errors import ExportError
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from edgeresnet.calibration.model import open_session
 
+from edgeresnet.calibration.model import open_session
 from edgeresnet.errors import CalibrationError, ExportError
 
 if TYPE_CHECKING:

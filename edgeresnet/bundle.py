@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +107,8 @@ def write_bundle(
             shutil.copyfile(source, target)
         np.savez_compressed(staging / GOLDEN_FILE, inputs=golden_inputs.astype(np.float32),
                             outputs=golden_outputs.astype(np.float32))
-        manifest.golden = {"file": GOLDEN_FILE, "count": int(len(golden_inputs)), **manifest.golden}
-        manifest.build = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        manifest.golden = {"file": GOLDEN_FILE, "count": len(golden_inputs), **manifest.golden}
+        manifest.build = {"created": datetime.now(UTC).isoformat(timespec="seconds"),
                           **environment(), **manifest.build}
         manifest.files = {
             path.relative_to(staging).as_posix(): sha256_file(path)

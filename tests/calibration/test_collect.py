@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeresnet.calibration import calibrate, check_calibration_data
 from edgeresnet.calibration.histogram import RangeHistogram
 from edgeresnet.calibration.methods import entropy_range, minmax_range, percentile_range
-
 from edgeresnet.errors import CalibrationError
 from tests.calibration.conftest import data_hash, smooth_images
 

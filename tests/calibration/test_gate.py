@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from edgeresnet.calibration import apply_accuracy_gate, check_tensorrt_rules, evaluate_onnx, inspect_qdq
 
+from edgeresnet.calibration import apply_accuracy_gate, check_tensorrt_rules, evaluate_onnx, inspect_qdq
 from edgeresnet.errors import AccuracyGateError, CalibrationError, ExportError
 from edgeresnet.evaluation import Accuracy, AccuracyCounter
 

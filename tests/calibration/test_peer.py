@@ -6,7 +6,6 @@ import stat
 from pathlib import Path
 
 from edgeresnet.calibration import evaluate_onnx, inspect_qdq, peer_quantize_static_default
-
 from tests.calibration.conftest import default_mode
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from edgeresnet.calibration import (
     CalibrationTable,
     QdqQuantizer,
@@ -16,7 +17,6 @@ from edgeresnet.calibration import (
     inspect_qdq,
     quantize_qdq,
 )
-
 from edgeresnet.errors import CalibrationError
 from tests.calibration.conftest import default_mode
 
@@ -208,9 +208,9 @@ def test_table_from_another_model_is_refused(tables: dict, fp32_onnx: Path, tmp_
 def test_unfolded_batchnorm_is_folded_before_quantizing(tmp_path: Path) -> None:
     """A Conv→BatchNormalization→Relu graph calibrates and quantizes like its folded twin."""
     import onnx
-    from edgeresnet.calibration import calibrate
     from onnx import TensorProto, helper, numpy_helper
 
+    from edgeresnet.calibration import calibrate
     from tests.calibration.conftest import data_hash, smooth_images
 
     rng = np.random.default_rng(5)

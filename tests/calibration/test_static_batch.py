@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeresnet.calibration import apply_accuracy_gate, calibrate, evaluate_onnx, peer_quantize_static_default
 from edgeresnet.calibration.collect import collect_histograms
 from edgeresnet.calibration.session import BatchSession
-
 from edgeresnet.errors import CalibrationError
 from tests.calibration.conftest import data_hash, with_static_batch
 

@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from edgeresnet.calibration import CalibrationTable, sha256_file
 
+from edgeresnet.calibration import CalibrationTable, sha256_file
 from edgeresnet.errors import CalibrationError
 from tests.calibration.conftest import default_mode
 

@@ -200,3 +200,31 @@ def test_checkpoint_ignores_no_architecture_flags(tiny_checkpoint: Path, tmp_pat
     result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--num-classes", "5",
                                       "--output", str(tmp_path / "o")])
     assert result.exit_code == 2 and "--num-classes" in result.output
+
+
+def test_empty_dataset_is_a_one_line_error(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--data", str(empty),
+                                      "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output.startswith("error:")
+    assert "Traceback" not in result.output
+
+
+def test_corrupt_weights_file_is_a_one_line_error(tmp_path: Path) -> None:
+    weights = tmp_path / "resnet20.safetensors"
+    weights.write_bytes(b"\x00" * 64)
+    result = CliRunner().invoke(cli, ["export", "resnet20", "--weights", str(weights), "--data", "fashion-mnist",
+                                      "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output.startswith("error:")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_uninstalled_target_through_the_cli(tiny_checkpoint: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeresnet.export import targets
+
+    monkeypatch.setattr(targets.Target, "missing", lambda self: ["openvino"] if self.name == "openvino" else [])
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--target", "openvino",
+                                      "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "pip install 'edgeresnet[openvino]'" in result.output

@@ -11,9 +11,8 @@ import pytest
 
 ov = pytest.importorskip("openvino")
 
-from edgeresnet.export import openvino as ov_export
-
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
+from edgeresnet.export import openvino as ov_export
 from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
 from edgeresnet.runtime.openvino import OpenVinoRunner, require_openvino
 from tests.export.test_openvino import build_tiny_resnet_onnx, make_qdq_onnx, smooth_images
