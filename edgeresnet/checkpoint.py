@@ -41,6 +41,7 @@ class ModelCard:
     params: int = 0
     macs: int = 0
     versions: dict[str, str] = field(default_factory=dict)
+    weights_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -82,12 +83,18 @@ def read_card(directory: str | Path) -> ModelCard:
 
 
 def write_checkpoint(directory: str | Path, model: torch.nn.Module, card: ModelCard) -> Path:
-    """Write weights then card, each atomically; the card is last so it never names missing weights."""
+    """Write weights then card, each atomically.
+
+    The card is last and records the weights' sha256, so a crash between the two writes leaves a
+    pair that :func:`load_checkpoint` recognises as mismatched instead of silently mixing epochs.
+    """
+    from edgeresnet.bundle import sha256_file
     from edgeresnet.models import save_weights
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_weights(model, directory / WEIGHTS_FILE, metadata={"architecture": card.architecture})
+    weights = save_weights(model, directory / WEIGHTS_FILE, metadata={"architecture": card.architecture})
+    card.weights_sha256 = sha256_file(weights)
     atomic_write_json(directory / CARD_FILE, card.to_dict())
     return directory
 
@@ -101,6 +108,13 @@ def load_checkpoint(directory: str | Path) -> tuple[torch.nn.Module, ModelCard]:
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"checkpoint {directory} has a card but no {WEIGHTS_FILE}")
+    from edgeresnet.bundle import sha256_file
+
+    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
+        raise CheckpointError(
+            f"{weights} does not match {CARD_FILE} (sha256 differs): the checkpoint was interrupted while "
+            "being written or edited since; continue it with `edgeresnet train ... --resume`"
+        )
     model = create_model(
         card.architecture,
         num_classes=card.num_classes,

@@ -62,3 +62,15 @@ def test_two_process_ddp_step(tmp_path, fashion_mnist) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     card = json.loads((output / "card.json").read_text())
     assert card["metrics"]["epoch"] == 1
+
+
+def test_weights_that_do_not_match_the_card_are_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from edgeresnet.errors import CheckpointError
+    from edgeresnet.models import create_model, save_weights
+
+    copy = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, copy)
+    # What a crash between the two writes leaves: the next epoch's weights beside the last card.
+    save_weights(create_model("resnet20", num_classes=10, in_chans=1), copy / "model.safetensors")
+    with pytest.raises(CheckpointError, match="does not match card.json"):
+        load_checkpoint(copy)
