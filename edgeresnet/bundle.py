@@ -22,7 +22,7 @@ import numpy as np
 from edgeresnet.atomic import atomic_directory, atomic_write_json
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.environment import environment
-from edgeresnet.errors import BundleError
+from edgeresnet.errors import BundleError, EdgeResNetError
 
 MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.npz"
@@ -53,6 +53,7 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    manifest_sha256: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -64,20 +65,39 @@ class Manifest:
         return {"format": BUNDLE_FORMAT, **record}
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> Manifest:
-        if record.get("format") != BUNDLE_FORMAT:
+    def from_dict(cls, record: Any) -> Manifest:
+        if not isinstance(record, dict) or record.get("format") != BUNDLE_FORMAT:
             raise BundleError("manifest.json is not an edgeresnet bundle manifest")
         version = record.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise BundleError(f"manifest.json has no valid format_version (got {version!r})")
+        if version > FORMAT_VERSION:
             raise BundleError(
                 f"bundle format {version} is newer than this edgeresnet reads ({FORMAT_VERSION}); upgrade edgeresnet"
             )
+        for name, kind in _FIELD_TYPES.items():
+            if name in record and record[name] is not None and not isinstance(record[name], kind):
+                raise BundleError(f"manifest.json is malformed: {name!r} must be a {kind.__name__}")
         values = {k: v for k, v in record.items() if k != "format"}
         try:
             values["preprocessing"] = PreprocessSpec.from_dict(values["preprocessing"])
             return cls(**values)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, EdgeResNetError) as error:
             raise BundleError(f"manifest.json is malformed: {error}") from error
+
+    def content_sha256(self) -> str:
+        """sha256 of the manifest's own content (everything but this hash), canonically serialised."""
+        record = self.to_dict()
+        record.pop("manifest_sha256", None)
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+# Field types a manifest must have, checked before use so a malformed file is an error, not a crash.
+_FIELD_TYPES: dict[str, type] = {
+    "architecture": str, "precision": str, "target": str, "model_file": str, "preprocessing": dict,
+    "labels": list, "input": dict, "accuracy": dict, "parity": dict, "calibration": dict,
+    "quantization": dict, "golden": dict, "build": dict, "extra": dict, "files": dict, "manifest_sha256": str,
+}
 
 
 def sha256_file(path: str | Path) -> str:
@@ -100,6 +120,10 @@ def write_bundle(
     """Assemble a bundle: copy ``files`` (name in bundle → source), golden samples, hashes, manifest."""
     if manifest.model_file not in files:
         raise BundleError(f"bundle model file {manifest.model_file!r} is not among the files given")
+    destination = Path(destination).resolve()
+    if destination.exists() and not (destination / MANIFEST_FILE).is_file() and any(destination.iterdir()):
+        # Replacing a bundle is expected; replacing a user's own directory would lose their files.
+        raise BundleError(f"{destination} exists and is not a bundle: refusing to replace it; choose another --output")
     with atomic_directory(destination, overwrite=overwrite) as staging:
         for name, source in files.items():
             target = staging / name
@@ -114,6 +138,7 @@ def write_bundle(
             path.relative_to(staging).as_posix(): sha256_file(path)
             for path in sorted(staging.rglob("*")) if path.is_file()
         }
+        manifest.manifest_sha256 = manifest.content_sha256()
         atomic_write_json(staging / MANIFEST_FILE, manifest.to_dict())
     return Path(destination)
 
@@ -137,6 +162,8 @@ def check_files(bundle: str | Path, manifest: Manifest | None = None) -> list[st
     bundle = Path(bundle)
     manifest = manifest or read_manifest(bundle)
     problems = []
+    if manifest.manifest_sha256 and manifest.content_sha256() != manifest.manifest_sha256:
+        problems.append(f"{MANIFEST_FILE} was modified (its content no longer matches its recorded sha256)")
     for name, expected in manifest.files.items():
         path = bundle / name
         if Path(name).is_absolute() or ".." in Path(name).parts:

@@ -143,7 +143,7 @@ def compile_bundle(
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if trt_options and target != "tensorrt":
-        raise ExportError(f"{', '.join(sorted(trt_options))} apply to --target tensorrt only")
+        raise ExportError(f"{', '.join(sorted(trt_options))}: only for --target tensorrt")
     device = resolve_device(get_backend(target), device)
     source = SourceBundle.open(bundle)
     output = Path(output)

@@ -64,7 +64,7 @@ def load_model_source(
                  "--input-size": input_size}
         ignored = [flag for flag, value in given.items() if value is not None]
         if ignored:
-            raise ExportError(f"{', '.join(ignored)} only apply to an architecture-name MODEL; "
+            raise ExportError(f"{', '.join(ignored)} are only for an architecture-name MODEL; "
                               f"the checkpoint {path} records its own")
         torch_model, card = load_checkpoint(path)
         return ModelSource(

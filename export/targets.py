@@ -183,6 +183,9 @@ def _gated_qdq(context: _Context, flavour: str) -> tuple[Path, Any]:
 
 def _gate_record(gate: Any, flavour: str) -> dict[str, Any]:
     record = gate.to_dict()
+    # The QDQ file's build path is a staging location that no longer exists once the bundle is written.
+    if isinstance(record.get("report"), dict):
+        record["report"].pop("path", None)
     record["sensitivity"] = [list(item) for item in gate.sensitivity[:SENSITIVITY_KEPT]]
     record["flavour"] = flavour
     return record

@@ -136,7 +136,7 @@ def _replace_directory(new: Path, destination: Path) -> Path:
 
 def _check_options(options: ExportOptions) -> None:
     if not options.int8 and (options.calib_data is not None or options.calib_table is not None):
-        raise ExportError("--calib-data and --calib-table only apply with --int8")
+        raise ExportError("--calib-data and --calib-table need --int8")
     if options.calib_size < 1:
         raise ExportError(f"--calib-size must be at least 1, got {options.calib_size}")
     if options.max_accuracy_drop < 0:

@@ -109,7 +109,7 @@ def test_missing_inputs_and_bad_arguments_are_one_line_errors(
         (
             {"target": "openvino", "precision": "fp32", "max_batch": 4},
             ExportError,
-            "max_batch apply to --target tensorrt",
+            "max_batch: only for --target tensorrt",
         ),
         (
             {"target": "tensorrt", "precision": "fp32", "opt_batch": 8, "max_batch": 4},
@@ -314,7 +314,7 @@ def test_compile_cli(bundles: dict[str, Path], tmp_path: Path) -> None:
             str(tmp_path / "x"),
         ],
     )
-    assert wrong.exit_code == 2 and "error: --max-batch apply to --target tensorrt only" in wrong.stderr
+    assert wrong.exit_code == 2 and "error: --max-batch: only for --target tensorrt" in wrong.stderr
     missing = runner.invoke(
         cli, ["compile", str(tmp_path / "nope"), "--target", "openvino", "-o", str(tmp_path / "y")]
     )

@@ -198,3 +198,19 @@ def test_check_parity_forgives_near_ties_only() -> None:
         check_parity(reference, reference[:1], "fp32")
     with pytest.raises(EdgeResNetError, match="no tolerance"):
         check_parity(reference, reference, "int4")
+
+
+def test_an_edited_manifest_is_named(copy_of) -> None:
+    bundle = copy_of("fp32")
+    rewrite_manifest(bundle, lambda record: record["labels"].__setitem__(0, "Hacked"), rehash=False)
+    result = _verify(bundle)
+    assert result.exit_code == 2 and "manifest.json was modified" in result.output
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '"x"', '{"format": "edgeresnet-bundle", "format_version": "1"}'])
+def test_malformed_manifests_are_one_line_errors(tmp_path: Path, content: str) -> None:
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text(content)
+    result = CliRunner().invoke(cli, ["verify", str(bundle)])
+    assert result.exit_code == 2 and "Traceback" not in result.output

@@ -25,7 +25,7 @@ class BackendType(click.ParamType):
         from edgeresnet.runtime.select import get_backend  # imported here so `--help` stays instant
 
         try:
-            return get_backend(str(value)).name
+            return get_backend(str(value).lower()).name
         except EdgeResNetError as error:
             self.fail(str(error), param, ctx)
 
@@ -71,7 +71,7 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
     if target != "tensorrt":
         if given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise EdgeResNetError(f"{flags} apply to --target tensorrt only")
+            raise EdgeResNetError(f"{flags}: only for --target tensorrt")
         trt_options = {}
     precision = precision or read_manifest(bundle).precision
     result = compile_bundle(bundle, target=target, precision=precision,  # type: ignore[arg-type]

@@ -65,7 +65,7 @@ def export_command(
         given = [f"--{name.replace('_', '-')}" for name in ("calib_data", "calib_size", "calib_method", "calib_table")
                  if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
         if given:
-            raise click.UsageError(f"{', '.join(given)} only apply with --int8")
+            raise click.UsageError(f"{', '.join(given)} need --int8")
 
     source = load_model_source(model, weights=weights, num_classes=num_classes,
                                in_chans=int(in_chans) if in_chans else None, input_size=input_size,
@@ -83,7 +83,8 @@ def export_command(
         quantization = summary.get("quantization") or {}
         notes = []
         if quantization.get("float_nodes"):
-            notes.append(f"{len(quantization['float_nodes'])} layers kept in float")
+            count = len(quantization['float_nodes'])
+            notes.append(f"{count} layer{'s' if count != 1 else ''} kept in float")
         if quantization.get("chosen"):
             notes.append(f"via {quantization['chosen']}")
         click.echo(f"{name:<22} {top1:>7.2f}% {fp32 - top1:>+6.2f}  {', '.join(notes)}")

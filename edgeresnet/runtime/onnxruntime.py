@@ -42,12 +42,35 @@ class OnnxRuntimeRunner(Runner):
             self._session = ort.InferenceSession(str(self.model_path), options, providers=_PROVIDERS[device])
         except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
             raise EdgeResNetError(f"onnxruntime cannot load {self.model_path}: {_first_line(error)}") from error
-        self._input_name = self._session.get_inputs()[0].name
+        model_input = self._session.get_inputs()[0]
+        self._input_name = model_input.name
+        first_dim = model_input.shape[0] if model_input.shape else None
+        self._static_batch = first_dim if isinstance(first_dim, int) and first_dim > 0 else None
         self._precision = precision
         self._version = ort.__version__
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input_name: batch})[0]
+        static = self._static_batch
+        if static is None or len(batch) == static:
+            return self._run(batch)
+        # A static-batch model (export --batch N) takes exactly N images: run full chunks of N and pad
+        # the last one with copies of its final image, dropping the padded rows from the result.
+        outputs = []
+        for start in range(0, len(batch), static):
+            chunk = batch[start : start + static]
+            real = len(chunk)
+            if real < static:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - real, axis=0)])
+            outputs.append(self._run(chunk)[:real])
+        return np.concatenate(outputs)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return self._session.run(None, {self._input_name: batch})[0]
+        except Exception as error:  # onnxruntime's own error types (InvalidArgument, Fail) share no root
+            raise EdgeResNetError(
+                f"onnxruntime cannot run {self.model_path.name} on a batch of shape {batch.shape}: {_first_line(error)}"
+            ) from error
 
     def bind_for_timing(self, batch: np.ndarray) -> Callable[[], object]:
         import onnxruntime as ort

@@ -193,7 +193,7 @@ def test_static_batch_bundles_verify_and_predict(tiny_checkpoint: Path, tmp_path
 def test_calibration_flags_need_int8(tiny_checkpoint: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--calib-size", "64",
                                       "--output", str(tmp_path / "o")])
-    assert result.exit_code == 2 and "--calib-size only apply with --int8" in result.output
+    assert result.exit_code == 2 and "--calib-size need --int8" in result.output
 
 
 def test_checkpoint_ignores_no_architecture_flags(tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -222,9 +222,16 @@ def make_bundle(
     return write_bundle(destination, manifest, files, golden_inputs=inputs, golden_outputs=outputs)
 
 
-def rewrite_manifest(bundle: Path, change: Any) -> None:
-    """Edit manifest.json in place (it is not a hashed file), as a tamperer or a newer writer would."""
+def rewrite_manifest(bundle: Path, change: Any, *, rehash: bool = True) -> None:
+    """Edit manifest.json in place, as a newer writer would (``rehash``) or a tamperer would (not)."""
     path = bundle / "manifest.json"
     record = json.loads(path.read_text())
     change(record)
+    if rehash and isinstance(record, dict) and record.get("manifest_sha256"):
+        from edgeresnet.bundle import Manifest
+
+        try:
+            record["manifest_sha256"] = Manifest.from_dict(record).content_sha256()
+        except Exception:  # an edit that makes the manifest unreadable has nothing to rehash
+            pass
     path.write_text(json.dumps(record))
