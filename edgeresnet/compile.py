@@ -162,7 +162,7 @@ def compile_bundle(
         if not comparison.passed:
             raise ExportError(f"the compiled {target} {precision} model does not reproduce its source "
                               f"{compiled.source_model.name}: {comparison.describe()}")
-        log.info("compiled %s %s: %s", target, precision, comparison.describe())
+        log.debug("compiled %s %s: %s", target, precision, comparison.describe())
         manifest = _compiled_manifest(source, target, precision, compiled, comparison.to_dict())
         write_bundle(output, manifest, compiled.files, golden_inputs=inputs, golden_outputs=outputs)
     return output

@@ -102,7 +102,8 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
     result = train(
         TrainConfig(model=options.model, data=options.data, output=str(output / "checkpoint"),
                     epochs=options.epochs, weights=str(options.weights) if options.weights else None,
-                    train_limit=options.train_limit, eval_limit=options.eval_limit, threads=options.threads),
+                    train_limit=options.train_limit, eval_limit=options.eval_limit, threads=options.threads,
+                    overwrite=True),
         on_epoch=report_epoch,
     )
     return result.checkpoint

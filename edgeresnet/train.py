@@ -67,6 +67,7 @@ class TrainConfig:
     channels_last: bool = True
     threads: int | None = None
     progress: bool = True
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -137,7 +138,10 @@ def _train(config: TrainConfig, world: _World, on_epoch: ProgressCallback | None
     output = Path(config.output)
     source = open_source(config.data)
     info = get_model_info(config.model)
-    in_chans = config.in_chans or (3 if config.weights else source_channels(source))
+    if not config.resume and not config.overwrite and (output / "card.json").is_file():
+        raise CheckpointError(f"{output} already holds a checkpoint: continue it with --resume, "
+                              "replace it with --overwrite, or choose another --output")
+    in_chans = config.in_chans or (_weights_channels(config.weights) if config.weights else source_channels(source))
     input_size = config.input_size or (source.native_size[0] if source.native_size else info.input_size)
     if input_size < 28:
         raise EdgeResNetError(f"input size must be at least 28, got {input_size}")
@@ -151,9 +155,7 @@ def _train(config: TrainConfig, world: _World, on_epoch: ProgressCallback | None
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=source.num_classes, in_chans=in_chans)
     if config.weights and not config.resume:
-        report = load_weights(model, config.weights)
-        if world.is_main and report.message:
-            log.warning(report.message)
+        load_weights(model, config.weights)  # logs a re-initialised head itself
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(world.device, memory_format=memory_format)
 
@@ -203,6 +205,13 @@ def _train(config: TrainConfig, world: _World, on_epoch: ProgressCallback | None
         if world.size > 1:
             torch.distributed.barrier()
     return TrainResult(output, card, history)
+
+
+def _weights_channels(path: str) -> int:
+    """Fine-tuning keeps the stem the weights were trained with (3 for torchvision/timm files)."""
+    from edgeresnet.models import weights_shape
+
+    return weights_shape(path)[1] or 3
 
 
 def source_channels(source: DataSource) -> int:

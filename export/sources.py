@@ -83,13 +83,13 @@ def _from_architecture(
     input_size: int | None, data: str | None,
 ) -> ModelSource:
     from edgeresnet.data import open_source
-    from edgeresnet.models import create_model, get_model_info
+    from edgeresnet.models import create_model, get_model_info, weights_shape
 
     info = get_model_info(name)
     if weights is None:
         raise ExportError(f"exporting the architecture {name!r} needs --weights FILE (or pass a checkpoint directory)")
     source = open_source(data) if data else None
-    file_classes, file_chans = _shape_from_weights(weights)
+    file_classes, file_chans = weights_shape(weights)
     classes = num_classes or (source.num_classes if source else file_classes or 1000)
     channels = in_chans or file_chans or 3
     if file_classes is not None and file_classes != classes:
@@ -102,7 +102,8 @@ def _from_architecture(
     if source is not None:
         if source.num_classes != classes:
             raise ExportError(f"--num-classes {classes} does not match {source.name}'s {source.num_classes} classes")
-        spec = source.default_preprocess(input_size or info.input_size, channels=mode)
+        native = source.native_size[0] if source.native_size else None
+        spec = source.default_preprocess(input_size or native or info.input_size, channels=mode)
         class_names = list(source.class_names)
     else:
         size = input_size or info.input_size
@@ -114,15 +115,3 @@ def _from_architecture(
         model=model.eval(), architecture=info.name, preprocessing=spec, class_names=class_names,
         in_chans=channels, data_source=source.name if source else None, weights=Path(weights),
     )
-
-
-def _shape_from_weights(weights: str | Path) -> tuple[int | None, int | None]:
-    """Classes and input channels a weights file was trained with, read from its head and stem."""
-    from edgeresnet.models import read_state_dict
-
-    state = read_state_dict(weights)
-    head = state.get("fc.weight")
-    stem = state.get("conv1.weight", state.get("conv1.0.weight"))
-    return (int(head.shape[0]) if head is not None and head.ndim == 2 else None,
-            int(stem.shape[1]) if stem is not None and stem.ndim == 4 else None)
-

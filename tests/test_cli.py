@@ -82,3 +82,23 @@ def test_resume_without_state_is_an_error(tmp_path, fashion_mnist) -> None:
     result = CliRunner().invoke(cli, ["train", "--data", fashion_mnist, "--output", str(tmp_path / "none"),
                                       "--resume", "--train-limit", "64", "--no-progress"])
     assert result.exit_code == 2 and "nothing to resume" in result.output
+
+
+def test_an_existing_checkpoint_is_not_overwritten_silently(tmp_path, fashion_mnist) -> None:
+    output = tmp_path / "run"
+    common = ["train", "--data", fashion_mnist, "--output", str(output), "--train-limit", "64",
+              "--eval-limit", "50", "--epochs", "1", "--no-progress"]
+    assert CliRunner().invoke(cli, common).exit_code == 0
+    again = CliRunner().invoke(cli, common)
+    assert again.exit_code == 2 and "already holds a checkpoint" in again.output
+    assert CliRunner().invoke(cli, [*common, "--overwrite"]).exit_code == 0
+
+
+def test_usage_mistakes_are_one_line_from_the_console_script() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "edgeresnet", "train", "--model", "resnet5O"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:") and "resnet50" in result.stderr

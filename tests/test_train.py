@@ -30,7 +30,7 @@ def test_fine_tune_from_weights_reinitialises_the_head(tmp_path, fashion_mnist, 
 
     weights = tmp_path / "r20_100.safetensors"
     save_weights(create_model("resnet20", num_classes=100, in_chans=1), weights)
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("INFO"):
         result = train(TrainConfig(model="resnet20", data=fashion_mnist, output=str(tmp_path / "ft"),
                                    weights=str(weights), in_chans=1, epochs=1, train_limit=128,
                                    eval_limit=50, batch_size=64, progress=False))

@@ -50,7 +50,8 @@ def benchmark_command(
     batch size with the same thread count. A backend that fails gets a row with its error; the
     others still run. The fastest artifact within --max-accuracy-drop of the FP32 reference is
     marked per batch size. The tensorrt-* bundles of `export` hold the ONNX an engine is built from:
-    they run through ONNX Runtime, named "(QDQ via onnxruntime)"; a compiled engine bundle runs on
+    they run through ONNX Runtime, named "(QDQ via onnxruntime)" for INT8 and "(ONNX via
+    onnxruntime)" for FP32; a compiled engine bundle runs on
     TensorRT. Accuracies are percentages.
 
     \b

@@ -20,7 +20,26 @@ USER_ERROR_EXIT = 2
 
 
 class EdgeResNetGroup(click.Group):
-    """Turns library errors into one-line messages with exit code 2."""
+    """Turns library errors and usage mistakes into one-line messages with exit code 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("standalone_mode", None)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as error:
+            if type(error).__name__ == "NoArgsIsHelpError" and error.ctx is not None:
+                click.echo(error.ctx.get_help())  # a bare `edgeresnet` asks for the overview, not an error
+                sys.exit(0)
+            hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+            click.echo(f"error: {_one_line(error.format_message())}{hint}", err=True)
+            sys.exit(USER_ERROR_EXIT)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -34,7 +53,7 @@ class EdgeResNetGroup(click.Group):
             ctx.exit(USER_ERROR_EXIT)
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: BaseException | str) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from edgeresnet.cli.core import ModelNameType, cli
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from these weights (.safetensors or a PyTorch state dict; torchvision/timm layout).")
 @click.option("--resume", is_flag=True, help="Continue the run in --output after its last finished epoch.")
+@click.option("--overwrite", is_flag=True, help="Replace a checkpoint already in --output.")
 @click.option("--train-limit", type=click.IntRange(min=1), default=None,
               help="Train on a class-balanced subset of this many images (quick runs).")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None,
@@ -44,7 +46,7 @@ from edgeresnet.cli.core import ModelNameType, cli
 def train_command(
     model_name: str, data: str, output: Path, epochs: int, batch_size: int, lr: float, schedule: str,
     label_smoothing: float, weight_decay: float, input_size: int | None, in_chans: str | None,
-    weights: Path | None, resume: bool, train_limit: int | None, eval_limit: int | None,
+    weights: Path | None, resume: bool, overwrite: bool, train_limit: int | None, eval_limit: int | None,
     threads: int | None, seed: int, augment: str, no_progress: bool,
 ) -> None:
     """Train a ResNet from scratch or fine-tune it from weights, writing a checkpoint directory.
@@ -60,7 +62,7 @@ def train_command(
         model=model_name, data=data, output=str(output), epochs=epochs, batch_size=batch_size, lr=lr,
         schedule=schedule, label_smoothing=label_smoothing, weight_decay=weight_decay,
         input_size=input_size, in_chans=int(in_chans) if in_chans else None,
-        weights=str(weights) if weights else None, resume=resume, train_limit=train_limit,
+        weights=str(weights) if weights else None, resume=resume, overwrite=overwrite, train_limit=train_limit,
         eval_limit=eval_limit, threads=threads, seed=seed, augment=augment,  # type: ignore[arg-type]
         progress=not no_progress,
     )
@@ -73,4 +75,5 @@ def train_command(
         )
 
     result = train(config, on_epoch=report_epoch)
-    click.echo(f"checkpoint: {result.checkpoint}  (top-1 {result.top1:.2f}%)")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line for the run, not one per process
+        click.echo(f"checkpoint: {result.checkpoint}  (top-1 {result.top1:.2f}%)")

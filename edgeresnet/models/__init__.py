@@ -19,7 +19,7 @@ from edgeresnet.models.registry import (
     register_model,
 )
 from edgeresnet.models.resnet import ResNet
-from edgeresnet.models.weights import WeightsReport, load_weights, read_state_dict, save_weights
+from edgeresnet.models.weights import WeightsReport, load_weights, read_state_dict, save_weights, weights_shape
 
 __all__ = [
     "BLOCK_TYPES",
@@ -41,4 +41,5 @@ __all__ = [
     "read_state_dict",
     "register_model",
     "save_weights",
+    "weights_shape",
 ]

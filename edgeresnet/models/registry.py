@@ -169,7 +169,5 @@ def create_model(
     if weights is not None:
         from edgeresnet.models.weights import load_weights
 
-        report = load_weights(model, weights)
-        if report.message:
-            log.warning("%s", report.message)
+        load_weights(model, weights)  # logs a re-initialised classifier head itself
     return model

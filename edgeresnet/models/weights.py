@@ -228,3 +228,13 @@ def save_weights(
             raise WeightsError(f"safetensors metadata must map str to str, got {key!r}: {value!r}")
         header[key] = value
     return atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
+
+
+def weights_shape(path: str | os.PathLike[str]) -> tuple[int | None, int | None]:
+    """Classes and input channels a weights file was trained with, read from its head and stem."""
+    state = read_state_dict(path)
+    head = state.get("fc.weight")
+    stem = state.get("conv1.weight", state.get("conv1.0.weight"))
+    return (int(head.shape[0]) if head is not None and head.ndim == 2 else None,
+            int(stem.shape[1]) if stem is not None and stem.ndim == 4 else None)
+
