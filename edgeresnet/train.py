@@ -138,6 +138,7 @@ def _train(config: TrainConfig, world: _World, on_epoch: ProgressCallback | None
     output = Path(config.output)
     source = open_source(config.data)
     info = get_model_info(config.model)
+    output.mkdir(parents=True, exist_ok=True)  # an unwritable --output fails now, not after an epoch
     if not config.resume and not config.overwrite and (output / "card.json").is_file():
         raise CheckpointError(f"{output} already holds a checkpoint: continue it with --resume, "
                               "replace it with --overwrite, or choose another --output")
@@ -292,6 +293,8 @@ def _train_one_epoch(
             progress.update(1)
     if progress is not None:
         progress.close()
+    if shard.skipped and world.is_main:
+        log.warning("skipped %d undecodable training images this epoch", shard.skipped)
     return total_loss / max(1, seen), 100.0 * correct / max(1, seen), seen
 
 

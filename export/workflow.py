@@ -141,8 +141,10 @@ def _check_options(options: ExportOptions) -> None:
         raise ExportError(f"--calib-size must be at least 1, got {options.calib_size}")
     if options.max_accuracy_drop < 0:
         raise ExportError(f"--max-accuracy-drop must be >= 0, got {options.max_accuracy_drop}")
-    if options.calib_table is not None and not Path(options.calib_table).is_file():
-        raise ExportError(f"calibration table not found: {options.calib_table}")
+    if options.calib_table is not None:
+        from edgeresnet.calibration import CalibrationTable
+
+        CalibrationTable.load(options.calib_table)  # a bad table fails before any export work
     if options.calib_method not in ("auto", "minmax", "entropy", "percentile"):
         raise ExportError(f"unknown calibration method {options.calib_method!r}")
 

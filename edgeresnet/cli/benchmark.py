@@ -65,6 +65,8 @@ def benchmark_command(
     from edgeresnet.report import print_table, write_reports
 
     quiet = bool(ctx.find_root().params.get("quiet"))
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)  # an unwritable --report fails now, not after the run
     result = run_benchmark(
         list(artifacts), data=data, batch_sizes=batch_sizes, threads=threads, device=device,  # type: ignore[arg-type]
         warmup=warmup, min_time_s=min_time, min_runs=min_runs, max_time_s=max_time, eval_limit=eval_limit,

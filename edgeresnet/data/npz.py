@@ -18,6 +18,8 @@ from edgeresnet.errors import DatasetError
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     # allow_pickle=False: an .npz can carry pickled objects, and unpickling runs arbitrary code.
+    if path.is_file() and not zipfile.is_zipfile(path) and path.read_bytes()[:6] != b"\x93NUMPY":
+        raise DatasetError(f"{path} is not an .npz archive (expected one with images and labels)")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,11 @@ def _read_torch(path: Path) -> Any:
 def _unpickler_reason(error: pickle.UnpicklingError) -> str:
     """The first sentence after torch's 'WeightsUnpickler error:' marker (its message is a page long)."""
     text = str(error)
+    # torch words this differently across versions: "Unsupported global: GLOBAL os.system" or
+    # "Trying to load unsupported GLOBAL posix.system whose module posix is blocked".
+    unsupported = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", text, re.IGNORECASE)
+    if unsupported:
+        return f"Unsupported global {unsupported.group(1)}"
     marker = "WeightsUnpickler error:"
     if marker not in text:
         return (text.strip().splitlines() or ["unpickling failed"])[0]
