@@ -239,6 +239,19 @@ def test_user_mistakes_stop_before_measuring(tmp_path: Path, artifacts: dict[str
         run_benchmark([artifacts["ort"]], data=fashion_mnist, **{**FAST, "device": "tpu"})
 
 
+def test_artifacts_of_different_classifiers_are_refused(
+    tmp_path: Path, artifacts: dict[str, Path], fashion_mnist: str
+) -> None:
+    import shutil
+
+    from tests.runtime.tiny_bundle import rewrite_manifest
+
+    other = Path(shutil.copytree(artifacts["ort"], tmp_path / "other"))
+    rewrite_manifest(other, lambda record: record.update(labels=[f"animal{i}" for i in range(10)]))
+    with pytest.raises(EdgeResNetError, match="other classes"):
+        run_benchmark([artifacts["ort"], other], data=fashion_mnist, **FAST)
+
+
 def test_eval_inputs_are_cached_once_and_spilling_gives_the_same_arrays(
     artifacts: dict[str, Path], fashion_mnist: str
 ) -> None:

@@ -98,6 +98,7 @@ def run_benchmark(
         raise EdgeResNetError("nothing to benchmark: give at least one bundle or checkpoint directory")
     resolved = [load_artifact(path) for path in artifacts]
     resolved, missing_baseline = _with_pytorch_baseline(_named_uniquely(resolved), checkpoint)
+    _require_one_label_set(resolved)
     source = open_source(data)
     images = source.split("evaluation")
     if eval_limit is not None and eval_limit < len(images):
@@ -168,6 +169,17 @@ def _with_pytorch_baseline(
     if sources:
         return artifacts, f"the bundles' source checkpoint {sources[0]} is gone; pass --checkpoint DIR"
     return artifacts, NO_CHECKPOINT
+
+
+def _require_one_label_set(artifacts: list[Artifact]) -> None:
+    """Accuracy, agreement and the accuracy budget only compare artifacts of one classifier."""
+    first = artifacts[0]
+    for other in artifacts[1:]:
+        if list(other.labels) != list(first.labels):
+            raise EdgeResNetError(
+                f"{other.name} predicts other classes than {first.name} ({len(other.labels)} vs "
+                f"{len(first.labels)} labels, or in another order): benchmark artifacts of one model together"
+            )
 
 
 def _baseline_error_rows(message: str, settings: _Settings) -> list[BenchmarkRow]:
