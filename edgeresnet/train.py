@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -350,7 +351,10 @@ def _progress_bar(total: int, description: str, config: TrainConfig, world: _Wor
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit="step", leave=False, dynamic_ncols=True)
+    # Redraws are for terminals; a log file gets a line every 10 s instead of hundreds per epoch.
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, desc=description, unit="step", leave=False, dynamic_ncols=True,
+                mininterval=0.1 if interactive else 10.0)
 
 
 def _make_card(
