@@ -20,6 +20,7 @@ from edgeresnet.calibration.methods import ENTROPY_LEVELS, derive_range
 from edgeresnet.calibration.model import calibration_tensors, input_name, load_fp32_model
 from edgeresnet.calibration.session import BatchSession, describe_model
 from edgeresnet.calibration.table import METHODS, CalibrationTable, Method, require_sha256
+from edgeresnet.environment import tool_versions
 from edgeresnet.errors import CalibrationError
 
 
@@ -110,7 +111,7 @@ def _tables(
         raise CalibrationError(f"ONNX model not found: {onnx_path}")
     model_hash = sha256_file(onnx_path)
     histograms, samples = collect_histograms(onnx_path, batches, num_bins=num_bins, micro_batch=micro_batch)
-    created_by = _versions()
+    created_by = tool_versions()
     method_params: dict[str, dict[str, float]] = {
         "minmax": {},
         "percentile": {"percentile": percentile, "num_bins": num_bins},
@@ -127,18 +128,4 @@ def _tables(
             params=method_params[method],
         )
         for method in methods
-    }
-
-
-def _versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-
-    import edgeresnet
-
-    return {
-        "edgeresnet": edgeresnet.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
     }
