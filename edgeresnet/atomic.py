@@ -65,16 +65,25 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_current_umask())
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(f"{path} already exists")
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists")
+        replace_directory(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def replace_directory(new: str | Path, destination: str | Path) -> Path:
+    """Move the finished directory ``new`` onto ``destination``, on the same filesystem.
+
+    An existing destination is set aside first and removed only after the new one is in place, so
+    at every moment one complete version exists under the name (or beside it, mid-swap).
+    """
+    new, destination = Path(new), Path(destination)
+    old = destination.with_name(f".{destination.name}.old")
+    if destination.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(destination, old)
+    os.replace(new, destination)
+    shutil.rmtree(old, ignore_errors=True)
+    return destination

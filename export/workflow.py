@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeresnet.atomic import atomic_write_json
+from edgeresnet.atomic import atomic_write_json, replace_directory
 from edgeresnet.bundle import Manifest, write_bundle
 from edgeresnet.data import ImageSet, open_source
 from edgeresnet.errors import DatasetError, ExportError
@@ -115,23 +115,12 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
                                    "quantization": built.quantization}
         result = ExportResult(output=output)
         for name, bundle in staged.items():
-            result.bundles[name] = _replace_directory(bundle, output / name)
+            result.bundles[name] = replace_directory(bundle, output / name)
         result.report = _report(context, summaries, time.perf_counter() - started)
         atomic_write_json(output / "export_report.json", result.report)
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _replace_directory(new: Path, destination: Path) -> Path:
-    """Move ``new`` to ``destination``; an existing one is set aside first, so one is always whole."""
-    old = destination.with_name(f".{destination.name}.old")
-    if destination.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        destination.rename(old)
-    new.rename(destination)
-    shutil.rmtree(old, ignore_errors=True)
-    return destination
 
 
 def _check_options(options: ExportOptions) -> None:
