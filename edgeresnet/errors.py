@@ -12,6 +12,12 @@ class EdgeResNetError(Exception):
     """Root of every error edgeresnet raises on purpose."""
 
 
+def first_line(error: BaseException | str) -> str:
+    """The first non-empty line of an error (third-party messages often run to a page)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else (error if isinstance(error, str) else type(error).__name__)
+
+
 class UnknownModelError(EdgeResNetError, KeyError):
     """An architecture name that is not registered."""
 

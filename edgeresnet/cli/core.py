@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from edgeresnet import __version__
-from edgeresnet.errors import EdgeResNetError
+from edgeresnet.errors import EdgeResNetError, first_line
 
 USER_ERROR_EXIT = 2
 
@@ -31,7 +31,7 @@ class EdgeResNetGroup(click.Group):
                 click.echo(error.ctx.get_help())  # a bare `edgeresnet` asks for the overview, not an error
                 sys.exit(0)
             hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
-            click.echo(f"error: {_one_line(error.format_message())}{hint}", err=True)
+            click.echo(f"error: {first_line(error.format_message())}{hint}", err=True)
             sys.exit(USER_ERROR_EXIT)
         except click.ClickException as error:
             error.show()
@@ -49,13 +49,8 @@ class EdgeResNetGroup(click.Group):
             # directory where a file belongs): a one-line message, like any other user mistake.
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {_one_line(error)}", err=True)
+            click.echo(f"error: {first_line(error)}", err=True)
             ctx.exit(USER_ERROR_EXIT)
-
-
-def _one_line(error: BaseException | str) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 class ModelNameType(click.ParamType):

@@ -19,7 +19,13 @@ from edgeresnet.models.registry import (
     register_model,
 )
 from edgeresnet.models.resnet import ResNet
-from edgeresnet.models.weights import WeightsReport, load_weights, read_state_dict, save_weights, weights_shape
+from edgeresnet.models.weights import (
+    WeightsReport,
+    load_weights,
+    read_state_dict,
+    save_weights,
+    weights_shape,
+)
 
 __all__ = [
     "BLOCK_TYPES",

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgeresnet.atomic import atomic_write_with
-from edgeresnet.errors import WeightsError
+from edgeresnet.errors import WeightsError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,8 @@ def _read_torch(path: Path) -> Any:
             f"cannot read {path}: corrupt or not a plain PyTorch state dict ({reason}); nothing in it was executed"
         ) from error
     except Exception as error:  # corrupt zip, truncated file: torch raises many kinds
-        first_line = (str(error).strip().splitlines() or [""])[0]
         raise WeightsError(
-            f"cannot read {path}: corrupt or not a PyTorch file ({type(error).__name__}: {first_line})"
+            f"cannot read {path}: corrupt or not a PyTorch file ({type(error).__name__}: {first_line(error)})"
         ) from error
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 from edgeresnet.bundle import Manifest, check_files, read_manifest
 from edgeresnet.data.decoding import DECODE_ERRORS, decode_image
 from edgeresnet.data.preprocessing import PreprocessSpec
-from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError
+from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 from edgeresnet.runtime.select import AUTO_DEVICE, backend_for, open_runner
 
@@ -191,7 +191,7 @@ def _decode(path: Path) -> np.ndarray:
     try:
         return decode_image(path)
     except DECODE_ERRORS as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error)
         raise DatasetError(f"cannot decode image {path}: {reason}") from error
 
 
@@ -233,7 +233,7 @@ def _metadata_of_bare_model(path: Path) -> tuple[PreprocessSpec, list[str]]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError and others for a corrupt file
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error)
         raise BundleError(f"{path} is not a readable ONNX model: {reason}") from error
     metadata = {prop.key: prop.value for prop in proto.metadata_props}
     if "preprocessing" not in metadata or "labels" not in metadata:

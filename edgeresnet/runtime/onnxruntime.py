@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
+from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
@@ -41,7 +41,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self._session = ort.InferenceSession(str(self.model_path), options, providers=_PROVIDERS[device])
         except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
-            raise EdgeResNetError(f"onnxruntime cannot load {self.model_path}: {_first_line(error)}") from error
+            raise EdgeResNetError(f"onnxruntime cannot load {self.model_path}: {first_line(error)}") from error
         model_input = self._session.get_inputs()[0]
         self._input_name = model_input.name
         first_dim = model_input.shape[0] if model_input.shape else None
@@ -69,7 +69,7 @@ class OnnxRuntimeRunner(Runner):
             return self._session.run(None, {self._input_name: batch})[0]
         except Exception as error:  # onnxruntime's own error types (InvalidArgument, Fail) share no root
             raise EdgeResNetError(
-                f"onnxruntime cannot run {self.model_path.name} on a batch of shape {batch.shape}: {_first_line(error)}"
+                f"onnxruntime cannot run {self.model_path.name} on a batch of shape {batch.shape}: {first_line(error)}"
             ) from error
 
     def bind_for_timing(self, batch: np.ndarray) -> Callable[[], object]:
@@ -91,8 +91,3 @@ class OnnxRuntimeRunner(Runner):
             model_path=str(self.model_path),
             versions={"onnxruntime": self._version},
         )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
+from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
 log = logging.getLogger(__name__)
@@ -237,4 +237,5 @@ def first_error_line(error: BaseException) -> str:
     """The first line of an OpenVINO/NNCF error message that says what went wrong."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     useful = [line for line in lines if not line.startswith(_TRACE_PREFIXES)]
-    return (useful or lines or [type(error).__name__])[0]
+    # OpenVINO prefixes its messages with source-location lines; past those it is a plain first line.
+    return useful[0] if useful else first_line(error)
