@@ -22,6 +22,8 @@ from tests.runtime.tiny_bundle import SPEC, blob_images, make_bundle, rewrite_ma
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 IMAGES = list(blob_images(12, seed=41)[0])
+# INT8 against FP32 is judged on more images: on 12, one unlucky image is already 8 points.
+AGREEMENT_IMAGES = list(blob_images(120, seed=43)[0])
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,8 @@ def test_openvino_bundles_verify_and_predict_like_their_source(
     assert manifest.calibration == (origin.calibration if precision == "int8" else None)
     assert verify_bundle(out).passed
     with Classifier.load(out) as compiled, Classifier.load(bundles[source]) as original:
-        ours, theirs = compiled.predict(IMAGES, top_k=1), original.predict(IMAGES, top_k=1)
+        ours = compiled.predict(AGREEMENT_IMAGES, top_k=1)
+        theirs = original.predict(AGREEMENT_IMAGES, top_k=1)
     agreement = np.mean([a[0].index == b[0].index for a, b in zip(ours, theirs)])
     assert agreement >= (0.9 if "int8" in (source, precision) else 1.0)
 

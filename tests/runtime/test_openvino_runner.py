@@ -68,7 +68,14 @@ def test_nncf_int8_ir_agrees_on_top1(artifacts: dict[str, Path], reference: np.n
     with OpenVinoRunner(artifacts["int8"], precision="int8") as runner:
         logits = runner.infer(IMAGES)
     assert np.isfinite(logits).all()
-    assert (logits.argmax(1) == reference.argmax(1)).mean() >= 0.8
+    # This random-weights model's top-1 margins are tiny (median ~0.03 against a logit spread of ~0.25),
+    # so top-1 agreement mostly measures coin flips; the logits' SQNR is what INT8 must keep. A wrong
+    # scale or zero point gives a few dB; a sound 8-bit model ~15-25 dB.
+    assert logit_sqnr_db(reference, logits) >= 14.0
+
+
+def logit_sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
+    return float(10 * np.log10((reference**2).sum() / ((reference - candidate) ** 2).sum()))
 
 
 def test_qdq_ir_runs_like_the_qdq_onnx(artifacts: dict[str, Path], tmp_path: Path) -> None:
