@@ -2,8 +2,9 @@
 
 Networks are always strongly typed: TensorRT 10.1 deprecated implicit INT8 calibration and TensorRT 11
 removed it together with the FP16/INT8 builder flags, so the precision lives in the ONNX itself. INT8
-comes from an explicit QDQ model, FP16 from :func:`convert_onnx_to_fp16` (plain onnx on any CPU, so it
-can be checked with ONNX Runtime where TensorRT cannot run), FP32 from the model as exported.
+comes from an explicit QDQ model, FP16 from :func:`convert_onnx_to_fp16` (:mod:`edgeresnet.export.fp16`:
+plain onnx on any CPU, so it can be checked with ONNX Runtime where TensorRT cannot run), FP32 from the
+model as exported.
 
 Both the 10.x and the 11.x Python APIs are supported by feature detection. TensorRT is imported inside
 the functions; the FP16 conversion needs only onnx.
@@ -18,11 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from edgeresnet.atomic import atomic_write_bytes
 from edgeresnet.environment import GpuInfo
 from edgeresnet.errors import BackendUnavailableError, ExportError
+from edgeresnet.export.fp16 import Fp16Conversion, convert_onnx_to_fp16  # noqa: F401  (the FP16 build step)
 from edgeresnet.runtime.tensorrt import cuda_device, make_logger, require_tensorrt, tensorrt_major
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,6 @@ HardwareCompatibility = Literal["none", "ampere+", "same-cc"]
 HARDWARE_COMPATIBILITY: dict[str, str] = {
     "none": "NONE", "ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY",
 }
-_FP16_MAX = 65504.0
-# Inputs the ONNX spec types as float32 whatever the data type (Resize scales, Upsample scales).
-_FLOAT32_ONLY_INPUTS: dict[str, tuple[int, ...]] = {"Resize": (2,), "Upsample": (1,)}
 
 
 @dataclass(frozen=True)
@@ -253,109 +250,3 @@ def _layer_precision(layer: dict[str, Any]) -> str:
         if "fp32" in text or "float" in text:
             return "FP32"
     return "unknown"
-
-
-# --- FP32 ONNX → FP16 ONNX -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fp16Conversion:
-    """What the FP16 conversion changed; clipped and flushed values are where FP16 loses information."""
-
-    path: Path
-    converted_tensors: int
-    clipped_values: int
-    flushed_values: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "path": self.path.name}
-
-
-def convert_onnx_to_fp16(onnx_path: str | Path, out_path: str | Path) -> Fp16Conversion:
-    """Rewrite an FP32 ONNX model to compute in FP16, keeping its float32 input and output.
-
-    Float initializers and constants become FP16 (clipped to ±65504), Casts to float become Casts to
-    FP16, and a Cast is added after the input and before the output, so callers feed and read float32
-    while a strongly typed TensorRT network runs every layer in FP16.
-    """
-    import onnx
-    from onnx import TensorProto, helper
-
-    try:
-        model = onnx.load(str(onnx_path))
-    except Exception as error:  # protobuf's DecodeError and friends for a corrupt file
-        raise ExportError(f"{onnx_path} is not a readable ONNX model: {error}") from error
-    graph = model.graph
-    if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-           for node in graph.node for attr in node.attribute):
-        raise ExportError(
-            f"{Path(onnx_path).name} has control-flow subgraphs; FP16 conversion supports plain graphs"
-        )
-    keep = {node.input[i] for node in graph.node for i in _FLOAT32_ONLY_INPUTS.get(node.op_type, ())
-            if i < len(node.input)}
-    stats = {"tensors": 0, "clipped": 0, "flushed": 0}
-    for initializer in graph.initializer:
-        if initializer.data_type == TensorProto.FLOAT and initializer.name not in keep:
-            initializer.CopyFrom(_half_tensor(initializer, stats))
-    for node in graph.node:
-        _convert_node(node, keep, stats)
-    _cast_graph_io(graph, helper, TensorProto)
-    del graph.value_info[:]  # stale float32 annotations; shape inference rebuilds them
-    try:
-        onnx.checker.check_model(model)
-        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        raise ExportError(f"the FP16 version of {Path(onnx_path).name} is not a valid model: "
-                          f"{str(error).splitlines()[0]}") from error
-    atomic_write_bytes(out_path, model.SerializeToString())
-    return Fp16Conversion(Path(out_path), stats["tensors"], stats["clipped"], stats["flushed"])
-
-
-def _half_tensor(tensor: Any, stats: dict[str, int]) -> Any:
-    from onnx import numpy_helper
-
-    values = numpy_helper.to_array(tensor)
-    clipped = np.clip(values, -_FP16_MAX, _FP16_MAX)
-    half = clipped.astype(np.float16)
-    stats["tensors"] += 1
-    stats["clipped"] += int(np.count_nonzero(clipped != values))
-    stats["flushed"] += int(np.count_nonzero((values != 0) & (half == 0)))
-    return numpy_helper.from_array(half, tensor.name)
-
-
-def _convert_node(node: Any, keep: set[str], stats: dict[str, int]) -> None:
-    from onnx import TensorProto
-
-    if any(output in keep for output in node.output):
-        return
-    for attribute in node.attribute:
-        if node.op_type in ("Constant", "ConstantOfShape") and attribute.name == "value" \
-                and attribute.t.data_type == TensorProto.FLOAT:
-            attribute.t.CopyFrom(_half_tensor(attribute.t, stats))
-        elif node.op_type == "Constant" and attribute.name in ("value_float", "value_floats"):
-            raise ExportError(f"Constant {node.name} uses {attribute.name}; export with tensor constants")
-        elif node.op_type == "Cast" and attribute.name == "to" and attribute.i == TensorProto.FLOAT:
-            attribute.i = TensorProto.FLOAT16
-
-
-def _cast_graph_io(graph: Any, helper: Any, tensor_proto: Any) -> None:
-    float_inputs = {i.name for i in graph.input if i.type.tensor_type.elem_type == tensor_proto.FLOAT}
-    float_inputs -= {init.name for init in graph.initializer}
-    casts = []
-    for name in float_inputs:
-        half = f"{name}__fp16"
-        for node in graph.node:
-            node.input[:] = [half if value == name else value for value in node.input]
-        casts.append(helper.make_node("Cast", [name], [half], name=f"{name}__to_fp16",
-                                      to=tensor_proto.FLOAT16))
-    for output in graph.output:
-        if output.type.tensor_type.elem_type != tensor_proto.FLOAT:
-            continue
-        half = f"{output.name}__fp16"
-        for node in graph.node:
-            node.output[:] = [half if value == output.name else value for value in node.output]
-            node.input[:] = [half if value == output.name else value for value in node.input]
-        graph.node.append(helper.make_node("Cast", [half], [output.name], name=f"{output.name}__to_fp32",
-                                           to=tensor_proto.FLOAT))
-    for cast in reversed(casts):  # the input casts go first, keeping the graph topologically sorted
-        graph.node.insert(0, cast)
