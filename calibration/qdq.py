@@ -47,6 +47,7 @@ from edgeresnet.calibration.qparams import (
     bias_params,
     weight_params,
 )
+from edgeresnet.calibration.qdq_rules import small_conv_reason
 from edgeresnet.calibration.residual import residual_inputs
 from edgeresnet.calibration.table import CalibrationTable
 from edgeresnet.errors import CalibrationError, ExportError
@@ -272,11 +273,29 @@ class _QdqRewrite:
                 unsupported[node.name] = reason
             else:
                 quantized.add(node.name)
+        if self.rules.shortcut_only:
+            self._float_conv_branches(quantized, unsupported)
         return quantized, unsupported
+
+    def _float_conv_branches(self, quantized: set[str], unsupported: dict[str, str]) -> None:
+        """An Add whose convolution branch stays float has no INT8 Conv+Add to fuse: it stays float too."""
+        producers = {out: node for node in self.graph.node for out in node.output}
+        for add in [node for node in self.graph.node if node.op_type == "Add" and node.name in quantized]:
+            branch = producers.get(residual_inputs(add, producers, self.constants).branch or "")
+            if branch is not None and branch.op_type == "Conv" and branch.name not in quantized:
+                quantized.discard(add.name)
+                unsupported[add.name] = f"its convolution branch {branch.name} stays in float"
 
     def _unsupported(self, node: onnx.NodeProto) -> str:
         if node.op_type in ("Conv", "Gemm") and node.input[1] not in self.initializers:
             return "weight is not a constant initializer"
+        if node.op_type == "Conv" and self.rules.shortcut_only:  # TensorRT's INT8 kernels
+            weight = tuple(self.initializers[node.input[1]].dims)
+            graph_inputs = {value.name for value in self.graph.input}
+            reason = small_conv_reason(weight, group=node_attribute(node, "group", 1), kernel_shape=weight[2:],
+                                       reads_graph_input=node.input[0] in graph_inputs)
+            if reason:
+                return reason
         if node.op_type == "Gemm" and node_attribute(node, "transA", 0):
             return "transposed activation input"
         if node.op_type == "Add" and len(activation_inputs(node, self.constants)) != 2:

@@ -39,6 +39,27 @@ _HIGH_PRECISION_ALLOWED = ("Gemm", "MatMul")  # NVIDIA's defaults may keep the c
 _ONNX_DTYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 21: "uint4", 22: "int4"}
 
 
+def small_conv_reason(weight_shape: tuple[int, ...], *, group: int, kernel_shape: tuple[int, ...],
+                      reads_graph_input: bool) -> str:
+    """Why TensorRT has no INT8 kernel worth using for this Conv, or "" where it has one.
+
+    NVIDIA's rule as ModelOpt applies it: a Conv with fewer than 16 input or output channels runs in INT8
+    only if it is a plain Conv with a channel count divisible by 8, a square kernel, and 16 channels on
+    one side or the graph input as its data (the stem); a grouped Conv needs output channels divisible
+    by 8 and kernels of at least 3.
+    """
+    out_channels, in_channels = weight_shape[0], weight_shape[1]
+    if out_channels >= 16 and in_channels >= 16:
+        return ""
+    if group == 1:
+        if ((out_channels % 8 == 0 or in_channels % 8 == 0) and len(set(kernel_shape)) <= 1
+                and (reads_graph_input or out_channels >= 16 or in_channels >= 16)):
+            return ""
+    elif out_channels % 8 == 0 and all(k >= 3 for k in kernel_shape):
+        return ""
+    return f"{in_channels}→{out_channels} channels: TensorRT has no INT8 kernel for it (NVIDIA leaves it in float)"
+
+
 @dataclass(frozen=True)
 class WeightQuantizer:
     """Where a weight's quantization lives: the constant weight and the Q or DQ carrying scale and axis."""
@@ -172,8 +193,8 @@ def _check_pair_params(view: _QdqView, node: onnx.NodeProto) -> list[str]:
 
 def _check_weighted(view: _QdqView, node: onnx.NodeProto) -> list[str]:
     data_dq, weight_dq = view.from_dq(node.input[0]), view.from_dq(node.input[1])
-    if node.op_type in _HIGH_PRECISION_ALLOWED and data_dq is None and weight_dq is None:
-        return []  # left whole in high precision, as NVIDIA's defaults leave the classifier
+    if data_dq is None and weight_dq is None and (node.op_type in _HIGH_PRECISION_ALLOWED or view.small_conv(node)):
+        return []  # left whole in high precision, as NVIDIA's defaults leave the classifier and small convs
     problems = []
     if data_dq is None:
         problems.append(f"{node.name}: {node.op_type} data input has no Q/DQ (list it in float_nodes if deliberate)")
@@ -214,6 +235,9 @@ def _check_residual_add(view: _QdqView, node: onnx.NodeProto) -> list[str]:
         if any(view.from_dq(name) for name in node.input):
             return []
         return [f"{node.name}: residual Add has no Q/DQ on either input"]
+    branch_producer = view.producers.get(found.branch or "")
+    if branch_producer is not None and branch_producer.op_type == "Conv" and not view.from_dq(branch_producer.input[0]):
+        return []  # the convolution branch is float, so there is no INT8 Conv+Add to fuse: a float Add is right
     problems = []
     if not view.from_dq(found.shortcut):
         problems.append(f"{node.name}: residual Add shortcut input {found.shortcut} has no Q/DQ "
@@ -275,6 +299,18 @@ class _QdqView:
             return stored.dtype.name
         q = self.from_q(node.input[0])
         return self.quantized_dtype(q) if q is not None else "uint8"
+
+    def small_conv(self, node: onnx.NodeProto) -> bool:
+        """A float Conv NVIDIA's rule leaves out of INT8 (see :func:`small_conv_reason`)."""
+        weight = self.constant(node.input[1])
+        if node.op_type != "Conv" or weight is None or weight.ndim < 3:
+            return False
+        graph_inputs = {value.name for value in self.model.graph.input}
+        source = self.producers.get(node.input[0])
+        reads_input = node.input[0] in graph_inputs or (source is not None and source.op_type == "Cast"
+                                                         and source.input[0] in graph_inputs)
+        return bool(small_conv_reason(tuple(weight.shape), group=node_attribute(node, "group", 1),
+                                      kernel_shape=tuple(weight.shape[2:]), reads_graph_input=reads_input))
 
     def float_type(self, node: onnx.NodeProto) -> str | None:
         """The float type a node computes in, from its constant operands or its DQ inputs' scales."""
