@@ -40,6 +40,7 @@ from edgeresnet.calibration.model import (
     load_fp32_model,
     node_attribute,
 )
+from edgeresnet.calibration.qdq_rules import small_conv_reason
 from edgeresnet.calibration.qparams import (
     QuantParams,
     ScaleDtype,
@@ -47,7 +48,6 @@ from edgeresnet.calibration.qparams import (
     bias_params,
     weight_params,
 )
-from edgeresnet.calibration.qdq_rules import small_conv_reason
 from edgeresnet.calibration.residual import residual_inputs
 from edgeresnet.calibration.table import CalibrationTable
 from edgeresnet.errors import CalibrationError, ExportError

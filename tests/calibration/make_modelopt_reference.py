@@ -16,18 +16,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.calibration.conftest import IMAGE_SIZE, NUM_CLASSES, smooth_images  # noqa: E402
-from tests.calibration.modelopt_support import modelopt_python, modelopt_version, run_modelopt  # noqa: E402
+from tests.calibration.conftest import IMAGE_SIZE, NUM_CLASSES, smooth_images
+from tests.calibration.modelopt_support import modelopt_python, modelopt_version, run_modelopt
 
 OUT = Path(__file__).resolve().parent / "data" / "modelopt"
 CALIBRATION_SEED = 2
 
 
-def reference_images():  # noqa: ANN201  (numpy, imported by conftest)
+def reference_images():
     return smooth_images(64, seed=CALIBRATION_SEED)[0]
 
 
-def small_resnet():  # noqa: ANN201  (torch is imported here only)
+def small_resnet():
     import torch
     from torch import nn
 
@@ -63,7 +63,7 @@ def small_resnet():  # noqa: ANN201  (torch is imported here only)
     return model
 
 
-def export(model, path: Path) -> Path:  # noqa: ANN001
+def export(model, path: Path) -> Path:
     import torch
 
     torch.onnx.export(model, torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE), str(path), dynamo=False, opset_version=17,
