@@ -39,8 +39,10 @@ class TensorRtBuildOptions:
     (what the kernels are tuned for), ``max_batch`` (the largest batch the engine accepts).
 
     Args:
-        timing_cache: a timing-cache file to read (if present) and update; kernel timings are reused
-            across builds on the same GPU and TensorRT version, which makes rebuilds fast.
+        timing_cache: a timing-cache file to start from (if present); kernel timings are reused across
+            builds on the same GPU and TensorRT version, which makes rebuilds fast. It is only read: the
+            updated cache goes where :func:`build_engine`'s ``timing_cache_out`` says, so a cache inside
+            another bundle is never rewritten (its sha256 would no longer match).
         version_compatible: an engine later TensorRT versions can run (it embeds a lean runtime).
         hardware_compatibility: ``ampere+`` for one engine on every Ampere-or-newer GPU, ``same-cc`` for
             every GPU of this compute capability; both may cost speed.
@@ -85,11 +87,12 @@ class EngineBuild:
     profile: dict[str, int]
     layer_precisions: dict[str, int]
     seconds: float
+    tf32: bool = False  # FP32 layers ran in FP32, not TF32: see _configure
 
     def to_manifest(self) -> dict[str, Any]:
         return {"version": self.tensorrt_version, "gpu": self.gpu.name,
                 "compute_capability": self.gpu.compute_capability, "gpu_source": self.gpu.source,
-                "strongly_typed": True, "profile": self.profile,
+                "strongly_typed": True, "tf32": self.tf32, "profile": self.profile,
                 "layer_precisions": self.layer_precisions, "build_seconds": round(self.seconds, 2)}
 
 
@@ -108,18 +111,25 @@ def require_tensorrt_gpu(carry: str) -> tuple[Any, GpuInfo]:
 
 def build_engine(
     onnx_path: str | Path, engine_path: str | Path, *, options: TensorRtBuildOptions = TensorRtBuildOptions(),
-    carry: str = "the bundle",
+    carry: str = "the bundle", timing_cache_out: str | Path | None = None,
 ) -> EngineBuild:
-    """Build a strongly typed engine from an ONNX model (FP32, FP16 or QDQ INT8) and write it atomically."""
+    """Build a strongly typed engine from an ONNX model (FP32, FP16 or QDQ INT8) and write it atomically.
+
+    Args:
+        timing_cache_out: where to write the timing cache after the build (``options.timing_cache`` plus
+            this build's timings); None writes none. It may be ``options.timing_cache`` itself only where
+            that file is the caller's own scratch file.
+    """
     trt, gpu = require_tensorrt_gpu(carry)
     started = time.perf_counter()
     logger = make_logger(trt)
+    since = logger.mark()
     builder = trt.Builder(logger)
     network = _create_network(trt, builder)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)).splitlines()[0] for i in range(parser.num_errors)]
-        reason = errors[0] if errors else logger.reason("?")
+        reason = errors[0] if errors else logger.reason("?", since=since)
         raise ExportError(f"TensorRT cannot parse {Path(onnx_path).name}: {reason}")
     if network.num_inputs != 1 or network.num_outputs != 1:
         raise ExportError(
@@ -131,16 +141,16 @@ def build_engine(
     _attach_timing_cache(config, options.timing_cache)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        reason = logger.reason("?")
+        reason = logger.reason("?", since=since)
         raise ExportError(f"TensorRT could not build an engine from {Path(onnx_path).name}: {reason}")
     engine_bytes = bytes(plan)
     atomic_write_bytes(engine_path, engine_bytes)
-    if options.timing_cache is not None:
-        atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
+    if timing_cache_out is not None:
+        atomic_write_bytes(timing_cache_out, bytes(config.get_timing_cache().serialize()))
     precisions = _inspect(trt, logger, engine_bytes, network.get_input(0).name, profile, options)
     return EngineBuild(engine=Path(engine_path), tensorrt_version=str(trt.__version__), gpu=gpu,
                        profile=profile, layer_precisions=precisions,
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, tf32=False)
 
 
 def _create_network(trt: Any, builder: Any) -> Any:
@@ -173,6 +183,10 @@ def _add_profile(builder: Any, config: Any, tensor: Any, options: TensorRtBuildO
 
 def _configure(trt: Any, config: Any, options: TensorRtBuildOptions) -> None:
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    # TensorRT runs FP32 layers in TF32 on Ampere and newer unless told not to; TF32 keeps 10 mantissa
+    # bits, so an "FP32" engine would miss the FP32 golden-output tolerance. Strongly typed networks
+    # mean what they say: FP32 is FP32 (FP16 and INT8 come from the ONNX types, not from flags).
+    config.clear_flag(trt.BuilderFlag.TF32)
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # per-layer precisions for the inspector
     config.builder_optimization_level = options.optimization_level
     if options.version_compatible:
@@ -190,7 +204,15 @@ def _configure(trt: Any, config: Any, options: TensorRtBuildOptions) -> None:
 
 def _attach_timing_cache(config: Any, path: Path | None) -> None:
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    cache = config.create_timing_cache(data)
+    try:
+        cache = config.create_timing_cache(data)
+    except (RuntimeError, TypeError, ValueError) as error:  # pybind11 raises these for bytes it cannot read
+        cache, reason = None, str(error).splitlines()[0] if str(error) else type(error).__name__
+    else:
+        reason = "TensorRT cannot read it"
+    if cache is None:  # TensorRT answers corrupt bytes with None, which set_timing_cache would raise TypeError on
+        raise ExportError(f"timing cache {path} is not a usable TensorRT timing cache ({reason}): "
+                          "delete it, or pass another --timing-cache")
     # A cache from another GPU or TensorRT version is refused rather than half-used (ignore_mismatch=False).
     if not config.set_timing_cache(cache, ignore_mismatch=False):
         raise ExportError(f"timing cache {path} was written for another GPU or TensorRT version: delete it")
@@ -200,21 +222,22 @@ def _inspect(trt: Any, logger: Any, engine_bytes: bytes, input_name: str, profil
              options: TensorRtBuildOptions) -> dict[str, int]:
     """Per-layer precisions from the engine inspector, counted; with dynamic shapes the inspector
     reports formats only for a context whose input shape is set, so one is made at the opt batch."""
+    since = logger.mark()
     runtime = trt.Runtime(logger)
     if options.version_compatible:
         runtime.engine_host_code_allowed = True  # the engine was built just now, by us
     engine = runtime.deserialize_cuda_engine(engine_bytes)
     context = engine.create_execution_context() if engine is not None else None
     if context is None:
-        log.warning("cannot inspect the built engine: %s", logger.reason("no execution context"))
+        log.warning("cannot inspect the built engine: %s", logger.reason("no execution context", since=since))
         return {}
     shape = (profile["opt"], *tuple(engine.get_tensor_shape(input_name))[1:])
     context.set_input_shape(input_name, shape)
     inspector = engine.create_engine_inspector()
-    for attribute in ("execution_context", "context"):  # 11.x / 10.x spelling
-        if hasattr(inspector, attribute):
-            setattr(inspector, attribute, context)
-            break
+    if hasattr(inspector, "execution_context"):  # 11.x
+        inspector.execution_context = context
+    else:  # 10.x
+        inspector.context = context
     information = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
     return summarise_layer_precisions(json.loads(information))
 
@@ -222,7 +245,8 @@ def _inspect(trt: Any, logger: Any, engine_bytes: bytes, input_name: str, profil
 def summarise_layer_precisions(engine_information: dict[str, Any]) -> dict[str, int]:
     """Count an engine's layers by the precision they compute in (their input's data type).
 
-    ``engine_information`` is the engine inspector's JSON (``{"Layers": [...]}``, 10.x and 11.x alike).
+    ``engine_information`` is the engine inspector's JSON (``{"Layers": [...]}``): each tensor says its
+    type in ``"Format/Datatype"`` on 10.x, and in ``"Datatype"`` beside a separate ``"Format"`` on 11.x.
     Reformat layers move data between formats and are counted apart; layers described only by name
     (an engine built without DETAILED profiling verbosity) count as ``unknown``.
     """
@@ -237,16 +261,30 @@ def summarise_layer_precisions(engine_information: dict[str, Any]) -> dict[str, 
     return {name: count for name, count in counts.items() if count}
 
 
+_TYPE_KEYS = ("Datatype", "Format/Datatype", "Format")  # 11.x, 10.x, and 11.x's format text as a last resort
+
+
 def _layer_precision(layer: dict[str, Any]) -> str:
     for tensor in [*layer.get("Inputs", []), *layer.get("Outputs", [])]:
-        text = str(tensor.get("Format/Datatype", "")).lower() if isinstance(tensor, dict) else ""
-        # Order matters: "int8" before any float, "bf16" is not FP16, "float" alone means FP32.
-        if "int8" in text:
-            return "INT8"
-        if "fp8" in text or "bf16" in text or "int32" in text or "bool" in text:
-            return "other"
-        if "fp16" in text or "half" in text:
-            return "FP16"
-        if "fp32" in text or "float" in text:
-            return "FP32"
+        if not isinstance(tensor, dict):
+            continue
+        for key in _TYPE_KEYS:
+            precision = _precision_of(str(tensor.get(key, "")).lower())
+            if precision:
+                return precision
     return "unknown"
+
+
+def _precision_of(text: str) -> str:
+    # Order matters: "int8" before any float; bfloat16 and the 8- and 4-bit floats are not FP16 or FP32;
+    # "float" alone means FP32.
+    if "int8" in text and "uint8" not in text:
+        return "INT8"
+    if any(word in text for word in ("fp8", "float8", "e4m3", "e5m2", "fp4", "bf16", "bfloat", "int4", "int32",
+                                     "int64", "bool", "uint8")):
+        return "other"
+    if "fp16" in text or "half" in text:
+        return "FP16"
+    if "fp32" in text or "float" in text:
+        return "FP32"
+    return ""
