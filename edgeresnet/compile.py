@@ -272,16 +272,16 @@ def compile_tensorrt(source: SourceBundle, precision: str, staging: Path, device
     engine = staging / "model.engine"
     # The updated cache goes into the new bundle; the caller's --timing-cache (perhaps another bundle's
     # timing.cache, listed in its manifest with its sha256) is only read.
-    cache = staging / "timing.cache"
+    cache_out = staging / "timing.cache"
     build = trt_export.build_engine(network_onnx, engine, options=build_options, carry=carry,
-                                    timing_cache_out=cache)
+                                    timing_cache_out=cache_out)
     files = {"model.engine": engine, "model.onnx": network_onnx}
     if precision != "fp32" and "fp32" in source.onnx:
         files[FP32_ONNX] = source.file(source.onnx["fp32"])
     if CALIBRATION_FILE in source.manifest.files and precision == "int8":
         files[CALIBRATION_FILE] = source.file(CALIBRATION_FILE)
-    if cache.is_file():
-        files["timing.cache"] = cache
+    if cache_out.is_file():
+        files["timing.cache"] = cache_out
     # The cache's path on the build machine means nothing elsewhere; the bundle's copy is what counts.
     settings = {**build_options.to_dict(), "timing_cache": "timing.cache" if "timing.cache" in files else None}
     record = {**build.to_manifest(), **extra, "onnx": "model.onnx", "network_precision": precision,

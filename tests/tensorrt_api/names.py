@@ -56,7 +56,7 @@ def used_names(paths: Iterable[Path] = TENSORRT_CODE) -> list[Use]:
     for path in paths:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            where = f"{path.relative_to(REPO)}:{getattr(node, 'lineno', 0)}"
+            where = f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:{getattr(node, 'lineno', 0)}"
             if isinstance(node, ast.Attribute):
                 chain, root = _chain(node)
                 if root in _MODULE_NAMES and chain:
