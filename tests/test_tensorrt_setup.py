@@ -51,3 +51,17 @@ def test_real_tensorrt_tests_are_gated_on_tensorrt_and_a_cuda_device(monkeypatch
     assert "CUDA device" in conftest.tensorrt_skip_reason()
     present.discard("tensorrt")
     assert "needs TensorRT" in conftest.tensorrt_skip_reason()
+
+
+def test_the_gpu_check_says_what_it_would_run_where_there_is_no_gpu(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("an NVIDIA driver is here: the check would really run")
+    script = PYPROJECT.parent / "benchmarks" / "gpu_check.sh"
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("no NVIDIA GPU here:") and "gpu_latency.py" in lines[0]
+    assert not (PYPROJECT.parent / "benchmarks" / "results" / "gpu_check").exists()

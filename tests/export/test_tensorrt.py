@@ -277,3 +277,23 @@ def test_engines_build_run_and_report_their_layers(tmp_path: Path, precision: st
         expected, logits = reference.infer(IMAGES), runner.infer(IMAGES)  # 32 images run as slices of 8
         assert runner.max_batch == 8
     assert check_parity(expected, logits, precision).passed
+
+
+@pytest.mark.tensorrt
+def test_an_int8_engine_from_the_tensorrt_qdq_runs_its_convolutions_in_int8(tmp_path: Path) -> None:
+    """NVIDIA's placement on a real TensorRT: the engine computes in INT8 and reproduces the QDQ model."""
+    import hashlib
+
+    from edgeresnet.calibration import calibrate, quantize_qdq
+    from edgeresnet.runtime.tensorrt import TensorRTRunner
+
+    table = calibrate(tiny_model().onnx, [IMAGES], method="minmax",
+                      data_hash=hashlib.sha256(IMAGES.tobytes()).hexdigest())
+    qdq = tmp_path / "model.trt-qdq.onnx"
+    quantize_qdq(tiny_model().onnx, table, qdq, flavour="tensorrt")
+    build = trt_export.build_engine(qdq, tmp_path / "int8.engine",
+                                    options=trt_export.TensorRtBuildOptions(max_batch=8, opt_batch=8))
+    assert build.layer_precisions.get("INT8", 0) > 0 and build.layer_precisions.get("unknown", 0) == 0
+    with OnnxRuntimeRunner(qdq, precision="int8") as reference, TensorRTRunner(build.engine, precision="int8") as runner:
+        expected, logits = reference.infer(IMAGES), runner.infer(IMAGES)
+    assert check_parity(expected, logits, "int8").passed
