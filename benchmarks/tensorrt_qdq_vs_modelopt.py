@@ -5,8 +5,10 @@ class-balanced calibration images, and run through ONNX Runtime on the CPU on th
 images; every difference is paired (Tango's 95% interval, ``edgeresnet.evaluation.compare_paired``).
 
 Rows: FP32; ModelOpt ``quantize(onnx, quantize_mode="int8", calibration_data=...)`` (entropy calibration,
-FP16 high precision, its defaults); edgeresnet's TensorRT QDQ from an ``entropy`` table with FP16
-(the default) and with FP32 high precision. The target: edgeresnet within 0.1 point of ModelOpt.
+FP16 high precision, its defaults); edgeresnet's TensorRT QDQ (FP16 high precision, the default) from a
+table of each calibration method; the same with FP32 high precision (the first method); and, as a
+diagnostic that separates the writer from the calibration, edgeresnet's writer given ModelOpt's own
+activation ranges (read back from its Q/DQ scales). The target: edgeresnet within 0.1 point of ModelOpt.
 
 How ONNX Runtime runs the FP16 parts: its CPU provider has few float16 kernels, so it inserts Casts and
 computes those nodes in float32 on float16-rounded tensors (weights, scales, activations between nodes).
@@ -51,7 +53,7 @@ def logits_of(path: Path, batches: list[tuple[np.ndarray, np.ndarray]], threads:
 
 def main() -> int:
     from edgeresnet.atomic import atomic_write_json, atomic_write_text
-    from edgeresnet.calibration import calibrate, check_tensorrt_rules, quantize_qdq
+    from edgeresnet.calibration import calibrate_all, check_tensorrt_rules, quantize_qdq
     from edgeresnet.calibration.qdq_rules import qdq_placement
     from edgeresnet.data import open_source
     from edgeresnet.environment import environment
@@ -66,6 +68,7 @@ def main() -> int:
     parser.add_argument("--calib-size", type=int, default=CALIB_SIZE)
     parser.add_argument("--eval-limit", type=int, default=None, help="class-balanced subset (default: all)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--methods", default="minmax,percentile,entropy", help="edgeresnet calibration methods")
     parser.add_argument("--modelopt-python", default=None)
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
@@ -91,25 +94,26 @@ def main() -> int:
     modelopt_onnx = run_modelopt(python, fp32, np.concatenate(calib), work / "modelopt_int8.onnx")
     seconds = {"modelopt": time.perf_counter() - started}
     _log(f"ModelOpt done in {seconds['modelopt']:.0f} s")
+    methods = args.methods.split(",")
     started = time.perf_counter()
-    table = calibrate(fp32, calib, method="entropy", data_hash=samples.fingerprint())
-    seconds["edgeresnet entropy table"] = time.perf_counter() - started
-    ours = {}
-    for high_precision in ("fp16", "fp32"):
-        path = work / f"edgeresnet_tensorrt_{high_precision}.onnx"
-        started = time.perf_counter()
-        quantize_qdq(fp32, table, path, flavour="tensorrt", high_precision=high_precision)  # type: ignore[arg-type]
-        seconds[f"edgeresnet QDQ ({high_precision})"] = time.perf_counter() - started
-        ours[high_precision] = path
-
-    models = {"FP32": fp32, "ModelOpt int8 defaults (FP16 high precision)": modelopt_onnx,
-              "edgeresnet TensorRT QDQ, FP16 high precision (default)": ours["fp16"],
-              "edgeresnet TensorRT QDQ, FP32 high precision": ours["fp32"]}
+    tables = calibrate_all(fp32, calib, data_hash=samples.fingerprint())
+    seconds["edgeresnet tables"] = time.perf_counter() - started
+    reference = "ModelOpt int8 defaults (FP16 high precision)"
+    models = {"FP32": fp32, reference: modelopt_onnx}
+    for method in methods:
+        path = work / f"edgeresnet_tensorrt_{method}.onnx"
+        quantize_qdq(fp32, tables[method], path, flavour="tensorrt")
+        models[f"edgeresnet TensorRT QDQ, {method} table, FP16 high precision (default)"] = path
+    path = work / f"edgeresnet_tensorrt_{methods[0]}_fp32.onnx"
+    quantize_qdq(fp32, tables[methods[0]], path, flavour="tensorrt", high_precision="fp32")
+    models[f"edgeresnet TensorRT QDQ, {methods[0]} table, FP32 high precision"] = path
+    path = work / "edgeresnet_tensorrt_modelopt_ranges.onnx"
+    quantize_qdq(fp32, with_modelopt_ranges(tables[methods[0]], modelopt_onnx), path, flavour="tensorrt")
+    models["diagnostic: edgeresnet's writer with ModelOpt's activation ranges, FP16"] = path
     logits = {}
     for name, path in models.items():
         logits[name] = logits_of(path, eval_batches, args.threads)
         _log(f"evaluated {name}")
-    reference = "ModelOpt int8 defaults (FP16 high precision)"
     rows: list[dict[str, Any]] = []
     for name, path in models.items():
         against_fp32 = compare_paired(labels, logits["FP32"], logits[name])
@@ -117,10 +121,12 @@ def main() -> int:
         rows.append({"model": name, "top1": against_fp32.candidate_top1, "vs_fp32": against_fp32.to_dict(),
                      "vs_modelopt": against_modelopt.to_dict(),
                      "tensorrt_rule_problems": len(check_tensorrt_rules(path)) if name != "FP32" else None})
-    same_placement = qdq_placement(ours["fp16"]) == qdq_placement(modelopt_onnx)
+    same_placement = all(qdq_placement(path) == qdq_placement(modelopt_onnx)
+                         for name, path in models.items() if name.startswith("edgeresnet") and "FP16" in name)
     result = {
         "checkpoint": str(args.checkpoint), "data": args.data, "eval_images": len(labels),
-        "calibration_images": args.calib_size, "calibration": "edgeresnet entropy table; ModelOpt its default (entropy)",
+        "calibration_images": args.calib_size,
+        "calibration": f"edgeresnet {', '.join(methods)} tables; ModelOpt its default (entropy)",
         "modelopt": modelopt_version(python), "same_placement_as_modelopt": same_placement,
         "seconds": {key: round(value, 1) for key, value in seconds.items()}, "rows": rows,
         "target": f"edgeresnet within {TARGET_POINTS} point of ModelOpt", "environment": environment(),
@@ -133,6 +139,29 @@ def main() -> int:
     atomic_write_text(args.output / "tensorrt_qdq_vs_modelopt.md", text)
     print(text)
     return 0
+
+
+def with_modelopt_ranges(table: Any, modelopt_onnx: Path) -> Any:
+    """``table`` with each activation range ModelOpt quantized replaced by ModelOpt's (±127 × its scale)."""
+    import dataclasses
+
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(modelopt_onnx))
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    ranges = dict(table.ranges)
+    for node in model.graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in constants:
+            continue  # weights
+        tensor = node.input[0]
+        if tensor in producers and producers[tensor].op_type == "Cast":  # ModelOpt's float16 cast of the input
+            tensor = producers[tensor].input[0]
+        if tensor in ranges:
+            amax = 127.0 * float(constants[node.input[1]])
+            ranges[tensor] = (-amax, amax)
+    return dataclasses.replace(table, ranges=ranges)
 
 
 def markdown(result: dict[str, Any]) -> str:
