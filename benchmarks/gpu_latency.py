@@ -6,7 +6,8 @@ Configurations, each timed at batch 1 and at a throughput batch (32 by default):
 * PyTorch CUDA FP16 (autocast, channels_last: what a PyTorch user does to go faster),
 * ONNX Runtime CUDA FP32, where onnxruntime-gpu is installed,
 * TensorRT FP16 and INT8 engines built by ``edgeresnet.export.tensorrt`` (FP16 from the FP16 ONNX,
-  INT8 from edgeresnet's TensorRT QDQ model; strongly typed networks), where TensorRT is installed.
+  INT8 from edgeresnet's TensorRT QDQ model: NVIDIA's placement, FP16 outside INT8; strongly typed
+  networks), where TensorRT is installed.
 
 Every call is timed end to end from a host numpy batch: upload, compute, download, and a device
 synchronisation inside the timed interval (``edgeresnet.bench.measure_latency`` with the benchmark's
@@ -151,7 +152,7 @@ def build_engine(config: Config, fp32: Path, work: Path, batch: int, cache: Path
             quantize_qdq(fp32, table, network, flavour="tensorrt")
     engine = work / f"{MODEL}.{config.key}.b{batch}.engine"
     options = trt_export.TensorRtBuildOptions(max_batch=batch, opt_batch=batch, timing_cache=cache)
-    build = trt_export.build_engine(network, engine, options=options, carry="the ONNX")
+    build = trt_export.build_engine(network, engine, options=options, carry="the ONNX", timing_cache_out=cache)
     log(f"{config.label}, batch {batch}: engine built in {build.seconds:.0f} s; layers {build.layer_precisions}")
     return engine
 
@@ -262,6 +263,9 @@ def versions() -> dict[str, str]:
     found = tool_versions()
     found["torch CUDA"] = str(torch.version.cuda)
     found["cuDNN"] = str(torch.backends.cudnn.version())
+    # PyTorch "FP32" convolutions run in TF32 on Ampere and newer by default (edgeresnet's FP32 engines do not).
+    found["torch TF32 (cuDNN conv, CUDA matmul)"] = (f"{torch.backends.cudnn.allow_tf32}, "
+                                                      f"{torch.backends.cuda.matmul.allow_tf32}")
     for package in ("cuda-python", "onnxruntime-gpu"):
         from edgeresnet.environment import package_version
 

@@ -8,11 +8,18 @@ Both flavours are the same rewrite driven by one table of rules (:data:`FLAVOURS
   graph optimiser turns into QLinearConv / QLinearAdd / QLinearGlobalAveragePool / QGemm kernels
   (checked on the optimised graph in the tests: a float bias leaves the Gemm in float, and a pass-through
   MaxPool must keep its input's scale or the QDQ around it stays).
-- ``tensorrt``: TensorRT explicit quantization: symmetric s8 everywhere with zero point 0, per-channel
-  weights on the output-channel axis, Q/DQ on the data inputs of every Conv and Gemm and on both inputs
-  of every residual Add (so Conv+Add+ReLU fuse), float bias, one dedicated Q/DQ pair per consumer.
+- ``tensorrt``: TensorRT explicit quantization as NVIDIA ModelOpt's ONNX quantizer writes it (its int8
+  defaults are the reference; ``tests/calibration/test_modelopt.py`` compares the two on one model):
+  symmetric s8 with zero point 0, per-channel weights on the output-channel axis, Q/DQ on the data
+  input of every Conv and pooling layer, and at each residual Add **only on the shortcut input**: the
+  convolution branch enters the Add unquantized, so TensorRT fuses Conv+Add(+ReLU) into one INT8
+  kernel (see :mod:`edgeresnet.calibration.residual`). Float bias. The classifier Gemm and every node
+  left out of INT8 stay in high precision, FP16 by default (ModelOpt's ``high_precision_dtype``): a
+  strongly typed network runs the ONNX types, so an FP32 graph would run those layers in FP32. The
+  FP16 model has float16 scales (opset 19) and float32 input and output.
 
-Nodes named in ``exclude_nodes`` stay float and read float inputs: the accuracy gate's fallback.
+One Q/DQ pair per quantized tensor, shared by its quantized consumers, in both flavours. Nodes named in
+``exclude_nodes`` stay in float (FP16 or FP32) and read float inputs: the accuracy gate's fallback.
 """
 
 from __future__ import annotations
@@ -33,14 +40,25 @@ from edgeresnet.calibration.model import (
     load_fp32_model,
     node_attribute,
 )
-from edgeresnet.calibration.qparams import QuantParams, activation_params, bias_params, weight_params
+from edgeresnet.calibration.qdq_rules import small_conv_reason
+from edgeresnet.calibration.qparams import (
+    QuantParams,
+    ScaleDtype,
+    activation_params,
+    bias_params,
+    weight_params,
+)
+from edgeresnet.calibration.residual import residual_inputs
 from edgeresnet.calibration.table import CalibrationTable
 from edgeresnet.errors import CalibrationError, ExportError
+from edgeresnet.export.fp16 import FP16_QDQ_OPSET, halve_model
 
 if TYPE_CHECKING:
     import onnx
 
 Flavour = Literal["onnxruntime", "tensorrt"]
+HighPrecision = Literal["fp16", "fp32"]
+HIGH_PRECISIONS: tuple[str, ...] = ("fp16", "fp32")
 
 _PASS_THROUGH = frozenset({"MaxPool", "Flatten", "Reshape"})  # output keeps the input's scale and zero point
 _RELU_PRODUCERS = frozenset({"Conv", "Add", "Gemm"})
@@ -55,7 +73,8 @@ class FlavourRules:
     quantize_outputs: bool  # ORT fuses a producer into a QLinear kernel only when its output is quantized
     fuse_relu: bool
     quantize_bias: bool  # ORT's QLinearConv/QGemm take int32 bias; TensorRT wants float bias
-    dedicated_pairs: bool  # TensorRT: each consumer gets its own Q/DQ so each fuses into its own layer
+    shortcut_only: bool  # TensorRT: Q/DQ on a residual Add's shortcut only, so the Conv before it fuses the Add
+    high_precision: tuple[str, ...]  # what the layers left out of INT8 may compute in; the first is the default
 
 
 FLAVOURS: dict[str, FlavourRules] = {
@@ -65,15 +84,17 @@ FLAVOURS: dict[str, FlavourRules] = {
         quantize_outputs=True,
         fuse_relu=True,
         quantize_bias=True,
-        dedicated_pairs=False,
+        shortcut_only=False,
+        high_precision=("fp32",),  # ORT's CPU kernels for QDQ fusions are float32 ones
     ),
     "tensorrt": FlavourRules(
-        ops=frozenset({"Conv", "Gemm", "Add"}),
+        ops=frozenset({"Conv", "Add", "GlobalAveragePool", "AveragePool", "MaxPool"}),
         symmetric_activations=True,
         quantize_outputs=False,
         fuse_relu=False,
         quantize_bias=False,
-        dedicated_pairs=True,
+        shortcut_only=True,
+        high_precision=("fp16", "fp32"),
     ),
 }
 
@@ -90,6 +111,7 @@ class QdqReport:
     fused_relus: tuple[str, ...] = ()
     quantized_tensors: int = 0
     unsupported: dict[str, str] = field(default_factory=dict)
+    high_precision: str = "fp32"  # what the layers left out of INT8 compute in
 
     @property
     def num_quantized(self) -> int:
@@ -110,9 +132,16 @@ def quantize_qdq(
     *,
     flavour: Flavour,
     exclude_nodes: Collection[str] = frozenset(),
+    high_precision: HighPrecision | None = None,
 ) -> QdqReport:
-    """Write the INT8 QDQ model for ``flavour`` atomically to ``out_path`` and report what it holds."""
-    return QdqQuantizer(fp32_path, table, flavour=flavour).write(out_path, exclude_nodes=exclude_nodes)
+    """Write the INT8 QDQ model for ``flavour`` atomically to ``out_path`` and report what it holds.
+
+    Args:
+        high_precision: what the layers left out of INT8 compute in: ``fp16`` (TensorRT's default, as
+            ModelOpt writes it) or ``fp32``; None takes the flavour's default (ONNX Runtime: fp32 only).
+    """
+    quantizer = QdqQuantizer(fp32_path, table, flavour=flavour, high_precision=high_precision)
+    return quantizer.write(out_path, exclude_nodes=exclude_nodes)
 
 
 class QdqQuantizer:
@@ -122,14 +151,22 @@ class QdqQuantizer:
     happen here once and each :meth:`build` works on a copy.
     """
 
-    def __init__(self, fp32_path: str | Path, table: CalibrationTable, *, flavour: Flavour) -> None:
+    def __init__(self, fp32_path: str | Path, table: CalibrationTable, *, flavour: Flavour,
+                 high_precision: HighPrecision | None = None) -> None:
         if flavour not in FLAVOURS:
             raise ExportError(f"QDQ flavour must be one of {', '.join(FLAVOURS)}, got {flavour!r}")
+        allowed = FLAVOURS[flavour].high_precision
+        if high_precision is not None and high_precision not in allowed:
+            raise ExportError(f"the {flavour} QDQ model keeps its float layers in {' or '.join(allowed)}, "
+                              f"not {high_precision!r}")
         table.check_model(fp32_path)
         self.fp32_path = Path(fp32_path)
         self.table = table
         self.flavour = flavour
+        self.high_precision: str = high_precision or allowed[0]
         self._fp32 = load_fp32_model(fp32_path)
+        if self.high_precision == "fp16":
+            self._fp32 = _with_opset(self._fp32, FP16_QDQ_OPSET)
         self.node_names = frozenset(node.name for node in self._fp32.graph.node)
 
     def build(self, exclude_nodes: Collection[str] = frozenset()) -> tuple[onnx.ModelProto, QdqReport]:
@@ -143,7 +180,11 @@ class QdqQuantizer:
             raise CalibrationError(f"exclude_nodes names nodes not in the model: {', '.join(unknown[:5])}")
         model = onnx.ModelProto()
         model.CopyFrom(self._fp32)
-        report = _QdqRewrite(model, self.table, self.flavour, frozenset(exclude_nodes)).run()
+        scale_dtype = np.float16 if self.high_precision == "fp16" else np.float32
+        report = _QdqRewrite(model, self.table, self.flavour, frozenset(exclude_nodes), scale_dtype).run()
+        if self.high_precision == "fp16":
+            halve_model(model, name=f"the {self.flavour} QDQ model of {self.fp32_path.name}")
+        report = replace(report, high_precision=self.high_precision)
         try:
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as error:  # a bug in the rewrite, not a user mistake
@@ -160,8 +201,10 @@ class QdqQuantizer:
 class _QdqRewrite:
     """One pass over the graph in topological order, inserting Q/DQ before (and after) chosen nodes."""
 
-    def __init__(self, model: onnx.ModelProto, table: CalibrationTable, flavour: str, exclude: frozenset[str]) -> None:
+    def __init__(self, model: onnx.ModelProto, table: CalibrationTable, flavour: str, exclude: frozenset[str],
+                 scale_dtype: ScaleDtype = np.float32) -> None:
         self.model = model
+        self.scale_dtype = scale_dtype
         self.graph = model.graph
         self.table = table
         self.flavour = flavour
@@ -182,9 +225,14 @@ class _QdqRewrite:
         self.weights: dict[tuple[str, int], tuple[str, QuantParams]] = {}
         self.input_params: dict[str, QuantParams] = {}
         self.quantized_tensors = 0
+        self.add_inputs: dict[str, list[str]] = {}
 
     def run(self) -> QdqReport:
         quantized, unsupported = self._select()
+        # Judged on the untouched graph: the rewrite below renames the inputs it quantizes.
+        producers = {out: node for node in self.graph.node for out in node.output}
+        self.add_inputs = {node.name: self._add_inputs(node, producers) for node in self.graph.node
+                           if node.op_type == "Add" and node.name in quantized and self.rules.shortcut_only}
         fused = self._fuse_relus(quantized) if self.rules.fuse_relu else []
         users = consumers(self.model)
         for node in list(self.graph.node):
@@ -225,11 +273,29 @@ class _QdqRewrite:
                 unsupported[node.name] = reason
             else:
                 quantized.add(node.name)
+        if self.rules.shortcut_only:
+            self._float_conv_branches(quantized, unsupported)
         return quantized, unsupported
+
+    def _float_conv_branches(self, quantized: set[str], unsupported: dict[str, str]) -> None:
+        """An Add whose convolution branch stays float has no INT8 Conv+Add to fuse: it stays float too."""
+        producers = {out: node for node in self.graph.node for out in node.output}
+        for add in [node for node in self.graph.node if node.op_type == "Add" and node.name in quantized]:
+            branch = producers.get(residual_inputs(add, producers, self.constants).branch or "")
+            if branch is not None and branch.op_type == "Conv" and branch.name not in quantized:
+                quantized.discard(add.name)
+                unsupported[add.name] = f"its convolution branch {branch.name} stays in float"
 
     def _unsupported(self, node: onnx.NodeProto) -> str:
         if node.op_type in ("Conv", "Gemm") and node.input[1] not in self.initializers:
             return "weight is not a constant initializer"
+        if node.op_type == "Conv" and self.rules.shortcut_only:  # TensorRT's INT8 kernels
+            weight = tuple(self.initializers[node.input[1]].dims)
+            graph_inputs = {value.name for value in self.graph.input}
+            reason = small_conv_reason(weight, group=node_attribute(node, "group", 1), kernel_shape=weight[2:],
+                                       reads_graph_input=node.input[0] in graph_inputs)
+            if reason:
+                return reason
         if node.op_type == "Gemm" and node_attribute(node, "transA", 0):
             return "transposed activation input"
         if node.op_type == "Add" and len(activation_inputs(node, self.constants)) != 2:
@@ -266,6 +332,7 @@ class _QdqRewrite:
 
     def _quantize_inputs(self, node: onnx.NodeProto) -> None:
         data = activation_inputs(node, self.constants)
+        data = self.add_inputs.get(node.name, data)
         for index, name in enumerate(node.input):
             if name in data:
                 node.input[index] = self._activation_dq(name)
@@ -279,6 +346,14 @@ class _QdqRewrite:
         node.input[1] = weight_dq
         if self.rules.quantize_bias and len(node.input) > 2 and self._bias_quantizable(node, weight):
             node.input[2] = self._bias_dq(node.input[2], self.input_params[node.name], weight)
+
+    def _add_inputs(self, add: onnx.NodeProto, producers: dict[str, onnx.NodeProto]) -> list[str]:
+        """The shortcut alone when a Conv feeds the other input directly (it then fuses the Add), else both."""
+        found = residual_inputs(add, producers, self.constants)
+        branch = producers.get(found.branch or "")
+        if found.shortcut is None or branch is None or branch.op_type != "Conv":
+            return list(add.input)
+        return [found.shortcut]
 
     def _quantize_output(self, node: onnx.NodeProto, quantized: set[str], users: dict[str, list]) -> None:
         output = node.output[0]
@@ -294,11 +369,12 @@ class _QdqRewrite:
                     f"calibration table has no range for tensor {tensor!r}: recalibrate on this model"
                 )
             low, high = self.table.ranges[tensor]
-            self.params[tensor] = activation_params(low, high, symmetric=self.rules.symmetric_activations)
+            self.params[tensor] = activation_params(low, high, symmetric=self.rules.symmetric_activations,
+                                                    scale_dtype=self.scale_dtype)
         return self.params[tensor]
 
     def _activation_dq(self, tensor: str, params: QuantParams | None = None) -> str:
-        if not self.rules.dedicated_pairs and tensor in self.shared_dq:
+        if tensor in self.shared_dq:
             return self.shared_dq[tensor]
         params = params if params is not None else self._params(tensor)
         if tensor not in self.param_names:
@@ -312,15 +388,15 @@ class _QdqRewrite:
         self._node("DequantizeLinear", [quantized, scale, zero_point], dequantized)
         self.quantized_tensors += 1
         self.dq_params[dequantized] = params
-        if not self.rules.dedicated_pairs:
-            self.shared_dq[tensor] = dequantized
+        self.shared_dq[tensor] = dequantized
         return dequantized
 
     def _weight_dq(self, name: str, axis: int) -> tuple[str, QuantParams]:
         from onnx import numpy_helper
 
         if (name, axis) not in self.weights:
-            values, params = weight_params(numpy_helper.to_array(self.initializers[name]), axis)
+            values, params = weight_params(numpy_helper.to_array(self.initializers[name]), axis,
+                                           scale_dtype=self.scale_dtype)
             inputs = [
                 self._initializer(f"{name}_quantized", values),
                 self._initializer(f"{name}_scale", params.scale),
@@ -371,6 +447,20 @@ class _QdqRewrite:
             name = f"{base}_{counter}"
         self.taken.add(name)
         return name
+
+
+def _with_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """``model`` converted up to ``opset`` (node and tensor names are kept, so the table still matches)."""
+    import onnx
+
+    current = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 0)
+    if current >= opset:
+        return model
+    try:
+        return onnx.version_converter.convert_version(model, opset)
+    except Exception as error:  # the converter raises plain RuntimeErrors for unsupported ops
+        raise ExportError(f"cannot convert ONNX opset {current} to {opset} for float16 Q/DQ: {error}; "
+                          "use high_precision='fp32'") from error
 
 
 def _save_atomically(model: onnx.ModelProto, path: Path) -> None:

@@ -252,7 +252,7 @@ def compile_tensorrt(source: SourceBundle, precision: str, staging: Path, device
                      options: dict[str, Any]) -> Compiled:
     from edgeresnet.export import tensorrt as trt_export
 
-    build_options = _build_options(trt_export, options, staging)
+    build_options = _build_options(trt_export, options)
     if device.lower() not in ("cuda", "cuda:0"):
         raise ExportError(
             "TensorRT builds on the first visible GPU (cuda): choose it with CUDA_VISIBLE_DEVICES"
@@ -270,14 +270,18 @@ def compile_tensorrt(source: SourceBundle, precision: str, staging: Path, device
         extra["fp16_conversion"] = conversion.to_dict()
         network_onnx = conversion.path
     engine = staging / "model.engine"
-    build = trt_export.build_engine(network_onnx, engine, options=build_options, carry=carry)
+    # The updated cache goes into the new bundle; the caller's --timing-cache (perhaps another bundle's
+    # timing.cache, listed in its manifest with its sha256) is only read.
+    cache_out = staging / "timing.cache"
+    build = trt_export.build_engine(network_onnx, engine, options=build_options, carry=carry,
+                                    timing_cache_out=cache_out)
     files = {"model.engine": engine, "model.onnx": network_onnx}
     if precision != "fp32" and "fp32" in source.onnx:
         files[FP32_ONNX] = source.file(source.onnx["fp32"])
     if CALIBRATION_FILE in source.manifest.files and precision == "int8":
         files[CALIBRATION_FILE] = source.file(CALIBRATION_FILE)
-    if build_options.timing_cache is not None and build_options.timing_cache.is_file():
-        files["timing.cache"] = build_options.timing_cache
+    if cache_out.is_file():
+        files["timing.cache"] = cache_out
     # The cache's path on the build machine means nothing elsewhere; the bundle's copy is what counts.
     settings = {**build_options.to_dict(), "timing_cache": "timing.cache" if "timing.cache" in files else None}
     record = {**build.to_manifest(), **extra, "onnx": "model.onnx", "network_precision": precision,
@@ -288,7 +292,7 @@ def compile_tensorrt(source: SourceBundle, precision: str, staging: Path, device
                     runner_options={"allow_host_code": build_options.version_compatible})
 
 
-def _build_options(trt_export: Any, options: dict[str, Any], staging: Path) -> Any:
+def _build_options(trt_export: Any, options: dict[str, Any]) -> Any:
     fields = set(trt_export.TensorRtBuildOptions.__dataclass_fields__)
     unknown = sorted(set(options) - fields)
     if unknown:
@@ -296,9 +300,10 @@ def _build_options(trt_export: Any, options: dict[str, Any], staging: Path) -> A
             f"unknown TensorRT option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
     values = dict(options)
-    # Without a cache of the caller's, the build still keeps one, and the bundle carries it for rebuilds.
     cache = values.get("timing_cache")
-    values["timing_cache"] = Path(cache) if cache else staging / "timing.cache"
+    if cache and Path(cache).exists() and not Path(cache).is_file():
+        raise ExportError(f"--timing-cache {cache} is not a file")
+    values["timing_cache"] = Path(cache) if cache else None
     return trt_export.TensorRtBuildOptions(**values)
 
 

@@ -2,8 +2,9 @@
 
 Networks are always strongly typed: TensorRT 10.1 deprecated implicit INT8 calibration and TensorRT 11
 removed it together with the FP16/INT8 builder flags, so the precision lives in the ONNX itself. INT8
-comes from an explicit QDQ model, FP16 from :func:`convert_onnx_to_fp16` (plain onnx on any CPU, so it
-can be checked with ONNX Runtime where TensorRT cannot run), FP32 from the model as exported.
+comes from an explicit QDQ model, FP16 from :func:`convert_onnx_to_fp16` (:mod:`edgeresnet.export.fp16`:
+plain onnx on any CPU, so it can be checked with ONNX Runtime where TensorRT cannot run), FP32 from the
+model as exported.
 
 Both the 10.x and the 11.x Python APIs are supported by feature detection. TensorRT is imported inside
 the functions; the FP16 conversion needs only onnx.
@@ -18,11 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from edgeresnet.atomic import atomic_write_bytes
 from edgeresnet.environment import GpuInfo
 from edgeresnet.errors import BackendUnavailableError, ExportError
+from edgeresnet.export.fp16 import Fp16Conversion, convert_onnx_to_fp16  # noqa: F401  (the FP16 build step)
 from edgeresnet.runtime.tensorrt import cuda_device, make_logger, require_tensorrt, tensorrt_major
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,6 @@ HardwareCompatibility = Literal["none", "ampere+", "same-cc"]
 HARDWARE_COMPATIBILITY: dict[str, str] = {
     "none": "NONE", "ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY",
 }
-_FP16_MAX = 65504.0
-# Inputs the ONNX spec types as float32 whatever the data type (Resize scales, Upsample scales).
-_FLOAT32_ONLY_INPUTS: dict[str, tuple[int, ...]] = {"Resize": (2,), "Upsample": (1,)}
 
 
 @dataclass(frozen=True)
@@ -42,8 +39,10 @@ class TensorRtBuildOptions:
     (what the kernels are tuned for), ``max_batch`` (the largest batch the engine accepts).
 
     Args:
-        timing_cache: a timing-cache file to read (if present) and update; kernel timings are reused
-            across builds on the same GPU and TensorRT version, which makes rebuilds fast.
+        timing_cache: a timing-cache file to start from (if present); kernel timings are reused across
+            builds on the same GPU and TensorRT version, which makes rebuilds fast. It is only read: the
+            updated cache goes where :func:`build_engine`'s ``timing_cache_out`` says, so a cache inside
+            another bundle is never rewritten (its sha256 would no longer match).
         version_compatible: an engine later TensorRT versions can run (it embeds a lean runtime).
         hardware_compatibility: ``ampere+`` for one engine on every Ampere-or-newer GPU, ``same-cc`` for
             every GPU of this compute capability; both may cost speed.
@@ -88,11 +87,12 @@ class EngineBuild:
     profile: dict[str, int]
     layer_precisions: dict[str, int]
     seconds: float
+    tf32: bool = False  # FP32 layers ran in FP32, not TF32: see _configure
 
     def to_manifest(self) -> dict[str, Any]:
         return {"version": self.tensorrt_version, "gpu": self.gpu.name,
                 "compute_capability": self.gpu.compute_capability, "gpu_source": self.gpu.source,
-                "strongly_typed": True, "profile": self.profile,
+                "strongly_typed": True, "tf32": self.tf32, "profile": self.profile,
                 "layer_precisions": self.layer_precisions, "build_seconds": round(self.seconds, 2)}
 
 
@@ -111,18 +111,25 @@ def require_tensorrt_gpu(carry: str) -> tuple[Any, GpuInfo]:
 
 def build_engine(
     onnx_path: str | Path, engine_path: str | Path, *, options: TensorRtBuildOptions = TensorRtBuildOptions(),
-    carry: str = "the bundle",
+    carry: str = "the bundle", timing_cache_out: str | Path | None = None,
 ) -> EngineBuild:
-    """Build a strongly typed engine from an ONNX model (FP32, FP16 or QDQ INT8) and write it atomically."""
+    """Build a strongly typed engine from an ONNX model (FP32, FP16 or QDQ INT8) and write it atomically.
+
+    Args:
+        timing_cache_out: where to write the timing cache after the build (``options.timing_cache`` plus
+            this build's timings); None writes none. It may be ``options.timing_cache`` itself only where
+            that file is the caller's own scratch file.
+    """
     trt, gpu = require_tensorrt_gpu(carry)
     started = time.perf_counter()
     logger = make_logger(trt)
+    since = logger.mark()
     builder = trt.Builder(logger)
     network = _create_network(trt, builder)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)).splitlines()[0] for i in range(parser.num_errors)]
-        reason = errors[0] if errors else logger.reason("?")
+        reason = errors[0] if errors else logger.reason("?", since=since)
         raise ExportError(f"TensorRT cannot parse {Path(onnx_path).name}: {reason}")
     if network.num_inputs != 1 or network.num_outputs != 1:
         raise ExportError(
@@ -134,16 +141,16 @@ def build_engine(
     _attach_timing_cache(config, options.timing_cache)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        reason = logger.reason("?")
+        reason = logger.reason("?", since=since)
         raise ExportError(f"TensorRT could not build an engine from {Path(onnx_path).name}: {reason}")
     engine_bytes = bytes(plan)
     atomic_write_bytes(engine_path, engine_bytes)
-    if options.timing_cache is not None:
-        atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
+    if timing_cache_out is not None:
+        atomic_write_bytes(timing_cache_out, bytes(config.get_timing_cache().serialize()))
     precisions = _inspect(trt, logger, engine_bytes, network.get_input(0).name, profile, options)
     return EngineBuild(engine=Path(engine_path), tensorrt_version=str(trt.__version__), gpu=gpu,
                        profile=profile, layer_precisions=precisions,
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, tf32=False)
 
 
 def _create_network(trt: Any, builder: Any) -> Any:
@@ -176,6 +183,10 @@ def _add_profile(builder: Any, config: Any, tensor: Any, options: TensorRtBuildO
 
 def _configure(trt: Any, config: Any, options: TensorRtBuildOptions) -> None:
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    # TensorRT runs FP32 layers in TF32 on Ampere and newer unless told not to; TF32 keeps 10 mantissa
+    # bits, so an "FP32" engine would miss the FP32 golden-output tolerance. Strongly typed networks
+    # mean what they say: FP32 is FP32 (FP16 and INT8 come from the ONNX types, not from flags).
+    config.clear_flag(trt.BuilderFlag.TF32)
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # per-layer precisions for the inspector
     config.builder_optimization_level = options.optimization_level
     if options.version_compatible:
@@ -193,7 +204,15 @@ def _configure(trt: Any, config: Any, options: TensorRtBuildOptions) -> None:
 
 def _attach_timing_cache(config: Any, path: Path | None) -> None:
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    cache = config.create_timing_cache(data)
+    try:
+        cache = config.create_timing_cache(data)
+    except (RuntimeError, TypeError, ValueError) as error:  # pybind11 raises these for bytes it cannot read
+        cache, reason = None, str(error).splitlines()[0] if str(error) else type(error).__name__
+    else:
+        reason = "TensorRT cannot read it"
+    if cache is None:  # TensorRT answers corrupt bytes with None, which set_timing_cache would raise TypeError on
+        raise ExportError(f"timing cache {path} is not a usable TensorRT timing cache ({reason}): "
+                          "delete it, or pass another --timing-cache")
     # A cache from another GPU or TensorRT version is refused rather than half-used (ignore_mismatch=False).
     if not config.set_timing_cache(cache, ignore_mismatch=False):
         raise ExportError(f"timing cache {path} was written for another GPU or TensorRT version: delete it")
@@ -203,21 +222,22 @@ def _inspect(trt: Any, logger: Any, engine_bytes: bytes, input_name: str, profil
              options: TensorRtBuildOptions) -> dict[str, int]:
     """Per-layer precisions from the engine inspector, counted; with dynamic shapes the inspector
     reports formats only for a context whose input shape is set, so one is made at the opt batch."""
+    since = logger.mark()
     runtime = trt.Runtime(logger)
     if options.version_compatible:
         runtime.engine_host_code_allowed = True  # the engine was built just now, by us
     engine = runtime.deserialize_cuda_engine(engine_bytes)
     context = engine.create_execution_context() if engine is not None else None
     if context is None:
-        log.warning("cannot inspect the built engine: %s", logger.reason("no execution context"))
+        log.warning("cannot inspect the built engine: %s", logger.reason("no execution context", since=since))
         return {}
     shape = (profile["opt"], *tuple(engine.get_tensor_shape(input_name))[1:])
     context.set_input_shape(input_name, shape)
     inspector = engine.create_engine_inspector()
-    for attribute in ("execution_context", "context"):  # 11.x / 10.x spelling
-        if hasattr(inspector, attribute):
-            setattr(inspector, attribute, context)
-            break
+    if hasattr(inspector, "execution_context"):  # 11.x
+        inspector.execution_context = context
+    else:  # 10.x
+        inspector.context = context
     information = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
     return summarise_layer_precisions(json.loads(information))
 
@@ -225,7 +245,8 @@ def _inspect(trt: Any, logger: Any, engine_bytes: bytes, input_name: str, profil
 def summarise_layer_precisions(engine_information: dict[str, Any]) -> dict[str, int]:
     """Count an engine's layers by the precision they compute in (their input's data type).
 
-    ``engine_information`` is the engine inspector's JSON (``{"Layers": [...]}``, 10.x and 11.x alike).
+    ``engine_information`` is the engine inspector's JSON (``{"Layers": [...]}``): each tensor says its
+    type in ``"Format/Datatype"`` on 10.x, and in ``"Datatype"`` beside a separate ``"Format"`` on 11.x.
     Reformat layers move data between formats and are counted apart; layers described only by name
     (an engine built without DETAILED profiling verbosity) count as ``unknown``.
     """
@@ -240,122 +261,30 @@ def summarise_layer_precisions(engine_information: dict[str, Any]) -> dict[str, 
     return {name: count for name, count in counts.items() if count}
 
 
+_TYPE_KEYS = ("Datatype", "Format/Datatype", "Format")  # 11.x, 10.x, and 11.x's format text as a last resort
+
+
 def _layer_precision(layer: dict[str, Any]) -> str:
     for tensor in [*layer.get("Inputs", []), *layer.get("Outputs", [])]:
-        text = str(tensor.get("Format/Datatype", "")).lower() if isinstance(tensor, dict) else ""
-        # Order matters: "int8" before any float, "bf16" is not FP16, "float" alone means FP32.
-        if "int8" in text:
-            return "INT8"
-        if "fp8" in text or "bf16" in text or "int32" in text or "bool" in text:
-            return "other"
-        if "fp16" in text or "half" in text:
-            return "FP16"
-        if "fp32" in text or "float" in text:
-            return "FP32"
+        if not isinstance(tensor, dict):
+            continue
+        for key in _TYPE_KEYS:
+            precision = _precision_of(str(tensor.get(key, "")).lower())
+            if precision:
+                return precision
     return "unknown"
 
 
-# --- FP32 ONNX → FP16 ONNX -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fp16Conversion:
-    """What the FP16 conversion changed; clipped and flushed values are where FP16 loses information."""
-
-    path: Path
-    converted_tensors: int
-    clipped_values: int
-    flushed_values: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "path": self.path.name}
-
-
-def convert_onnx_to_fp16(onnx_path: str | Path, out_path: str | Path) -> Fp16Conversion:
-    """Rewrite an FP32 ONNX model to compute in FP16, keeping its float32 input and output.
-
-    Float initializers and constants become FP16 (clipped to ±65504), Casts to float become Casts to
-    FP16, and a Cast is added after the input and before the output, so callers feed and read float32
-    while a strongly typed TensorRT network runs every layer in FP16.
-    """
-    import onnx
-    from onnx import TensorProto, helper
-
-    try:
-        model = onnx.load(str(onnx_path))
-    except Exception as error:  # protobuf's DecodeError and friends for a corrupt file
-        raise ExportError(f"{onnx_path} is not a readable ONNX model: {error}") from error
-    graph = model.graph
-    if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-           for node in graph.node for attr in node.attribute):
-        raise ExportError(
-            f"{Path(onnx_path).name} has control-flow subgraphs; FP16 conversion supports plain graphs"
-        )
-    keep = {node.input[i] for node in graph.node for i in _FLOAT32_ONLY_INPUTS.get(node.op_type, ())
-            if i < len(node.input)}
-    stats = {"tensors": 0, "clipped": 0, "flushed": 0}
-    for initializer in graph.initializer:
-        if initializer.data_type == TensorProto.FLOAT and initializer.name not in keep:
-            initializer.CopyFrom(_half_tensor(initializer, stats))
-    for node in graph.node:
-        _convert_node(node, keep, stats)
-    _cast_graph_io(graph, helper, TensorProto)
-    del graph.value_info[:]  # stale float32 annotations; shape inference rebuilds them
-    try:
-        onnx.checker.check_model(model)
-        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        raise ExportError(f"the FP16 version of {Path(onnx_path).name} is not a valid model: "
-                          f"{str(error).splitlines()[0]}") from error
-    atomic_write_bytes(out_path, model.SerializeToString())
-    return Fp16Conversion(Path(out_path), stats["tensors"], stats["clipped"], stats["flushed"])
-
-
-def _half_tensor(tensor: Any, stats: dict[str, int]) -> Any:
-    from onnx import numpy_helper
-
-    values = numpy_helper.to_array(tensor)
-    clipped = np.clip(values, -_FP16_MAX, _FP16_MAX)
-    half = clipped.astype(np.float16)
-    stats["tensors"] += 1
-    stats["clipped"] += int(np.count_nonzero(clipped != values))
-    stats["flushed"] += int(np.count_nonzero((values != 0) & (half == 0)))
-    return numpy_helper.from_array(half, tensor.name)
-
-
-def _convert_node(node: Any, keep: set[str], stats: dict[str, int]) -> None:
-    from onnx import TensorProto
-
-    if any(output in keep for output in node.output):
-        return
-    for attribute in node.attribute:
-        if node.op_type in ("Constant", "ConstantOfShape") and attribute.name == "value" \
-                and attribute.t.data_type == TensorProto.FLOAT:
-            attribute.t.CopyFrom(_half_tensor(attribute.t, stats))
-        elif node.op_type == "Constant" and attribute.name in ("value_float", "value_floats"):
-            raise ExportError(f"Constant {node.name} uses {attribute.name}; export with tensor constants")
-        elif node.op_type == "Cast" and attribute.name == "to" and attribute.i == TensorProto.FLOAT:
-            attribute.i = TensorProto.FLOAT16
-
-
-def _cast_graph_io(graph: Any, helper: Any, tensor_proto: Any) -> None:
-    float_inputs = {i.name for i in graph.input if i.type.tensor_type.elem_type == tensor_proto.FLOAT}
-    float_inputs -= {init.name for init in graph.initializer}
-    casts = []
-    for name in float_inputs:
-        half = f"{name}__fp16"
-        for node in graph.node:
-            node.input[:] = [half if value == name else value for value in node.input]
-        casts.append(helper.make_node("Cast", [name], [half], name=f"{name}__to_fp16",
-                                      to=tensor_proto.FLOAT16))
-    for output in graph.output:
-        if output.type.tensor_type.elem_type != tensor_proto.FLOAT:
-            continue
-        half = f"{output.name}__fp16"
-        for node in graph.node:
-            node.output[:] = [half if value == output.name else value for value in node.output]
-            node.input[:] = [half if value == output.name else value for value in node.input]
-        graph.node.append(helper.make_node("Cast", [half], [output.name], name=f"{output.name}__to_fp32",
-                                           to=tensor_proto.FLOAT))
-    for cast in reversed(casts):  # the input casts go first, keeping the graph topologically sorted
-        graph.node.insert(0, cast)
+def _precision_of(text: str) -> str:
+    # Order matters: "int8" before any float; bfloat16 and the 8- and 4-bit floats are not FP16 or FP32;
+    # "float" alone means FP32.
+    if "int8" in text and "uint8" not in text:
+        return "INT8"
+    if any(word in text for word in ("fp8", "float8", "e4m3", "e5m2", "fp4", "bf16", "bfloat", "int4", "int32",
+                                     "int64", "bool", "uint8")):
+        return "other"
+    if "fp16" in text or "half" in text:
+        return "FP16"
+    if "fp32" in text or "float" in text:
+        return "FP32"
+    return ""

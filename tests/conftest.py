@@ -15,13 +15,35 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip GPU and TensorRT tests cleanly where those are absent."""
-    has_cuda = _has_cuda()
-    has_tensorrt = _has_module("tensorrt") and has_cuda
-    for item in items:
-        if "gpu" in item.keywords and not has_cuda:
-            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
-        if "tensorrt" in item.keywords and not has_tensorrt:
-            item.add_marker(pytest.mark.skip(reason="needs TensorRT and a CUDA GPU"))
+    needs_gpu = [item for item in items if "gpu" in item.keywords]
+    needs_tensorrt = [item for item in items if "tensorrt" in item.keywords]
+    gpu_reason = _torch_cuda_skip_reason() if needs_gpu else None
+    tensorrt_reason = tensorrt_skip_reason() if needs_tensorrt else None
+    for item in needs_gpu:
+        if gpu_reason:
+            item.add_marker(pytest.mark.skip(reason=gpu_reason))
+    for item in needs_tensorrt:
+        if tensorrt_reason:
+            item.add_marker(pytest.mark.skip(reason=tensorrt_reason))
+
+
+def tensorrt_skip_reason() -> str | None:
+    """Why the real-TensorRT tests cannot run here, or None: they need TensorRT, a CUDA device and buffers.
+
+    The device is asked through cuda-python or nvidia-smi (``edgeresnet.environment.gpu_info``), not
+    ``torch.cuda``: the test environment installs the CPU build of torch, so a torch gate would keep
+    these tests from ever running, even beside TensorRT and a GPU. Device buffers come from cuda-python,
+    or from torch where it has CUDA.
+    """
+    from edgeresnet.environment import gpu_info
+
+    if not _has_module("tensorrt"):
+        return "needs TensorRT (pip install 'edgeresnet[tensorrt]')"
+    if not gpu_info():
+        return "needs a CUDA device (none visible to cuda-python or nvidia-smi)"
+    if not _has_module("cuda") and _torch_cuda_skip_reason():
+        return "needs cuda-python (or torch with CUDA) for TensorRT's device buffers"
+    return None
 
 
 def _has_module(name: str) -> bool:
@@ -30,13 +52,13 @@ def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def _has_cuda() -> bool:
+def _torch_cuda_skip_reason() -> str | None:
+    """The ``gpu`` tests run PyTorch on CUDA: they need torch's CUDA build."""
     try:
         import torch
-
-        return torch.cuda.is_available()
     except ImportError:
-        return False
+        return "needs torch with CUDA"
+    return None if torch.cuda.is_available() else "needs a CUDA GPU visible to torch"
 
 
 @pytest.fixture(scope="session")

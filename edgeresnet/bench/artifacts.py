@@ -128,19 +128,36 @@ def checkpoint_artifact(path: str | Path) -> Artifact:
     )
 
 
-def open_runner(artifact: Artifact, *, device: str, threads: int | None) -> Runner:
-    """The one adapter from an artifact to a runner.
+def artifact_device(artifact: Artifact, requested: str) -> str:
+    """Where ``artifact`` runs: the requested device where its backend runs there, else the backend's own.
+
+    One ``--device`` cannot serve every row: a TensorRT engine runs on CUDA only, OpenVINO on its own
+    devices, so those take their backend's default device and the others the requested one.
+    """
+    from edgeresnet.runtime.select import BACKEND_NAMES, get_backend
+
+    if artifact.backend == PYTORCH_BACKEND or artifact.backend not in BACKEND_NAMES:
+        return requested
+    backend = get_backend(artifact.backend)
+    return requested if requested.split(":")[0].lower() in backend.devices else backend.default_device
+
+
+def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_host_code: bool = False) -> Runner:
+    """The one adapter from an artifact to a runner, on the artifact's device (see :func:`artifact_device`).
 
     Bundles go through the runtime's backend table (``edgeresnet.runtime.select``), keyed by the
     manifest's target and the model file's suffix; a checkpoint gets the PyTorch eager runner
-    (``edgeresnet.runtime.torch_runner``).
+    (``edgeresnet.runtime.torch_runner``). ``allow_host_code`` lets a version-compatible TensorRT engine
+    load (see :func:`edgeresnet.runtime.classifier.bundle_runner_options`).
     """
+    device = artifact_device(artifact, device)
     if artifact.backend == PYTORCH_BACKEND:
         from edgeresnet.runtime.torch_runner import (
             TorchRunner,  # imports torch: only when a checkpoint is benchmarked
         )
 
         return TorchRunner(artifact.path, device=device, threads=threads)
+    from edgeresnet.runtime.classifier import bundle_runner_options
     from edgeresnet.runtime.select import BACKEND_NAMES
     from edgeresnet.runtime.select import open_runner as open_file_runner
 
@@ -148,8 +165,11 @@ def open_runner(artifact: Artifact, *, device: str, threads: int | None) -> Runn
         raise BackendUnavailableError(
             f"{artifact.name}: no runner for target {artifact.backend!r} (known: {', '.join(BACKEND_NAMES)})"
         )
+    options = {}
+    if artifact.backend == "tensorrt":
+        options = bundle_runner_options(read_manifest(artifact.path), allow_host_code=allow_host_code)
     return open_file_runner(artifact.model_path, backend=artifact.backend, device=device, threads=threads,
-                            precision=artifact.precision)
+                            precision=artifact.precision, **options)
 
 
 def preload_backend(artifact: Artifact) -> None:

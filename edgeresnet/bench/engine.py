@@ -21,6 +21,7 @@ from typing import Any, Literal, Self
 from edgeresnet.bench.artifacts import (
     PYTORCH_BACKEND,
     Artifact,
+    artifact_device,
     checkpoint_artifact,
     load_artifact,
     open_runner,
@@ -61,6 +62,7 @@ class _Settings:
     min_runs: int
     min_time_s: float
     max_time_s: float
+    allow_host_code: bool = False
 
 
 def run_benchmark(
@@ -77,6 +79,7 @@ def run_benchmark(
     eval_limit: int | None = None,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    allow_host_code: bool = False,
 ) -> BenchmarkResult:
     """Measure every artifact at every batch size: latency, throughput, accuracy, size, memory.
 
@@ -88,10 +91,14 @@ def run_benchmark(
         checkpoint: the PyTorch baseline when no checkpoint is among ``artifacts``; by default the
             bundles' ``extra["source_checkpoint"]``. Without one the baseline row carries an error.
         eval_limit: evaluate on a class-balanced subset of this many images.
+        device: where the PyTorch baseline and ONNX Runtime run; a backend that cannot run there (a
+            TensorRT engine, OpenVINO) runs on its own default device, and each row names its device.
+        allow_host_code: let version-compatible TensorRT engines load (they run the runtime they embed).
     """
     from edgeresnet.data import open_source
 
-    settings = _settings(batch_sizes, threads, device, warmup, min_runs, min_time_s, max_time_s)
+    settings = dataclasses.replace(_settings(batch_sizes, threads, device, warmup, min_runs, min_time_s, max_time_s),
+                                   allow_host_code=allow_host_code)
     if eval_limit is not None and eval_limit < 1:
         raise EdgeResNetError(f"eval_limit must be at least 1, got {eval_limit}")
     if not artifacts:
@@ -194,7 +201,8 @@ def _measure_artifact(
     artifact: Artifact, eval_data: EvalData, settings: _Settings, num_classes: int, bar: Any
 ) -> tuple[list[BenchmarkRow], Evaluation | None]:
     base = BenchmarkRow(
-        artifact=artifact.name, path=str(artifact.path), backend=artifact.backend, device=settings.device,
+        artifact=artifact.name, path=str(artifact.path), backend=artifact.backend,
+        device=artifact_device(artifact, settings.device),
         precision=artifact.precision, batch_size=0, threads=settings.threads,
         file_size_bytes=artifact.file_size_bytes,
     )
@@ -205,7 +213,8 @@ def _measure_artifact(
         eval_data.inputs(artifact.preprocessing)
         preload_backend(artifact)
         memory = PeakMemory()
-        runner = open_runner(artifact, device=settings.device, threads=settings.threads)
+        runner = open_runner(artifact, device=settings.device, threads=settings.threads,
+                             allow_host_code=settings.allow_host_code)
     except Exception as error:  # noqa: BLE001  (recorded in the rows: one backend failing must not stop the others)
         message = describe_error(error, artifact)
         bar.update(len(settings.batch_sizes))

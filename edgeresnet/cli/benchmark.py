@@ -20,7 +20,10 @@ from edgeresnet.errors import EdgeResNetError
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for every backend (default: every core this process may use).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="Where every backend runs (OpenVINO bundles run on cpu only).")
+              help="Where PyTorch and ONNX Runtime run; TensorRT engines always run on cuda, OpenVINO on its "
+                   "default device.")
+@click.option("--allow-host-code", is_flag=True,
+              help="Let version-compatible TensorRT engines run the runtime they embed (trusted engines only).")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
               help="Untimed calls before timing each batch size.")
 @click.option("--min-time", type=click.FloatRange(min=0), default=2.0, show_default=True,
@@ -41,7 +44,7 @@ from edgeresnet.errors import EdgeResNetError
 def benchmark_command(
     ctx: click.Context, artifacts: tuple[Path, ...], data: str, batch_sizes: list[int], threads: int | None,
     device: str, warmup: int, min_time: float, min_runs: int, max_time: float, eval_limit: int | None,
-    checkpoint: Path | None, max_accuracy_drop: float, report_dir: Path | None,
+    checkpoint: Path | None, max_accuracy_drop: float, report_dir: Path | None, allow_host_code: bool,
 ) -> None:
     """Measure latency, throughput and accuracy of BUNDLE_OR_CHECKPOINT... side by side.
 
@@ -70,7 +73,7 @@ def benchmark_command(
     result = run_benchmark(
         list(artifacts), data=data, batch_sizes=batch_sizes, threads=threads, device=device,  # type: ignore[arg-type]
         warmup=warmup, min_time_s=min_time, min_runs=min_runs, max_time_s=max_time, eval_limit=eval_limit,
-        checkpoint=checkpoint, progress=not quiet,
+        checkpoint=checkpoint, progress=not quiet, allow_host_code=allow_host_code,
     )
     # A wide table: rich would otherwise squeeze 14 columns into an 80-column pipe.
     print_table(result, max_accuracy_drop=max_accuracy_drop, console=Console(width=160, soft_wrap=False))

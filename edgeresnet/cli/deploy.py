@@ -47,8 +47,8 @@ class BackendType(click.ParamType):
 @click.option("--workspace-mib", type=click.IntRange(min=1), default=1024, show_default=True,
               help="TensorRT: builder workspace limit.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="TensorRT: timing-cache file to reuse and update  "
-                   "[default: a fresh one, kept in the bundle]")
+              help="TensorRT: timing-cache file to start from, e.g. an older bundle's timing.cache (only read; "
+                   "the updated cache goes into the new bundle)  [default: a fresh one, kept in the bundle]")
 @click.option("--version-compatible", is_flag=True,
               help="TensorRT: an engine later TensorRT versions can run.")
 @click.option("--hardware-compatibility", type=click.Choice(["none", "ampere+", "same-cc"]), default="none",

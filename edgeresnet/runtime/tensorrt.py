@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import weakref
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16", "int8"]
 
-INSTALL_HINT = "pip install 'edgeresnet[tensorrt]' (TensorRT 10.1 or newer) on the machine with the GPU"
+INSTALL_HINT = ("pip install 'edgeresnet[tensorrt]' (TensorRT 11, CUDA 13) or 'edgeresnet[tensorrt10]' "
+                "(TensorRT 10, CUDA 12: older drivers, Jetson) on the machine with the GPU")
 HOST_CODE_HINT = (
     "it is a version-compatible engine, which embeds a lean TensorRT runtime that runs as host code when "
     "it loads: allow that only for an engine from a source you trust, with --allow-host-code "
@@ -48,31 +50,55 @@ def tensorrt_major(trt: ModuleType) -> int:
     return int(str(trt.__version__).split(".")[0])
 
 
+# One logger per tensorrt module, for the life of the process (see make_logger).
+_LOGGERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_KEPT_ERRORS = 200
+
+
 def make_logger(trt: ModuleType) -> Any:
-    """A TensorRT logger that routes messages into logging and keeps the errors for one-line reports.
+    """The process's TensorRT logger: it routes messages into logging and keeps the errors for one-line reports.
 
     TensorRT reports why a deserialization or build failed only through its logger (the call itself
-    returns None), so the errors are kept for the exception message.
+    returns None). It also keeps the first logger any Builder or Runtime was given and reports every
+    later error through that one, so a fresh logger per build would hear nothing and every later
+    failure would read "unknown": there is one logger, and each caller takes a :meth:`mark` before the
+    call and reads the errors that came after it.
     """
+    if trt not in _LOGGERS:
+        _LOGGERS[trt] = _recording_logger_class(trt)()
+    return _LOGGERS[trt]
 
+
+def _recording_logger_class(trt: ModuleType) -> type:
     class RecordingLogger(trt.ILogger):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
-            self.errors: list[str] = []
+            self._errors: list[str] = []
+            self._dropped = 0  # errors forgotten to bound memory; marks stay absolute
 
         def log(self, severity: Any, msg: str) -> None:
             if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
-                self.errors.append(msg.strip())
+                self._errors.append(msg.strip())
+                if len(self._errors) > _KEPT_ERRORS:
+                    self._dropped += len(self._errors) - _KEPT_ERRORS // 2
+                    del self._errors[: len(self._errors) - _KEPT_ERRORS // 2]
                 log.debug("TensorRT error: %s", msg)
             elif severity == trt.ILogger.Severity.WARNING:
                 log.warning("TensorRT: %s", msg)
             else:
                 log.debug("TensorRT: %s", msg)
 
-        def reason(self, default: str) -> str:
-            return self.errors[-1].splitlines()[0] if self.errors else default
+        def mark(self) -> int:
+            return self._dropped + len(self._errors)
 
-    return RecordingLogger()
+        def errors(self, since: int = 0) -> list[str]:
+            return self._errors[max(since - self._dropped, 0):]
+
+        def reason(self, default: str, *, since: int = 0) -> str:
+            errors = self.errors(since)
+            return errors[-1].splitlines()[0] if errors else default
+
+    return RecordingLogger
 
 
 # --- the GPU -----------------------------------------------------------------------------------------
@@ -151,7 +177,7 @@ class _CudaPythonMemory:
         error, *values = result
         if error != self._rt.cudaError_t.cudaSuccess:
             name = self._rt.cudaGetErrorName(error)[1]
-            raise EdgeResNetError(f"CUDA cannot {action}: {name.decode() if isinstance(name, bytes) else name}")
+            raise CudaError(f"CUDA cannot {action}: {name.decode() if isinstance(name, bytes) else name}")
         return values[0] if values else None
 
 
@@ -174,9 +200,9 @@ class _TorchMemory:
         return int(self._stream_object.cuda_stream)
 
     def alloc(self, nbytes: int) -> int:
-        tensor = self._torch.empty(max(nbytes, 1), dtype=self._torch.uint8, device=self._device)
-        self._buffers[tensor.data_ptr()] = tensor
-        return int(tensor.data_ptr())
+        buffer = self._torch.empty(max(nbytes, 1), dtype=self._torch.uint8, device=self._device)
+        self._buffers[buffer.data_ptr()] = buffer
+        return int(buffer.data_ptr())
 
     def upload(self, address: int, array: np.ndarray) -> None:
         source = self._torch.from_numpy(array.reshape(-1).view(np.uint8))
@@ -195,15 +221,32 @@ class _TorchMemory:
         self._buffers.clear()
 
 
+class CudaError(EdgeResNetError):
+    """A CUDA runtime call through cuda-python failed (an old driver, no device, out of memory)."""
+
+
 def _open_device_memory(index: int) -> _CudaPythonMemory | _TorchMemory:
+    """cuda-python's buffers, else torch's where cuda-python is missing or cannot talk to the driver.
+
+    cuda-python 13 imports fine on an r5xx driver older than r580 and fails at its first call
+    (cudaErrorInsufficientDriver), so a driver error falls back to torch as a missing module does.
+    """
     try:
         return _CudaPythonMemory(index)
     except ImportError as error:  # no cuda-python (a "cuda" namespace from other wheels is not enough)
-        log.debug("cuda-python unavailable (%s); trying torch", error)
+        problem = f"cuda-python is not installed ({error})"
+    except (CudaError, OSError, RuntimeError) as error:  # a driver too old for these bindings, a missing libcuda
+        problem = f"cuda-python cannot use the GPU ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
     if importlib.util.find_spec("torch") is not None:
-        return _TorchMemory(index)
+        log.debug("%s; using torch's CUDA allocator", problem)
+        try:
+            return _TorchMemory(index)
+        except BackendUnavailableError as error:
+            raise BackendUnavailableError(f"{problem}, and torch has no CUDA here: {error}") from error
     raise BackendUnavailableError(
-        "TensorRT needs cuda-python (pip install cuda-python) or torch with CUDA here"
+        f"TensorRT needs device buffers: {problem}, and torch is not installed. Install the cuda-python that "
+        "matches the driver's CUDA major (pip install 'edgeresnet[tensorrt]' for CUDA 13, "
+        "'edgeresnet[tensorrt10]' for CUDA 12 and Jetson)"
     )
 
 
@@ -243,6 +286,7 @@ class TensorRTRunner(Runner):
             )
         self._memory = _open_device_memory(self._index)  # selects the GPU before the engine is loaded
         self._logger = make_logger(trt)
+        self._since = self._logger.mark()
         try:
             self._load(allow_host_code)
         except BaseException:
@@ -254,7 +298,7 @@ class TensorRTRunner(Runner):
         self._context = self._engine.create_execution_context()
         if self._context is None:
             raise EdgeResNetError(f"TensorRT cannot create an execution context for {self.model_path.name}: "
-                                  f"{self._logger.reason('out of GPU memory?')}")
+                                  f"{self._logger.reason('out of GPU memory?', since=self._since)}")
         self._input, self._output = self._io_names()
         self._min_batch, self._max_batch = self._batch_range()
         nptype = self._trt.nptype
@@ -271,13 +315,11 @@ class TensorRTRunner(Runner):
         if allow_host_code:
             runtime.engine_host_code_allowed = True
         engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
-        if engine is None and not allow_host_code and _mentions_host_code(self._logger.errors):
+        if engine is None and not allow_host_code and _mentions_host_code(self._logger.errors(self._since)):
             raise EdgeResNetError(f"TensorRT refused to load {self.model_path.name}: {HOST_CODE_HINT}")
         if engine is None:
-            raise EdgeResNetError(
-                f"TensorRT cannot load {self.model_path.name}: "
-                f"{self._logger.reason('not an engine for this TensorRT version and GPU')}"
-            )
+            reason = self._logger.reason("not an engine for this TensorRT version and GPU", since=self._since)
+            raise EdgeResNetError(f"TensorRT cannot load {self.model_path.name}: {reason}")
         return engine
 
     def _io_names(self) -> tuple[str, str]:
@@ -313,15 +355,19 @@ class TensorRTRunner(Runner):
             slices = [batch[i : i + self._max_batch] for i in range(0, batch.shape[0], self._max_batch)]
             return np.concatenate([self._infer_impl(part) for part in slices])
         if batch.shape[0] < self._min_batch:
-            raise EdgeResNetError(f"{self.model_path.name} needs batches of at least {self._min_batch}")
+            # A static-batch engine (or a profile that starts above 1) gets zero images to fill the batch,
+            # as the ONNX Runtime runner does; their logits are dropped.
+            padding = np.zeros((self._min_batch - batch.shape[0], *batch.shape[1:]), dtype=batch.dtype)
+            return self._infer_impl(np.concatenate([batch, padding]))[: batch.shape[0]]
+        since = self._logger.mark()
         host_in = np.ascontiguousarray(batch, dtype=self._input_dtype)
         if not self._context.set_input_shape(self._input, host_in.shape):
             raise EdgeResNetError(f"{self.model_path.name} cannot take a batch of shape {batch.shape}: "
-                                  f"{self._logger.reason('outside its optimisation profile')}")
+                                  f"{self._logger.reason('outside its optimisation profile', since=since)}")
         host_out = np.empty(tuple(self._context.get_tensor_shape(self._output)), dtype=self._output_dtype)
         self._memory.upload(self._addresses[self._input], host_in)
         if not self._context.execute_async_v3(self._memory.stream):
-            reason = self._logger.reason("unknown")
+            reason = self._logger.reason("unknown", since=since)
             raise EdgeResNetError(f"TensorRT failed to run {self.model_path.name}: {reason}")
         self._memory.download(host_out, self._addresses[self._output])
         self._memory.synchronize()

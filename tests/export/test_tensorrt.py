@@ -4,8 +4,10 @@ the inspector summary, API feature detection, and real engine builds where Tenso
 from __future__ import annotations
 
 import importlib.util
+import weakref
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from edgeresnet.export import tensorrt as trt_export
 from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
 from edgeresnet.verify import check_parity
 from tests.runtime.tiny_bundle import SPEC, blob_images, tiny_model
+from tests.tensorrt_api.fakes import CACHE, PLAN, TRT10, TRT11, fake_tensorrt
+from tests.tensorrt_api.names import StrictFake, fake_module, fake_namespace
 
 IMAGES = SPEC.apply_batch(blob_images(32, seed=31)[0])
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -99,6 +103,19 @@ def test_build_options_are_checked_without_tensorrt(options: dict, message: str)
         trt_export.TensorRtBuildOptions(**options)
 
 
+def test_inspector_layers_of_tensorrt_11_are_counted_by_their_datatype() -> None:
+    """11.x splits "Format/Datatype" into "Format" and "Datatype"; without reading them every layer was unknown."""
+
+    def layer(datatype: str, layout: str) -> dict:
+        tensor = {"Name": "x", "Format": layout, "Datatype": datatype}
+        return {"Name": "l", "LayerType": "CaskConvolution", "Inputs": [tensor], "Outputs": [tensor]}
+
+    information = {"Layers": [layer("Int8", "Thirty-two wide channel vectorized row major"),
+                              layer("Half", "Channel major"), layer("Float", "Row major linear"),
+                              layer("BFloat16", "Row major linear"), layer("FP8", "Row major linear")]}
+    assert trt_export.summarise_layer_precisions(information) == {"INT8": 1, "FP16": 1, "FP32": 1, "other": 2}
+
+
 def test_inspector_layers_are_counted_by_precision() -> None:
     def layer(kind: str, dtype: str) -> dict:
         return {
@@ -131,37 +148,100 @@ def test_inspector_layers_are_counted_by_precision() -> None:
     }
 
 
-def test_network_creation_follows_the_installed_api() -> None:
+@pytest.mark.parametrize("version", [TRT10, TRT11])
+def test_network_creation_follows_the_installed_api(version: str) -> None:
     created: list[int] = []
-    builder = SimpleNamespace(create_network=lambda flags: created.append(flags) or "network")
-    trt10 = SimpleNamespace(
-        __version__="10.8.0", NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=1)
-    )
-    trt11 = SimpleNamespace(__version__="11.2.0", NetworkDefinitionCreationFlag=SimpleNamespace())
-    trt9 = SimpleNamespace(__version__="9.0.0", NetworkDefinitionCreationFlag=SimpleNamespace())
-    assert trt_export._create_network(trt10, builder) == "network"
-    assert trt_export._create_network(trt11, builder) == "network"
-    assert created == [1 << 1, 0]  # 10.x opts in to strong typing; 11.x is always strongly typed
+
+    class Builder(StrictFake):
+        VERSION = version
+
+        def create_network(self, flags: int) -> str:
+            created.append(flags)
+            return "network"
+
+    trt = fake_module(version, NetworkDefinitionCreationFlag=fake_namespace(version, STRONGLY_TYPED=1))
+    assert trt_export._create_network(trt, Builder()) == "network"
+    # 10.x opts in to strong typing; 11.x is always strongly typed (the flag is deprecated there)
+    assert created == ([1 << 1] if version == TRT10 else [0])
+
+
+def test_tensorrt_9_is_refused() -> None:
+    trt9 = fake_module(TRT10, NetworkDefinitionCreationFlag=fake_namespace(TRT10))
+    object.__setattr__(trt9, "__version__", "9.3.0")
     with pytest.raises(BackendUnavailableError, match="no strongly typed networks"):
-        trt_export._create_network(trt9, builder)
+        trt_export._create_network(trt9, None)
 
 
-def test_hardware_compatibility_is_feature_detected() -> None:
-    config = SimpleNamespace(set_memory_pool_limit=lambda *a: None, set_flag=lambda flag: flags.append(flag))
-    flags: list[str] = []
-    trt = SimpleNamespace(
-        __version__="10.8.0",
-        MemoryPoolType=SimpleNamespace(WORKSPACE="ws"),
-        ProfilingVerbosity=SimpleNamespace(DETAILED="detailed"),
-        BuilderFlag=SimpleNamespace(VERSION_COMPATIBLE="vc"),
-        HardwareCompatibilityLevel=SimpleNamespace(AMPERE_PLUS="ampere"),
-    )
+@pytest.fixture()
+def fake_build(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
+    """build_engine against the strict stand-in TensorRT of a version, on a pretend GPU."""
+    from edgeresnet.environment import GpuInfo
+    from edgeresnet.runtime import tensorrt as trt_runtime
+
+    monkeypatch.setattr(trt_runtime, "_LOGGERS", weakref.WeakKeyDictionary())
+
+    def install(version: str) -> Any:
+        trt = fake_tensorrt(version)
+        monkeypatch.setattr(trt_export, "require_tensorrt_gpu", lambda carry: (trt, GpuInfo("Test GPU", "8.6", "test")))
+        return trt
+
+    return install
+
+
+@pytest.mark.parametrize("version", [TRT10, TRT11])
+def test_engines_are_built_without_tf32_and_report_layer_precisions(
+    fake_build: Callable[[str], Any], tmp_path: Path, version: str
+) -> None:
+    trt = fake_build(version)
+    options = trt_export.TensorRtBuildOptions(version_compatible=True, hardware_compatibility="ampere+")
+    build = trt_export.build_engine(tiny_model().onnx, tmp_path / "m.engine", options=options)
+    assert trt.state.cleared_flags == [trt.BuilderFlag.TF32]  # FP32 layers run in FP32, not TF32
+    assert trt.state.set_flags == [trt.BuilderFlag.VERSION_COMPATIBLE]
+    assert build.to_manifest()["tf32"] is False
+    # 10.x says "Format/Datatype", 11.x "Format" and "Datatype": both read as INT8, never "unknown"
+    assert build.layer_precisions == {"INT8": 1}
+    assert (tmp_path / "m.engine").read_bytes().startswith(PLAN)
+
+
+def test_a_timing_cache_is_read_but_never_rewritten(fake_build: Callable[[str], Any], tmp_path: Path) -> None:
+    trt = fake_build(TRT11)
+    source = tmp_path / "older-bundle" / "timing.cache"
+    source.parent.mkdir()
+    source.write_bytes(CACHE + b"older")
+    options = trt_export.TensorRtBuildOptions(timing_cache=source)
+    trt_export.build_engine(tiny_model().onnx, tmp_path / "a.engine", options=options,
+                            timing_cache_out=tmp_path / "new.cache")
+    assert trt.state.caches_read == [CACHE + b"older"]
+    assert source.read_bytes() == CACHE + b"older"  # the older bundle's file (and its sha256) untouched
+    assert (tmp_path / "new.cache").read_bytes() == CACHE + b"older+build"
+    trt_export.build_engine(tiny_model().onnx, tmp_path / "b.engine", options=options)
+    assert source.read_bytes() == CACHE + b"older"
+
+
+def test_a_corrupt_timing_cache_is_a_one_line_error(fake_build: Callable[[str], Any], tmp_path: Path) -> None:
+    fake_build(TRT10)
+    corrupt = tmp_path / "timing.cache"
+    corrupt.write_bytes(b"\x00garbage")
+    options = trt_export.TensorRtBuildOptions(timing_cache=corrupt)
+    with pytest.raises(ExportError) as caught:
+        trt_export.build_engine(tiny_model().onnx, tmp_path / "m.engine", options=options)
+    message = str(caught.value)
+    assert message.startswith(f"timing cache {corrupt} is not a usable TensorRT timing cache") and "\n" not in message
+    assert not (tmp_path / "m.engine").exists()
+
+
+@pytest.mark.parametrize("version", [TRT10, TRT11])
+def test_hardware_compatibility_is_feature_detected(version: str) -> None:
+    trt = fake_tensorrt(version)
+    config = trt.Builder(None).create_builder_config()
     options = trt_export.TensorRtBuildOptions(version_compatible=True, hardware_compatibility="ampere+")
     trt_export._configure(trt, config, options)
-    assert flags == ["vc"] and config.hardware_compatibility_level == "ampere"
-    assert config.profiling_verbosity == "detailed"
+    assert trt.state.set_flags == ["VERSION_COMPATIBLE"] and config.hardware_compatibility_level == "AMPERE_PLUS"
+    assert config.profiling_verbosity == "DETAILED"
+    older = fake_module(version, MemoryPoolType=trt.MemoryPoolType, ProfilingVerbosity=trt.ProfilingVerbosity,
+                        BuilderFlag=trt.BuilderFlag, HardwareCompatibilityLevel=fake_namespace(version, NONE="NONE"))
     with pytest.raises(BackendUnavailableError, match="no same-cc hardware compatibility"):
-        trt_export._configure(trt, config, trt_export.TensorRtBuildOptions(hardware_compatibility="same-cc"))
+        trt_export._configure(older, config, trt_export.TensorRtBuildOptions(hardware_compatibility="same-cc"))
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed")
@@ -197,3 +277,23 @@ def test_engines_build_run_and_report_their_layers(tmp_path: Path, precision: st
         expected, logits = reference.infer(IMAGES), runner.infer(IMAGES)  # 32 images run as slices of 8
         assert runner.max_batch == 8
     assert check_parity(expected, logits, precision).passed
+
+
+@pytest.mark.tensorrt
+def test_an_int8_engine_from_the_tensorrt_qdq_runs_its_convolutions_in_int8(tmp_path: Path) -> None:
+    """NVIDIA's placement on a real TensorRT: the engine computes in INT8 and reproduces the QDQ model."""
+    import hashlib
+
+    from edgeresnet.calibration import calibrate, quantize_qdq
+    from edgeresnet.runtime.tensorrt import TensorRTRunner
+
+    table = calibrate(tiny_model().onnx, [IMAGES], method="minmax",
+                      data_hash=hashlib.sha256(IMAGES.tobytes()).hexdigest())
+    qdq = tmp_path / "model.trt-qdq.onnx"
+    quantize_qdq(tiny_model().onnx, table, qdq, flavour="tensorrt")
+    build = trt_export.build_engine(qdq, tmp_path / "int8.engine",
+                                    options=trt_export.TensorRtBuildOptions(max_batch=8, opt_batch=8))
+    assert build.layer_precisions.get("INT8", 0) > 0 and build.layer_precisions.get("unknown", 0) == 0
+    with OnnxRuntimeRunner(qdq, precision="int8") as reference, TensorRTRunner(build.engine, precision="int8") as runner:
+        expected, logits = reference.infer(IMAGES), runner.infer(IMAGES)
+    assert check_parity(expected, logits, "int8").passed

@@ -1,14 +1,14 @@
-"""TensorRTRunner's own logic (I/O discovery, profile range, slicing, errors) against a stand-in TensorRT.
+"""TensorRTRunner's own logic (I/O discovery, profile range, slicing, padding, errors, the one logger,
+the buffer fallback) against a stand-in TensorRT.
 
-The stand-in follows the documented 10.x/11.x Python API the runner uses and computes a known function,
-so the runner's buffer handling is checked on CPU; real engines are tested where TensorRT and a GPU
-exist (tests marked ``tensorrt``).
+The stand-in (``tests/tensorrt_api/fakes.py``) has only names NVIDIA's 10.x and 11.x bindings define and
+computes a known function, so the runner's buffer handling is checked on CPU for both versions; real
+engines are tested where TensorRT and a GPU exist (tests marked ``tensorrt``).
 """
 
 from __future__ import annotations
 
-import enum
-import types
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -19,120 +19,16 @@ from edgeresnet.environment import GpuInfo
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
 from edgeresnet.runtime import tensorrt as trt_runtime
 from edgeresnet.runtime.tensorrt import TensorRTRunner
+from tests.tensorrt_api.fakes import TRT10, TRT11, Behaviour, HostMemory, expected_logits
+from tests.tensorrt_api.fakes import fake_tensorrt as strict_fake_tensorrt
 
-SHAPES = {"input": (-1, 3, 32, 32), "logits": (-1, 10)}
-WEIGHTS = np.random.default_rng(0).normal(size=(3, 10)).astype(np.float32)
-
-
-class HostMemory:
-    """Device memory simulated in host arrays, with the interface of the runner's CUDA memory."""
-
-    stream = 7
-
-    def __init__(self) -> None:
-        self.buffers: dict[int, np.ndarray] = {}
-        self.closed = False
-
-    def alloc(self, nbytes: int) -> int:
-        address = 4096 * (len(self.buffers) + 1)
-        self.buffers[address] = np.zeros(nbytes, np.uint8)
-        return address
-
-    def upload(self, address: int, array: np.ndarray) -> None:
-        self.buffers[address][: array.nbytes] = array.reshape(-1).view(np.uint8)
-
-    def download(self, array: np.ndarray, address: int) -> None:
-        array.reshape(-1).view(np.uint8)[:] = self.buffers[address][: array.nbytes]
-
-    def synchronize(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
+WEIGHTS_SHAPE = (3, 32, 32)
 
 
-def fake_tensorrt(
-    memory: HostMemory, *, max_batch: int = 8, loadable: bool = True, host_code: bool = False
-) -> Any:
-    """``host_code``: the engine is version-compatible, so it loads only where host code is allowed."""
-    trt = types.SimpleNamespace(__version__="10.8.0", deserialized=0)
-
-    class Severity(enum.Enum):
-        INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
-
-    class ILogger:
-        def __init__(self) -> None:
-            pass
-
-    ILogger.Severity = Severity  # type: ignore[attr-defined]
-    trt.ILogger = ILogger
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="input", OUTPUT="output")
-    trt.nptype = lambda dtype: np.float32
-
-    class Context:
-        def __init__(self) -> None:
-            self.addresses: dict[str, int] = {}
-            self.batch = 0
-
-        def set_tensor_address(self, name: str, address: int) -> None:
-            self.addresses[name] = address
-
-        def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
-            self.batch = shape[0]
-            return 1 <= shape[0] <= max_batch
-
-        def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-            return (self.batch, 10)
-
-        def execute_async_v3(self, stream: int) -> bool:
-            count = self.batch * 3 * 32 * 32
-            pixels = memory.buffers[self.addresses["input"]][: count * 4].view(np.float32)
-            logits = pixels.reshape(self.batch, 3, 32 * 32).mean(axis=2) @ WEIGHTS
-            memory.buffers[self.addresses["logits"]][: logits.nbytes] = logits.reshape(-1).view(np.uint8)
-            return stream == HostMemory.stream
-
-    class Engine:
-        num_io_tensors = 2
-
-        def get_tensor_name(self, index: int) -> str:
-            return ["input", "logits"][index]
-
-        def get_tensor_mode(self, name: str) -> str:
-            return name
-
-        def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-            return SHAPES[name]
-
-        def get_tensor_dtype(self, name: str) -> str:
-            return "float"
-
-        def get_tensor_profile_shape(self, name: str, index: int) -> list[tuple[int, ...]]:
-            return [(1, 3, 32, 32), (4, 3, 32, 32), (max_batch, 3, 32, 32)]
-
-        def create_execution_context(self) -> Context:
-            return Context()
-
-    class Runtime:
-        def __init__(self, logger: Any) -> None:
-            self.logger = logger
-            self.engine_host_code_allowed = False
-
-        def deserialize_cuda_engine(self, data: bytes) -> Engine | None:
-            trt.deserialized += 1
-            if host_code and not self.engine_host_code_allowed:
-                self.logger.log(Severity.ERROR, "IRuntime::deserializeCudaEngine: Error Code 1: Serialization "
-                                "(the engine has host code; set engine_host_code_allowed to load it)")
-                return None
-            if loadable:
-                return Engine()
-            self.logger.log(
-                Severity.ERROR, "The engine plan file is not compatible with this version of TensorRT"
-            )
-            return None
-
-    trt.Runtime = Runtime
-    return trt
-
+def fake_tensorrt(memory: HostMemory, *, version: str = TRT10, **behaviour: Any) -> Any:
+    """The strict stand-in sharing ``memory``'s simulated device buffers."""
+    state = Behaviour(buffers=memory.buffers, **behaviour)
+    return strict_fake_tensorrt(version, state)
 
 @pytest.fixture()
 def engine_file(tmp_path: Path) -> Path:
@@ -143,25 +39,78 @@ def engine_file(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def memory(monkeypatch: pytest.MonkeyPatch) -> HostMemory:
-    memory = HostMemory()
+    memory = HostMemory(Behaviour())
     monkeypatch.setattr(trt_runtime, "_open_device_memory", lambda index: memory)
+    monkeypatch.setattr(trt_runtime, "_LOGGERS", weakref.WeakKeyDictionary())  # each test its own process logger
     monkeypatch.setattr(trt_runtime, "gpu_info", lambda: [GpuInfo("Test GPU", "8.6", "test")])
     return memory
 
 
+@pytest.mark.parametrize("version", [TRT10, TRT11])
 def test_batches_run_in_profile_sized_slices(
-    engine_file: Path, memory: HostMemory, monkeypatch: pytest.MonkeyPatch
+    engine_file: Path, memory: HostMemory, monkeypatch: pytest.MonkeyPatch, version: str
 ) -> None:
-    monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: fake_tensorrt(memory))
-    batch = np.random.default_rng(1).normal(size=(19, 3, 32, 32)).astype(np.float32)
-    expected = batch.reshape(19, 3, -1).mean(axis=2) @ WEIGHTS
+    monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: fake_tensorrt(memory, version=version))
+    batch = np.random.default_rng(1).normal(size=(19, *WEIGHTS_SHAPE)).astype(np.float32)
+    expected = expected_logits(batch)
     with TensorRTRunner(engine_file, device="cuda:0", precision="int8") as runner:
         assert runner.max_batch == 8
         np.testing.assert_allclose(runner.infer(batch), expected, rtol=1e-5, atol=1e-5)  # 8 + 8 + 3
         np.testing.assert_allclose(runner.infer(batch[:1]), expected[:1], rtol=1e-5, atol=1e-5)
         info = runner.describe()
-    assert info.device == "cuda:0 (Test GPU, sm 8.6)" and info.versions == {"tensorrt": "10.8.0"}
+    assert info.device == "cuda:0 (Test GPU, sm 8.6)" and info.versions == {"tensorrt": version}
     assert info.precision == "int8" and memory.closed
+
+
+def test_a_static_batch_engine_pads_partial_batches(
+    engine_file: Path, memory: HostMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: fake_tensorrt(memory, static_batch=4))
+    batch = np.random.default_rng(2).normal(size=(6, *WEIGHTS_SHAPE)).astype(np.float32)
+    with TensorRTRunner(engine_file) as runner:
+        assert runner.max_batch == 4
+        logits = runner.infer(batch)  # 4, then 2 padded to 4 with zero images
+        single = runner.infer(batch[:1])
+    np.testing.assert_allclose(logits, expected_logits(batch), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(single, expected_logits(batch[:1]), rtol=1e-5, atol=1e-5)
+    assert logits.shape == (6, 10) and single.shape == (1, 10)
+
+
+def test_later_runners_still_hear_tensorrts_errors(
+    engine_file: Path, memory: HostMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TensorRT reports through the first logger it was given: the second runner's reason must not be lost."""
+    trt = fake_tensorrt(memory)
+    monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: trt)
+    with TensorRTRunner(engine_file) as first:
+        assert first.infer(np.zeros((1, *WEIGHTS_SHAPE), np.float32)).shape == (1, 10)
+    trt.state.loadable, trt.state.load_error = False, "Serialization assertion plan.magic failed"
+    with pytest.raises(EdgeResNetError, match="cannot load model.engine: Serialization assertion plan.magic"):
+        TensorRTRunner(engine_file)
+    trt.state.load_error = "Version tag does not match"
+    with pytest.raises(EdgeResNetError, match="cannot load model.engine: Version tag does not match"):
+        TensorRTRunner(engine_file)  # this failure's reason, not the one before
+    assert len({id(logger) for logger in trt.state.loggers}) == 1  # one logger for the process
+
+
+def test_cuda_python_driver_errors_fall_back_to_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    class TooOldDriver:
+        def __init__(self, index: int) -> None:
+            raise trt_runtime.CudaError("CUDA cannot select the GPU: cudaErrorInsufficientDriver")
+
+    class TorchBuffers:
+        def __init__(self, index: int) -> None:
+            self.index = index
+
+    monkeypatch.setattr(trt_runtime, "_CudaPythonMemory", TooOldDriver)
+    monkeypatch.setattr(trt_runtime, "_TorchMemory", TorchBuffers)
+    monkeypatch.setattr(trt_runtime.importlib.util, "find_spec", lambda name: object() if name == "torch" else None)
+    assert isinstance(trt_runtime._open_device_memory(1), TorchBuffers)
+    monkeypatch.setattr(trt_runtime.importlib.util, "find_spec", lambda name: None)  # and without torch
+    with pytest.raises(BackendUnavailableError) as caught:
+        trt_runtime._open_device_memory(0)
+    message = str(caught.value)
+    assert "cudaErrorInsufficientDriver" in message and "edgeresnet[tensorrt10]" in message and "\n" not in message
 
 
 def test_load_failures_give_tensorrts_reason_in_one_line(
@@ -202,8 +151,8 @@ def version_compatible_bundle(tmp_path: Path, engine_file: Path) -> Path:
     from tests.runtime.tiny_bundle import golden_inputs, make_bundle
 
     inputs = golden_inputs()
-    outputs = inputs.reshape(len(inputs), 3, -1).mean(axis=2) @ WEIGHTS  # what the stand-in engine computes
-    record = {"version": "10.8.0", "compute_capability": "8.6", "version_compatible": True}
+    outputs = expected_logits(inputs)  # what the stand-in engine computes
+    record = {"version": TRT10, "compute_capability": "8.6", "version_compatible": True}
     return make_bundle(tmp_path / "trt", engine_file, target="tensorrt", extra={"tensorrt": record},
                        outputs=outputs.astype(np.float32))
 
@@ -218,7 +167,7 @@ def test_a_manifest_cannot_turn_host_code_on(
     monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: trt)
     with pytest.raises(BundleError, match=r"refusing to load model\.engine: .*--allow-host-code"):
         Classifier.load(version_compatible_bundle)
-    assert trt.deserialized == 0  # refused before TensorRT read a byte of it
+    assert trt.state.deserialized == 0  # refused before TensorRT read a byte of it
     with Classifier.load(version_compatible_bundle, allow_host_code=True) as classifier:
         assert classifier.logits(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 10)
 
@@ -237,7 +186,7 @@ def test_predict_and_verify_take_allow_host_code(
     from tests.runtime.tiny_bundle import blob_images
 
     trt = fake_tensorrt(memory, host_code=True)
-    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)  # verify asks whether it is installed
+    object.__setattr__(trt, "__spec__", importlib.machinery.ModuleSpec("tensorrt", None))  # verify asks for it
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setattr(trt_runtime, "require_tensorrt", lambda: trt)
     image = tmp_path / "blob.png"
