@@ -117,6 +117,21 @@ def place_outputs(
             _remove_if_empty(created)
 
 
+def preflight(root: str | Path, names: Iterable[str], *, overwrite: bool, what: str = "--output") -> None:
+    """What :func:`place_outputs` would refuse, checked now without creating or locking anything."""
+    root = Path(root)
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise PlacementError(f"{what} {root}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PlacementError(f"{what} {root}: {probe} is not writable")
+    if probe == root:
+        for name in names:
+            check_replaceable(root / name, overwrite=overwrite, what=what)
+
+
 def check_replaceable(path: Path, *, overwrite: bool, what: str = "--output") -> None:
     """Refuse unless writing ``path`` loses nothing: it is absent, or ours and ``overwrite`` is given.
 
@@ -339,4 +354,4 @@ def _sha256(path: Path) -> str:
 
 
 __all__ = ["LOCK_FILE", "Staging", "check_replaceable", "foreign_files", "interrupted_publish",
-           "place_outputs", "publish", "recover"]
+           "place_outputs", "preflight", "publish", "recover"]

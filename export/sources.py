@@ -17,6 +17,8 @@ from edgeresnet.errors import CheckpointError, ExportError
 if TYPE_CHECKING:
     import torch
 
+    from edgeresnet.bundle.records import Provenance
+
 
 @dataclass
 class ModelSource:
@@ -46,6 +48,21 @@ class ModelSource:
             "labels": self.class_names,
             "edgeresnet_version": __version__,
         }
+
+
+def source_provenance(source: ModelSource) -> Provenance:
+    """Where a bundle comes from: the checkpoint (its weights' sha256) or the weights file (its sha256)."""
+    from edgeresnet.bundle.files import sha256_file
+    from edgeresnet.bundle.records import Provenance
+    from edgeresnet.checkpoint import WEIGHTS_FILE
+
+    if source.checkpoint is not None:
+        weights = source.checkpoint / WEIGHTS_FILE
+        return Provenance(checkpoint=str(source.checkpoint.resolve()),
+                          checkpoint_sha256=sha256_file(weights) if weights.is_file() else None)
+    if source.weights is not None:
+        return Provenance(weights=str(Path(source.weights).resolve()), weights_sha256=sha256_file(source.weights))
+    return Provenance()
 
 
 def load_model_source(

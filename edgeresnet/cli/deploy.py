@@ -40,6 +40,7 @@ class BackendType(click.ParamType):
               help="Device to compile for and check on: CPU/GPU/NPU for OpenVINO, cuda for TensorRT.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="Directory of the new bundle.")
+@click.option("--overwrite", is_flag=True, help="Replace a bundle an earlier compile wrote at --output.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="TensorRT: the largest batch the engine accepts.")
 @click.option("--opt-batch", type=click.IntRange(min=1), default=1, show_default=True,
@@ -55,7 +56,7 @@ class BackendType(click.ParamType):
               show_default=True, help="TensorRT: GPUs besides this one that the engine must run on.")
 @click.pass_context
 def compile_command(ctx: click.Context, bundle: Path, target: str, precision: str | None, device: str,
-                    output: Path, **trt_options: Any) -> None:
+                    output: Path, overwrite: bool, **trt_options: Any) -> None:
     """Compile a bundle for its target: an OpenVINO IR (FP32, FP16, INT8) or a TensorRT engine.
 
     The compiled model re-measures the bundle's golden outputs, which must match the source model's,
@@ -75,10 +76,10 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
         trt_options = {}
     precision = precision or read_manifest(bundle).precision
     result = compile_bundle(bundle, target=target, precision=precision,  # type: ignore[arg-type]
-                            output=output, device=device, **trt_options)
-    parity = read_manifest(result).parity
+                            output=output, device=device, overwrite=overwrite, **trt_options)
+    parity = read_manifest(result).parity[-1]
     click.echo(f"compiled {target} {precision} bundle: {result}  (golden top-1 agreement "
-               f"{parity.get('top1_agreement', 0):.0%}, max |Δlogit| {parity.get('max_abs_diff', 0):.2e})")
+               f"{parity.top1_agreement_pct:.0f}% on {parity.images} inputs, max |Δlogit| {parity.max_abs_diff:.2e})")
 
 
 _ALLOW_HOST_CODE = click.option(

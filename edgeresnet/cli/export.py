@@ -43,11 +43,12 @@ TARGET_CHOICES = ["onnxruntime", "openvino", "tensorrt", "all"]
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None,
               help="Evaluate on a class-balanced subset of this many images (default: the whole split).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Runtime threads for evaluation.")
+@click.option("--overwrite", is_flag=True, help="Replace bundles a previous export wrote into --output.")
 def export_command(
     model: str, output: Path, weights: Path | None, num_classes: int | None, in_chans: str | None,
     input_size: int | None, int8: bool, targets: tuple[str, ...], data: str | None, calib_data: str | None,
     calib_size: int, calib_method: str, calib_table: Path | None, max_accuracy_drop: float,
-    batch: int | None, opset: int, eval_limit: int | None, threads: int | None,
+    batch: int | None, opset: int, eval_limit: int | None, threads: int | None, overwrite: bool,
 ) -> None:
     """Export MODEL to ONNX and, with --int8, to calibrated INT8 for ONNX Runtime, OpenVINO and TensorRT.
 
@@ -74,8 +75,15 @@ def export_command(
         output=output, int8=int8, targets=targets or None, data=data, calib_data=calib_data,
         calib_size=calib_size, calib_method=calib_method, calib_table=calib_table,  # type: ignore[arg-type]
         max_accuracy_drop=max_accuracy_drop, opset=opset, batch=batch, eval_limit=eval_limit, threads=threads,
+        overwrite=overwrite,
     )
     result = run_export(source, options, progress=lambda message: click.echo(f"· {message}", err=True))
+    if not result.report.get("accuracy_measured", True):
+        for name in result.report["bundles"]:
+            click.echo(f"{name:<22} accuracy not measured (no --data); parity with PyTorch checked on "
+                       "generated inputs")
+        click.echo(f"bundles in {result.output} ({result.report['seconds']:.0f}s)")
+        return
     fp32 = result.report["fp32"]["top1"]
     click.echo(f"{'bundle':<22} {'top-1':>8} {'drop':>7}  notes")
     for name, summary in result.report["bundles"].items():
