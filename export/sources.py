@@ -77,6 +77,7 @@ def load_model_source(
     """Resolve MODEL: a checkpoint directory from `train`, or an architecture name plus ``weights``."""
     path = Path(model)
     if is_checkpoint_dir(path):
+        _check_card_is_an_object(path)
         given = {"--weights": weights, "--num-classes": num_classes, "--in-chans": in_chans,
                  "--input-size": input_size}
         ignored = [flag for flag, value in given.items() if value is not None]
@@ -92,7 +93,28 @@ def load_model_source(
     if path.exists():
         raise CheckpointError(f"{path} is not a checkpoint directory (no card.json); "
                               "pass a directory written by `edgeresnet train` or an architecture name")
+    if _looks_like_a_path(model):
+        raise CheckpointError(f"checkpoint directory not found: {path}")
     return _from_architecture(model, weights, num_classes, in_chans, input_size, data)
+
+
+def _looks_like_a_path(model: str) -> bool:
+    """Architecture names are bare words (``resnet50``); anything with a separator or dot-prefix is a path."""
+    return "/" in model or "\\" in model or model.startswith((".", "~"))
+
+
+def _check_card_is_an_object(directory: Path) -> None:
+    import json
+
+    from edgeresnet.checkpoint import CARD_FILE
+
+    card = directory / CARD_FILE
+    try:
+        record = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"cannot read {card}: it is not valid UTF-8 JSON") from error
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{card} is not an edgeresnet model card (not a JSON object)")
 
 
 def _from_architecture(

@@ -412,10 +412,28 @@ class Manifest:
         self.engine = self.engine or engine
         if provenance and self.provenance == Provenance():
             self.provenance = provenance
+        self._check_input()
         if self.precision not in PRECISIONS:
             raise _malformed(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.target not in TARGETS:
             raise _malformed(f"target {self.target!r} is not one of {', '.join(TARGETS)}")
+
+    def _check_input(self) -> None:
+        """The preprocessing and the input record must describe one input size, and a plausible one.
+
+        Anyone can rewrite and re-hash a manifest; an absurd size would make every app that loads the
+        bundle allocate it per image. ``verify`` checks the size against the model file itself.
+        """
+        spec = tuple(self.preprocessing.input_shape()[1:])
+        declared = tuple(self.input.shape[1:])
+        if spec != declared:
+            raise _malformed(f"the preprocessing makes {'×'.join(map(str, spec))} inputs but 'input.shape' "
+                             f"says {'×'.join(map(str, declared))}")
+        if max(spec[1:]) > MAX_INPUT_SIDE:
+            raise _malformed(f"input size {spec[1]}×{spec[2]} is beyond any image classifier "
+                             f"(at most {MAX_INPUT_SIDE} pixels a side)")
+        if not self.labels:
+            raise _malformed("'labels' is empty")
 
     @property
     def num_classes(self) -> int:
@@ -484,6 +502,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "files": dict, "manifest_sha256": str,
 }
 _ENGINE_NOTES = ("tensorrt", "openvino")
+# The largest input side a manifest may declare: far above any classifier's (ImageNet models use 224-600).
+MAX_INPUT_SIDE = 8192
 
 
 def migrate_v1(record: dict[str, Any]) -> dict[str, Any]:
