@@ -163,6 +163,16 @@ def benchmark(
     return result
 
 
+def failed_artifacts(result: BenchmarkResult, artifacts: Sequence[str | Path]) -> str | None:
+    """The first error when every row of the artifacts the user gave failed (a baseline the benchmark
+    added on its own does not count), else None."""
+    given = {str(Path(path)) for path in artifacts}
+    rows = [row for row in result.rows if row.path in given]
+    if rows and all(row.error for row in rows):
+        return str(rows[0].error)
+    return None
+
+
 def check_report_directory(directory: Path, *, overwrite: bool) -> None:
     """Refuse now what :func:`write_benchmark_reports` would refuse after the run."""
     from edgeresnet.placement import preflight

@@ -33,6 +33,7 @@ class ModelSource:
     checkpoint: Path | None = None
     weights: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    checkpoint_sha256: str | None = None  # of the checkpoint's weights file
 
     @property
     def num_classes(self) -> int:
@@ -51,18 +52,16 @@ class ModelSource:
 
 
 def source_provenance(source: ModelSource) -> Provenance:
-    """Where a bundle comes from: the checkpoint (its weights' sha256) or the weights file (its sha256)."""
+    """Where a bundle comes from: the checkpoint and/or the weights file, each with its sha256."""
     from edgeresnet.bundle.files import sha256_file
     from edgeresnet.bundle.records import Provenance
-    from edgeresnet.checkpoint import WEIGHTS_FILE
 
-    if source.checkpoint is not None:
-        weights = source.checkpoint / WEIGHTS_FILE
-        return Provenance(checkpoint=str(source.checkpoint.resolve()),
-                          checkpoint_sha256=sha256_file(weights) if weights.is_file() else None)
-    if source.weights is not None:
-        return Provenance(weights=str(Path(source.weights).resolve()), weights_sha256=sha256_file(source.weights))
-    return Provenance()
+    return Provenance(
+        checkpoint=str(Path(source.checkpoint).absolute()) if source.checkpoint else None,
+        checkpoint_sha256=source.checkpoint_sha256 if source.checkpoint else None,
+        weights=str(Path(source.weights).resolve()) if source.weights else None,
+        weights_sha256=sha256_file(source.weights) if source.weights else None,
+    )
 
 
 def load_model_source(
@@ -89,6 +88,7 @@ def load_model_source(
             model=torch_model, architecture=card.architecture, preprocessing=card.preprocessing,
             class_names=list(card.class_names), in_chans=card.in_chans,
             data_source=card.data.get("source"), checkpoint=path, overrides=dict(card.overrides),
+            checkpoint_sha256=card.weights_sha256 or None,
         )
     if path.exists():
         raise CheckpointError(f"{path} is not a checkpoint directory (no card.json); "

@@ -41,6 +41,7 @@ SENSITIVITY_IMAGES = 256
 EVAL_BATCH = 250
 REPORT_FILE = "export_report.json"
 GENERATED_IMAGES = 128
+SOURCE_CHECKPOINT = "pytorch-fp32"
 
 Progress = Callable[[str], None]
 
@@ -106,10 +107,16 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
         raise ExportError(f"no evaluation data: pass --data ({what})")
     names = [f"{target}-{precision}" for target in targets
              for precision in (("fp32", "int8") if options.int8 else ("fp32",))]
+    # A weights file travels as a checkpoint beside the bundles: the PyTorch baseline `benchmark` runs.
+    baseline = [SOURCE_CHECKPOINT] if source.checkpoint is None and source.weights is not None else []
     # One placement for the whole export: every bundle and the report land together or not at all.
-    with place_outputs(options.output, overwrite=options.overwrite, expect=[*names, REPORT_FILE]) as staging:
+    with place_outputs(options.output, overwrite=options.overwrite,
+                       expect=[*names, *baseline, REPORT_FILE]) as staging:
         work = staging.path.parent / "work"
         work.mkdir()
+        if baseline:
+            source = _with_baseline_checkpoint(source, staging.path / SOURCE_CHECKPOINT,
+                                               Path(options.output).absolute() / SOURCE_CHECKPOINT)
         context = (_prepare(source, options, eval_data, work, say) if eval_data is not None
                    else _prepare_without_data(source, options, work, say))
         if options.int8:
@@ -129,6 +136,25 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
         shutil.rmtree(work)  # scratch space freed before the moves; the staging directory goes after them
     output = Path(options.output)
     return ExportResult(output=output, bundles={name: output / name for name in names}, report=report)
+
+
+def _with_baseline_checkpoint(source: ModelSource, staged: Path, final: Path) -> ModelSource:
+    """Write ``source`` (an architecture with a weights file) as a checkpoint directory at ``staged``;
+    the returned source names ``final`` (where it lands) as its checkpoint, keeping the weights file."""
+    import dataclasses
+
+    from edgeresnet.checkpoint import ModelCard, write_checkpoint
+    from edgeresnet.models.complexity import count_params
+
+    card = ModelCard(
+        architecture=source.architecture, num_classes=source.num_classes, in_chans=source.in_chans,
+        preprocessing=source.preprocessing, class_names=list(source.class_names), overrides=dict(source.overrides),
+        data={"source": source.data_source} if source.data_source else {},
+        training={"from_weights": str(Path(source.weights or "").resolve()), "trained": False},
+        params=count_params(source.model),
+    )
+    write_checkpoint(staged, source.model, card)
+    return dataclasses.replace(source, checkpoint=final, checkpoint_sha256=card.weights_sha256)
 
 
 def _prepare_without_data(source: ModelSource, options: ExportOptions, work: Path, say: Progress) -> _Context:

@@ -220,3 +220,37 @@ def test_verify_fails_a_resigned_input_size_that_contradicts_the_model(exported:
 
     rewrite_manifest(bundle, smaller)
     assert_one_line_refusal(run("verify", bundle), "takes 3×32×32 inputs but the manifest says 3×24×24")
+
+
+BENCH_FAST = ["--data", "fashion-mnist", "--eval-limit", "20", "--batch-sizes", "1", "--warmup", "0",
+              "--min-time", "0", "--min-runs", "2", "--threads", "1"]
+
+
+def test_benchmark_shows_the_pytorch_row_of_a_bundle_exported_from_a_weights_file(exported: Path) -> None:
+    from edgeresnet.bundle import read_manifest, sha256_file
+
+    manifest = read_manifest(exported / "onnxruntime-fp32")
+    checkpoint = exported / "pytorch-fp32"
+    assert manifest.provenance.checkpoint == str(checkpoint.absolute())
+    assert manifest.provenance.checkpoint_sha256 == sha256_file(checkpoint / "model.safetensors")
+    report = exported / "bench"
+    result = run("benchmark", exported / "onnxruntime-fp32", *BENCH_FAST, "--report", report)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((report / "benchmark.json").read_text())["rows"]
+    pytorch = [row for row in rows if row["backend"] == "pytorch"]
+    assert pytorch and all(row["error"] is None for row in pytorch)
+    # A second run into the same --report refuses before measuring anything.
+    before = snapshot(report)
+    again = run("benchmark", exported / "onnxruntime-fp32", *BENCH_FAST, "--report", report)
+    assert_one_line_refusal(again, "already exists: pass --overwrite")
+    assert snapshot(report) == before
+
+
+def test_benchmark_fails_when_every_artifact_given_failed(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bundle = Path(shutil.copytree(exported / "onnxruntime-fp32", tmp_path / "broken"))
+    (bundle / "model.onnx").write_bytes(b"not an onnx model")
+    result = run("benchmark", bundle, *BENCH_FAST, "--checkpoint", exported / "pytorch-fp32")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("error: every artifact given failed")
