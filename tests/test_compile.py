@@ -292,6 +292,24 @@ def test_an_nncf_openvino_int8_bundle_is_its_own_int8_artifact(bundles: dict[str
     assert manifest.quantization.chosen == "nncf" and verify_bundle(out).passed
 
 
+def test_compile_never_loses_files_the_user_added_to_its_output(bundles: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    command = ["compile", str(bundles["fp32"]), "--target", "openvino", "-o", str(tmp_path / "ov")]
+    assert CliRunner().invoke(cli, command).exit_code == 0
+    (tmp_path / "ov" / "deploy-notes.md").write_text("added by the user")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "ov").iterdir()}
+    for extra in ([], ["--overwrite"]):
+        result = CliRunner().invoke(cli, [*command, *extra])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+        assert "edgeresnet did not write (deploy-notes.md)" in result.stderr
+        assert {p.name: p.read_bytes() for p in (tmp_path / "ov").iterdir()} == before
+    (tmp_path / "ov" / "deploy-notes.md").unlink()
+    plain = CliRunner().invoke(cli, command)
+    assert plain.exit_code == 2 and "already exists: pass --overwrite" in plain.stderr
+    assert CliRunner().invoke(cli, [*command, "--overwrite"]).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ov"], "no staging, lock or .old left beside it"
+
+
 def test_compile_cli(bundles: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("openvino")
     runner = CliRunner()

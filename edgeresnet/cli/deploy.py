@@ -65,8 +65,7 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
 
     Example: edgeresnet compile bundles/r20 --target openvino --precision fp16 --output bundles/r20-ov
     """
-    from edgeresnet.bundle import read_manifest
-    from edgeresnet.compile import compile_bundle
+    from edgeresnet.api import compile_bundle
 
     given = [name for name in _TRT_OPTIONS if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
     if target != "tensorrt":
@@ -74,11 +73,10 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise EdgeResNetError(f"{flags}: only for --target tensorrt")
         trt_options = {}
-    precision = precision or read_manifest(bundle).precision
-    result = compile_bundle(bundle, target=target, precision=precision,  # type: ignore[arg-type]
-                            output=output, device=device, overwrite=overwrite, **trt_options)
-    parity = read_manifest(result).parity[-1]
-    click.echo(f"compiled {target} {precision} bundle: {result}  (golden top-1 agreement "
+    result = compile_bundle(bundle, output, target=target, precision=precision,  # type: ignore[arg-type]
+                            device=device, overwrite=overwrite, **trt_options)
+    parity, precision = result.manifest.parity[-1], result.manifest.precision
+    click.echo(f"compiled {target} {precision} bundle: {result.path}  (golden top-1 agreement "
                f"{parity.top1_agreement_pct:.0f}% on {parity.images} inputs, max |Δlogit| {parity.max_abs_diff:.2e})")
 
 

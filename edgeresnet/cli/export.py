@@ -58,8 +58,7 @@ def export_command(
 
     Example: edgeresnet export runs/r20 --int8 --target all --output runs/r20-export
     """
-    from edgeresnet.export.sources import load_model_source
-    from edgeresnet.export.workflow import ExportOptions, run_export
+    from edgeresnet.api import export_model
 
     if not int8:
         context = click.get_current_context()
@@ -68,16 +67,13 @@ def export_command(
         if given:
             raise click.UsageError(f"{', '.join(given)} need --int8")
 
-    source = load_model_source(model, weights=weights, num_classes=num_classes,
-                               in_chans=int(in_chans) if in_chans else None, input_size=input_size,
-                               data=data or calib_data)
-    options = ExportOptions(
-        output=output, int8=int8, targets=targets or None, data=data, calib_data=calib_data,
+    result = export_model(
+        model, output, weights=weights, num_classes=num_classes, in_chans=int(in_chans) if in_chans else None,
+        input_size=input_size, int8=int8, targets=targets or None, data=data, calib_data=calib_data,
         calib_size=calib_size, calib_method=calib_method, calib_table=calib_table,  # type: ignore[arg-type]
         max_accuracy_drop=max_accuracy_drop, opset=opset, batch=batch, eval_limit=eval_limit, threads=threads,
-        overwrite=overwrite,
+        overwrite=overwrite, progress=lambda message: click.echo(f"· {message}", err=True),
     )
-    result = run_export(source, options, progress=lambda message: click.echo(f"· {message}", err=True))
     if not result.report.get("accuracy_measured", True):
         for name in result.report["bundles"]:
             click.echo(f"{name:<22} accuracy not measured (no --data); parity with PyTorch checked on "
