@@ -104,9 +104,11 @@ def _looks_like_a_path(model: str) -> bool:
 
 
 def _check_card_is_an_object(directory: Path) -> None:
+    """Read the card at export's boundary: whatever its bytes, a one-line CheckpointError, never a crash."""
     import json
 
-    from edgeresnet.checkpoint import CARD_FILE
+    from edgeresnet.checkpoint import CARD_FILE, read_card
+    from edgeresnet.errors import first_line
 
     card = directory / CARD_FILE
     try:
@@ -115,6 +117,13 @@ def _check_card_is_an_object(directory: Path) -> None:
         raise CheckpointError(f"cannot read {card}: it is not valid UTF-8 JSON") from error
     if not isinstance(record, dict):
         raise CheckpointError(f"{card} is not an edgeresnet model card (not a JSON object)")
+    try:
+        read_card(directory)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        # checkpoint.ModelCard.from_dict lets some malformed values through as these (see the fuzz test).
+        raise CheckpointError(f"{card} is malformed: {first_line(error)}") from error
 
 
 def _from_architecture(
