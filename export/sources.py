@@ -141,7 +141,9 @@ def _from_architecture(
     classes = num_classes or (source.num_classes if source else file_classes or 1000)
     channels = in_chans or file_chans or 3
     if file_classes is not None and file_classes != classes:
-        # Exporting would ship a randomly initialised classifier head: fine-tuning is `train`'s job.
+        # Exporting would ship a randomly initialised classifier head: fine-tuning is `train`'s job. The
+        # hint names `train` only if it can use these weights: weights of another architecture fail there too.
+        create_model(info.name, num_classes=file_classes, in_chans=channels, weights=str(weights))
         raise ExportError(
             f"{weights} has a {file_classes}-class head but the export needs {classes} classes; "
             f"fine-tune first (edgeresnet train --model {info.name} --weights {weights} --data ...)"

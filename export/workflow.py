@@ -264,16 +264,19 @@ def _calibrate(context: _Context, say: Progress) -> None:
     spec = context.source.preprocessing
     label_map = label_mapping(data.class_names, context.source.class_names, what=data.name)
     split = data.split("calibration")
-    if options.calib_size > len(split):
-        raise DatasetError(
-            f"--calib-size {options.calib_size} is larger than the calibration split of {data.name} "
-            f"({len(split)} images)"
-        )
-    samples = split.balanced_sample(options.calib_size)
+    size = options.calib_size
+    if size > len(split):
+        if options.calib_table is None:
+            raise DatasetError(
+                f"--calib-size {options.calib_size} is larger than the calibration split of {data.name} "
+                f"({len(split)} images)"
+            )
+        size = len(split)  # a table brings its ranges: these images only check the data and rank layers
+    samples = split.balanced_sample(size)
     context.calib_batches = [images for images, _ in samples.batches(spec, 64)]
     decoded = sum(len(b) for b in context.calib_batches)
-    if decoded < max(1, options.calib_size // 2):
-        raise DatasetError(f"only {decoded} of {options.calib_size} calibration images in {data.name} "
+    if decoded < max(1, size // 2):
+        raise DatasetError(f"only {decoded} of {size} calibration images in {data.name} "
                            f"could be decoded ({samples.skipped} skipped); fix or remove the broken files")
     if samples.skipped:
         say(f"skipped {samples.skipped} undecodable calibration images; calibrating on the "

@@ -254,3 +254,34 @@ def test_benchmark_fails_when_every_artifact_given_failed(exported: Path, tmp_pa
     result = run("benchmark", bundle, *BENCH_FAST, "--checkpoint", exported / "pytorch-fp32")
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines()[-1].startswith("error: every artifact given failed")
+
+
+def test_weights_of_another_architecture_get_no_hint_that_fails_too(weights: Path, tmp_path: Path) -> None:
+    # resnet20 weights given to resnet32 with another head: suggesting `train --weights` would fail too.
+    result = run("export", "resnet32", "--weights", weights, "--num-classes", "5", "--output", tmp_path / "o",
+                 *ONE_TARGET)
+    assert_one_line_refusal(result, "do not fit resnet32")
+    assert "edgeresnet train" not in result.stderr
+    fits = run("export", "resnet20", "--weights", weights, "--num-classes", "5", "--output", tmp_path / "o",
+               *ONE_TARGET)
+    assert_one_line_refusal(fits, "fine-tune first (edgeresnet train --model resnet20")
+
+
+def test_a_calibration_table_run_does_not_ask_about_a_calib_size_never_passed(
+    weights: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from tests.runtime.tiny_bundle import blob_images
+
+    images, labels = blob_images(300, seed=3)  # 30 calibration images: fewer than the default 512
+    data = tmp_path / "blobs.npz"
+    np.savez(data, images=images, labels=labels)
+    first = run("export", "resnet20", "--weights", weights, "--int8", "--data", data, "--calib-size", "16",
+                "--calib-method", "minmax", "--max-accuracy-drop", "100", "--output", tmp_path / "a", *ONE_TARGET)
+    assert first.exit_code == 0, first.output
+    table = tmp_path / "a" / "onnxruntime-int8" / "calibration.json"
+    again = run("export", "resnet20", "--weights", weights, "--int8", "--data", data, "--calib-table", table,
+                "--max-accuracy-drop", "100", "--output", tmp_path / "b", *ONE_TARGET)
+    assert again.exit_code == 0, again.output
+    assert "--calib-size" not in again.output
