@@ -117,6 +117,34 @@ def place_outputs(
             _remove_if_empty(created)
 
 
+@contextlib.contextmanager
+def claim_directory(
+    path: str | Path, *, overwrite: bool = False, resume: bool = False, what: str = "--output"
+) -> Iterator[Path]:
+    """Hold ``path`` for a run that rewrites it in place (training writes its checkpoint every epoch).
+
+    For the training engineer's ``train --output``: refuses a directory that is not ours (a card and only
+    checkpoint files), an existing checkpoint without ``overwrite`` or ``resume``, and a second run into
+    the same directory; on failure removes what it created if nothing was written. The files inside are
+    still each written atomically by the caller (``edgeresnet.atomic``).
+    """
+    path = Path(path)
+    if not resume:
+        check_replaceable(path, overwrite=overwrite, what=what)
+    elif path.exists() and foreign_files(path):
+        check_replaceable(path, overwrite=False, what=what)  # resuming never writes into a foreign directory
+    created = _make_directories(path, what)
+    succeeded = False
+    try:
+        with _lock(path.parent / f".{path.name}.lock", path, what):
+            recover(path)
+            yield path
+            succeeded = True
+    finally:
+        if not succeeded:
+            _remove_if_empty(created)
+
+
 def preflight(root: str | Path, names: Iterable[str], *, overwrite: bool, what: str = "--output") -> None:
     """What :func:`place_outputs` would refuse, checked now without creating or locking anything."""
     root = Path(root)
@@ -353,5 +381,5 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["LOCK_FILE", "Staging", "check_replaceable", "foreign_files", "interrupted_publish",
+__all__ = ["LOCK_FILE", "Staging", "check_replaceable", "claim_directory", "foreign_files", "interrupted_publish",
            "place_outputs", "preflight", "publish", "recover"]

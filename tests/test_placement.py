@@ -150,3 +150,23 @@ def test_a_file_in_the_way_of_the_output_root_is_one_line(tmp_path: Path) -> Non
     with pytest.raises(PlacementError, match="is a file, not a directory"), place_outputs(tmp_path / "out" / "sub"):
         pass
     assert (tmp_path / "out").read_text() == "a file"
+
+
+def test_claim_directory_for_a_run_that_rewrites_in_place(tmp_path: Path) -> None:
+    from edgeresnet.placement import claim_directory
+
+    checkpoint = tmp_path / "runs" / "r20"
+    with pytest.raises(RuntimeError), claim_directory(checkpoint):
+        raise RuntimeError("training failed before writing anything")
+    assert not (tmp_path / "runs").exists()
+    with claim_directory(checkpoint) as directory:
+        (directory / "card.json").write_text(json.dumps({"format": "edgeresnet-checkpoint"}))
+        (directory / "model.safetensors").write_bytes(b"w")
+    with pytest.raises(PlacementError, match="pass --overwrite"), claim_directory(checkpoint):
+        pass
+    with claim_directory(checkpoint, resume=True), pytest.raises(PlacementError, match="another edgeresnet run"), \
+            claim_directory(checkpoint, overwrite=True):
+        pass
+    (checkpoint / "my-notes.txt").write_text("mine")
+    with pytest.raises(PlacementError, match="did not write"), claim_directory(checkpoint, resume=True):
+        pass
