@@ -166,8 +166,11 @@ def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Pa
                say: Progress) -> Any:
     from edgeresnet.api import write_benchmark_reports
     from edgeresnet.bench import run_benchmark
+    from edgeresnet.bundle import read_manifest
 
-    runnable = [path for name, path in bundles.items() if not name.startswith("tensorrt") or name.endswith("engine")]
+    # An export's TensorRT bundle holds the network an engine is built from; only engine bundles run here.
+    runnable = [path for path in bundles.values()
+                if (manifest := read_manifest(path)).target != "tensorrt" or manifest.engine is not None]
     say(f"benchmarking {len(runnable)} artifacts and PyTorch eager at batch sizes "
         f"{', '.join(map(str, options.batch_sizes))}")
     result = run_benchmark([checkpoint, *runnable], data=options.data, batch_sizes=options.batch_sizes,

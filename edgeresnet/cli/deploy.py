@@ -9,6 +9,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from edgeresnet.bundle.vocabulary import COMPILE_TARGETS, PRECISIONS
 from edgeresnet.cli.core import cli
 from edgeresnet.errors import BundleError, EdgeResNetError
 
@@ -32,9 +33,9 @@ class BackendType(click.ParamType):
 
 @cli.command("compile")
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--target", type=click.Choice(["openvino", "tensorrt"]), required=True,
+@click.option("--target", type=click.Choice(COMPILE_TARGETS), required=True,
               help="Compile an OpenVINO IR or a TensorRT engine.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Precision of the compiled model  [default: the bundle's]")
 @click.option("--device", default="auto", show_default=True,
               help="Device to compile for and check on: CPU/GPU/NPU for OpenVINO, cuda for TensorRT.")

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from edgeresnet.bundle.vocabulary import CALIB_METHODS, TARGETS
 from edgeresnet.cli.core import cli
 
-TARGET_CHOICES = ["onnxruntime", "openvino", "tensorrt", "all"]
+TARGET_CHOICES = [*TARGETS, "all"]
 
 
 @cli.command("export")
@@ -32,7 +33,7 @@ TARGET_CHOICES = ["onnxruntime", "openvino", "tensorrt", "all"]
               help="Calibration data (its calibration split, never the evaluation split).")
 @click.option("--calib-size", type=click.IntRange(min=1), default=512, show_default=True,
               help="Class-balanced calibration images.")
-@click.option("--calib-method", type=click.Choice(["auto", "minmax", "entropy", "percentile"]), default="auto",
+@click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="auto",
               show_default=True, help="Range method; auto keeps the most accurate on held-out images.")
 @click.option("--calib-table", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Rebuild INT8 from this calibration table instead of recalibrating.")
