@@ -9,10 +9,11 @@ The rules, each in one function below:
 - **Staged, then moved into place only when complete.** A run writes into a staging directory inside the
   output root (same filesystem, so every move is a rename). Nothing appears under a final name before the
   whole set is built.
-- **All-or-nothing.** Before the first move a journal (``.edgeresnet-publish.json``) names the staging
-  directory and the entries. The journal is the commit point: a run killed during the moves is finished
-  (rolled forward) by the next run into the same root, and readers refuse a bundle whose root holds a
-  journal (:func:`interrupted_publish`).
+- **All-or-nothing.** Before the first move a journal (``publish.json`` in the staging directory) names
+  the entries. The journal is the commit point: a run killed during the moves is finished (rolled
+  forward) by the next run into the same root, and readers refuse a bundle named by an unfinished
+  journal (:func:`interrupted_publish`). A staging directory whose owner still runs (an ``flock`` on
+  its ``.owner`` file) is never touched by another run.
 - **Never removes or renames what it did not write.** A directory is ours only if it holds our
   ``manifest.json`` or ``card.json``, and even then only if it holds no file that we did not write
   (files the user added make the run refuse). A plain file is ours only if the ledger
@@ -44,7 +45,8 @@ from typing import IO, Any
 from edgeresnet.errors import PlacementError
 
 LOCK_FILE = ".edgeresnet.lock"
-JOURNAL_FILE = ".edgeresnet-publish.json"
+JOURNAL_FILE = "publish.json"  # inside a staging directory: written before its first move
+OWNER_FILE = ".owner"  # inside a staging directory: flock-held by the run that owns it
 LEDGER_FILE = ".edgeresnet-written.json"
 STAGING_PREFIX = ".edgeresnet-staging-"
 # The files that make a directory ours: a bundle's manifest and a checkpoint's card.
@@ -105,13 +107,15 @@ def place_outputs(
             for name in expect:
                 check_replaceable(root / name, overwrite=overwrite, what=what)
             staging_dir = _new_staging(root)
-            staging = Staging(root=root, path=staging_dir / "new", overwrite=overwrite, what=what)
-            staging.path.mkdir()
-            yield staging
-            staging.published = publish(staging_dir, root, overwrite=overwrite, what=what)
+            with _owned(staging_dir / OWNER_FILE):
+                staging = Staging(root=root, path=staging_dir / "new", overwrite=overwrite, what=what)
+                staging.path.mkdir()
+                yield staging
+                staging.published = publish(staging_dir, root, overwrite=overwrite, what=what)
             succeeded = True
     finally:
-        if staging_dir is not None and not (root / JOURNAL_FILE).exists():
+        # A journal left by a failed move is the next run's to finish; anything else goes now.
+        if staging_dir is not None and not (staging_dir / JOURNAL_FILE).exists():
             shutil.rmtree(staging_dir, ignore_errors=True)
         if not succeeded:
             _remove_if_empty(created)
@@ -218,40 +222,55 @@ def publish(staging_dir: Path, root: Path, *, overwrite: bool, what: str = "--ou
         return []
     for name in names:
         check_replaceable(root / name, overwrite=overwrite, what=what)
-    _write_json(root / JOURNAL_FILE, {"staging": staging_dir.name, "entries": names, "pid": os.getpid()})
+    _write_json(staging_dir / JOURNAL_FILE, {"entries": names, "pid": os.getpid()})
     _roll_forward(root, staging_dir, names)
     return [root / name for name in names]
 
 
 def recover(root: Path) -> None:
-    """Finish an interrupted publish in ``root`` and remove a killed run's leftovers. Call under the lock."""
-    journal = root / JOURNAL_FILE
-    if journal.is_file():
-        record = _read_json(journal)
-        staging = root / str(record.get("staging", "")) if isinstance(record, dict) else None
-        names = record.get("entries") if isinstance(record, dict) else None
-        valid = (staging is not None and _is_leftover_name(staging.name) and isinstance(names, list)
-                 and all(isinstance(n, str) and "/" not in n and n not in ("", ".", "..") for n in names))
-        if valid and staging is not None and staging.is_dir():
-            _roll_forward(root, staging, names)  # type: ignore[arg-type]
-        else:
-            journal.unlink()
-    for entry in list(root.iterdir()):
-        if _is_leftover_name(entry.name) and not entry.is_symlink():
+    """Finish interrupted publishes in ``root`` and remove killed runs' leftovers. Call under the lock.
+
+    Staging directories whose owner is still running (another output's run in the same root) are left alone.
+    """
+    for entry in sorted(root.iterdir()):
+        if entry.is_symlink():
+            continue
+        if entry.name.startswith(STAGING_PREFIX) and _is_leftover_name(entry.name) and entry.is_dir():
+            if _is_held(entry / OWNER_FILE):
+                continue
+            names = _journal_entries(entry)
+            if names is not None:
+                _roll_forward(root, entry, names)
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+        elif _is_leftover_name(entry.name):
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             elif entry.name.endswith(".tmp"):
                 entry.unlink(missing_ok=True)
-        elif _OLD_PATTERN.match(entry.name) and entry.is_dir() and not entry.is_symlink() \
-                and _owned_files(entry) is not None and not foreign_files(entry):
+        elif _OLD_PATTERN.match(entry.name) and entry.is_dir() and _owned_files(entry) is not None \
+                and not foreign_files(entry):
             # A bundle older versions set aside mid-swap: ours (our manifest, only our files).
             shutil.rmtree(entry, ignore_errors=True)
 
 
 def interrupted_publish(directory: Path) -> Path | None:
-    """The journal of an unfinished publish that ``directory`` belongs to, if any: its set is incomplete."""
-    journal = Path(directory).parent / JOURNAL_FILE
-    return journal if journal.is_file() else None
+    """The journal of an unfinished publish naming ``directory``, if any: the set it belongs to is incomplete."""
+    directory = Path(directory)
+    with contextlib.suppress(OSError):
+        for entry in directory.parent.iterdir():
+            if entry.name.startswith(STAGING_PREFIX) and directory.name in (_journal_entries(entry) or ()):
+                return entry / JOURNAL_FILE
+    return None
+
+
+def _journal_entries(staging_dir: Path) -> list[str] | None:
+    record = _read_json(staging_dir / JOURNAL_FILE)
+    names = record.get("entries") if isinstance(record, dict) else None
+    if not isinstance(names, list) or not all(
+            isinstance(n, str) and n and "/" not in n and n not in (".", "..") for n in names):
+        return None
+    return names
 
 
 def _roll_forward(root: Path, staging_dir: Path, names: list[str]) -> None:
@@ -272,7 +291,7 @@ def _roll_forward(root: Path, staging_dir: Path, names: list[str]) -> None:
             ledger.pop(name, None)  # a directory proves itself ours by its manifest or card
     if ledger != _read_ledger(root):
         _write_json(root / LEDGER_FILE, ledger)
-    (root / JOURNAL_FILE).unlink(missing_ok=True)
+    (staging_dir / JOURNAL_FILE).unlink(missing_ok=True)  # committed: the staging directory is rubbish now
     shutil.rmtree(staging_dir, ignore_errors=True)
 
 
@@ -296,6 +315,32 @@ def _new_staging(root: Path) -> Path:
     import tempfile
 
     return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
+
+
+@contextlib.contextmanager
+def _owned(path: Path) -> Iterator[None]:
+    """Hold an flock on ``path`` (in a staging directory) for as long as its run lives."""
+    import fcntl
+
+    with open(path, "w", encoding="utf-8") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        yield
+
+
+def _is_held(path: Path) -> bool:
+    """Whether a live run holds the flock on ``path``."""
+    import fcntl
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 @contextlib.contextmanager

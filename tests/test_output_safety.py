@@ -136,9 +136,9 @@ def test_a_set_left_half_moved_by_a_kill_is_refused_by_readers(exported: Path, t
     from edgeresnet.placement import JOURNAL_FILE
 
     output = Path(shutil.copytree(exported, tmp_path / "killed"))
-    (output / ".edgeresnet-staging-abcd1234" / "new").mkdir(parents=True)
-    (output / JOURNAL_FILE).write_text(json.dumps({"staging": ".edgeresnet-staging-abcd1234",
-                                                   "entries": ["onnxruntime-fp32"]}))
+    staging = output / ".edgeresnet-staging-abcd1234"
+    (staging / "new").mkdir(parents=True)
+    (staging / JOURNAL_FILE).write_text(json.dumps({"entries": ["onnxruntime-fp32", "export_report.json"]}))
     for command in (["verify", output / "onnxruntime-fp32"], ["predict", output / "onnxruntime-fp32", output]):
         assert_one_line_refusal(run(*command), "interrupted while moving its results into place")
 

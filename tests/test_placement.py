@@ -110,7 +110,7 @@ def test_a_publish_killed_between_moves_is_rolled_forward_and_readers_see_it(tmp
     (staging_dir / "old").mkdir()
     os.replace(root / "a", staging_dir / "old" / "a")
     os.replace(staging_dir / "new" / "a", root / "a")
-    (root / JOURNAL_FILE).write_text(json.dumps({"staging": staging_dir.name, "entries": ["a", "b"]}))
+    (staging_dir / JOURNAL_FILE).write_text(json.dumps({"entries": ["a", "b"]}))
     assert interrupted_publish(root / "b") is not None  # readers refuse the mixed set
     with place_outputs(root, overwrite=True):
         pass
@@ -170,3 +170,14 @@ def test_claim_directory_for_a_run_that_rewrites_in_place(tmp_path: Path) -> Non
     (checkpoint / "my-notes.txt").write_text("mine")
     with pytest.raises(PlacementError, match="did not write"), claim_directory(checkpoint, resume=True):
         pass
+
+
+def test_a_staging_directory_in_use_by_another_run_is_left_alone(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    # A compile into out/x (its own lock) runs while an export into out starts: neither touches the other.
+    with place_outputs(root, lock_name=".x.lock") as compile_staging:
+        fake_bundle(compile_staging.path / "x")
+        with place_outputs(root) as export_staging:
+            fake_bundle(export_staging.path / "a")
+        assert compile_staging.path.is_dir()
+    assert (root / "x" / "manifest.json").is_file() and (root / "a" / "manifest.json").is_file()
