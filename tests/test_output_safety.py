@@ -29,7 +29,8 @@ def run(*args: str) -> Result:
 
 def assert_one_line_refusal(result: Result, *needles: str) -> None:
     assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
+    # Progress lines ("· ...") may come first; the failure is one line, the last.
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("· ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.output and "[Errno" not in result.stderr
     for needle in needles:
@@ -285,3 +286,22 @@ def test_a_calibration_table_run_does_not_ask_about_a_calib_size_never_passed(
                 "--max-accuracy-drop", "100", "--output", tmp_path / "b", *ONE_TARGET)
     assert again.exit_code == 0, again.output
     assert "--calib-size" not in again.output
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_directories(
+    weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+    import shutil
+
+    import edgeresnet.bundle.files
+
+    def full(source: object, target: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+
+    monkeypatch.setattr(edgeresnet.bundle.files, "shutil", type("S", (), {"copyfile": staticmethod(full),
+                                                                          "rmtree": shutil.rmtree}))
+    result = run("export", "resnet20", "--weights", weights, "--output", tmp_path / "runs" / "out", *ONE_TARGET)
+    assert_one_line_refusal(result, "no space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
