@@ -33,7 +33,8 @@ from edgeresnet.bundle import (
     Precision,
 )
 from edgeresnet.bundle.files import assemble_bundle, check_files, read_golden, read_manifest, sha256_file
-from edgeresnet.bundle.records import EngineRecord, Manifest, ParityRecord, Provenance
+from edgeresnet.bundle.manifest import Manifest
+from edgeresnet.bundle.records import EngineRecord, ParityRecord, Provenance
 from edgeresnet.errors import BundleError, ExportError
 from edgeresnet.placement import place_outputs
 from edgeresnet.runtime.select import AUTO_DEVICE, get_backend, open_runner, resolve_device

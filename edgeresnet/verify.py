@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeresnet.bundle import MANIFEST_FILE
 from edgeresnet.bundle.files import check_files, manifest_from_record, read_golden, read_manifest_record
-from edgeresnet.bundle.records import Manifest
+from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.bundle.schema import schema_problems
 from edgeresnet.environment import package_version
 from edgeresnet.errors import EdgeResNetError

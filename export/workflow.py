@@ -21,7 +21,8 @@ import numpy as np
 
 from edgeresnet.atomic import atomic_write_json
 from edgeresnet.bundle.files import assemble_bundle
-from edgeresnet.bundle.records import AccuracyRecord, InputSpec, Manifest, ParityRecord
+from edgeresnet.bundle.manifest import Manifest
+from edgeresnet.bundle.records import AccuracyRecord, InputSpec, ParityRecord
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, CalibMethod
 from edgeresnet.data import ImageSet, open_source
 from edgeresnet.errors import DatasetError, ExportError

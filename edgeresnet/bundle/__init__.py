@@ -5,8 +5,8 @@ preprocessed inputs with the outputs they must give). This package owns the whol
 
 - :mod:`~edgeresnet.bundle.vocabulary` — targets, precisions, calibration methods (cheap to import);
 - :mod:`~edgeresnet.bundle.layout` — the file names and the format version;
-- :mod:`~edgeresnet.bundle.records` — the manifest and its parts as typed records, with the
-  migration from version 1;
+- :mod:`~edgeresnet.bundle.records` — the manifest's parts as typed records;
+- :mod:`~edgeresnet.bundle.manifest` — the manifest, and the migration from version 1;
 - :mod:`~edgeresnet.bundle.files` — assembling, placing, reading and checking bundle directories;
 - :mod:`~edgeresnet.bundle.schema` — the JSON Schema shipped as ``schema.json`` and its validator.
 
@@ -49,26 +49,25 @@ if TYPE_CHECKING:
         sha256_file,
         write_bundle,
     )
+    from edgeresnet.bundle.manifest import Manifest, migrate_v1
     from edgeresnet.bundle.records import (
         AccuracyRecord,
         CalibrationRecord,
         EngineRecord,
         InputSpec,
-        Manifest,
         ParityRecord,
         Provenance,
         QuantizationRecord,
         TopK,
-        migrate_v1,
     )
     from edgeresnet.bundle.schema import schema_problems
 
 _LAZY = {
     **dict.fromkeys(("assemble_bundle", "check_files", "read_golden", "read_manifest", "read_manifest_record",
                      "sha256_file", "write_bundle"), "edgeresnet.bundle.files"),
-    **dict.fromkeys(("AccuracyRecord", "CalibrationRecord", "EngineRecord", "InputSpec", "Manifest",
-                     "ParityRecord", "Provenance", "QuantizationRecord", "TopK", "migrate_v1"),
-                    "edgeresnet.bundle.records"),
+    **dict.fromkeys(("AccuracyRecord", "CalibrationRecord", "EngineRecord", "InputSpec", "ParityRecord",
+                     "Provenance", "QuantizationRecord", "TopK"), "edgeresnet.bundle.records"),
+    **dict.fromkeys(("Manifest", "migrate_v1"), "edgeresnet.bundle.manifest"),
     "schema_problems": "edgeresnet.bundle.schema",
 }
 

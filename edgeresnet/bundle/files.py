@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeresnet.bundle.layout import GOLDEN_FILE, MANIFEST_FILE
-from edgeresnet.bundle.records import Manifest
+from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.errors import BundleError
 
 if TYPE_CHECKING:
