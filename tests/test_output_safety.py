@@ -305,3 +305,17 @@ def test_a_full_disk_is_one_line_and_leaves_no_directories(
     result = run("export", "resnet20", "--weights", weights, "--output", tmp_path / "runs" / "out", *ONE_TARGET)
     assert_one_line_refusal(result, "no space left on device")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_compiled_bundle_keeps_the_link_to_its_source(exported: Path, tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    from edgeresnet.bundle import read_manifest, sha256_file
+
+    source = exported / "onnxruntime-fp32"
+    result = run("compile", source, "--target", "openvino", "--precision", "fp16", "--output", tmp_path / "ov")
+    assert result.exit_code == 0, result.output
+    parent, compiled = read_manifest(source).provenance, read_manifest(tmp_path / "ov").provenance
+    assert (compiled.checkpoint, compiled.checkpoint_sha256) == (parent.checkpoint, parent.checkpoint_sha256)
+    assert (compiled.weights, compiled.weights_sha256) == (parent.weights, parent.weights_sha256)
+    assert compiled.parent_manifest_sha256 == sha256_file(source / "manifest.json")
+    assert compiled.parent_bundle == str(source.resolve()) and compiled.parent_precision == "fp32"
