@@ -175,6 +175,9 @@ def check_replaceable(path: Path, *, overwrite: bool, what: str = "--output") ->
     if foreign:
         kind = "directory" if path.is_dir() else "file"
         listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        if foreign == [path.name] and path.is_file() and path.name in _read_ledger(path.parent):
+            raise PlacementError(f"{path} was edited since edgeresnet wrote it: refusing to replace it; "
+                                 f"move it away or choose another {what}")
         if foreign == [path.name]:
             raise PlacementError(f"{path} is a {kind} edgeresnet did not write: refusing to replace it; "
                                  f"move it away or choose another {what}")

@@ -181,3 +181,14 @@ def test_a_staging_directory_in_use_by_another_run_is_left_alone(tmp_path: Path)
             fake_bundle(export_staging.path / "a")
         assert compile_staging.path.is_dir()
     assert (root / "x" / "manifest.json").is_file() and (root / "a" / "manifest.json").is_file()
+
+
+def test_a_report_the_user_edited_is_not_replaced(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    with place_outputs(root) as staging:
+        (staging.path / "summary.md").write_text("ours")
+    (root / "summary.md").write_text("ours, with the user's notes")
+    with pytest.raises(PlacementError, match="was edited since edgeresnet wrote it"), \
+            place_outputs(root, overwrite=True, expect=["summary.md"]):
+        pass
+    assert (root / "summary.md").read_text() == "ours, with the user's notes"
