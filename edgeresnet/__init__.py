@@ -1,19 +1,39 @@
 """edgeresnet: take a ResNet classifier from PyTorch to a checked, fast artifact on the target.
 
-Importing the package is cheap: torch, onnx, openvino and tensorrt are imported where they are used.
+The public API is here: :func:`train`, :func:`export_model`, :func:`compile_bundle`, :func:`benchmark`
+(from :mod:`edgeresnet.api`), plus :func:`list_models` and :func:`create_model`. Importing the package
+is cheap: torch, onnx, openvino and tensorrt are imported where they are used.
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
+from edgeresnet.api import CompiledBundle, benchmark, compile_bundle, export_model, train
 from edgeresnet.errors import EdgeResNetError
 
 if TYPE_CHECKING:
     from edgeresnet.models.registry import ModelInfo
 
 __version__ = "0.1.0"
-__all__ = ["EdgeResNetError", "__version__", "create_model", "list_models"]
+# Public functions named like a submodule (``edgeresnet.train`` the function, ``edgeresnet/train.py``
+# the module): importing the submodule must not replace the function on the package. The module is
+# still ``sys.modules["edgeresnet.train"]``, which ``from edgeresnet.train import ...`` uses.
+_FUNCTIONS_OVER_SUBMODULES = frozenset({"train"})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FUNCTIONS_OVER_SUBMODULES and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+__all__ = ["CompiledBundle", "EdgeResNetError", "__version__", "benchmark", "compile_bundle", "create_model",
+           "export_model", "list_models", "train"]
 
 
 def list_models() -> list[ModelInfo]:

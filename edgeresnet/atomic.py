@@ -1,8 +1,8 @@
 """Atomic file and directory writes: a reader sees the old version or the new one, never half of one.
 
 Files go to a temporary name in the destination's directory and are renamed into place
-(``os.replace`` is atomic within one filesystem). Directories (bundles) are assembled under a
-temporary name and renamed at the end, so an interrupted export leaves nothing that looks finished.
+(``os.replace`` is atomic within one filesystem). Directories go through the placement policy
+(:mod:`edgeresnet.placement`), which also decides what may be replaced.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,35 +54,15 @@ def _current_umask() -> int:
 
 @contextlib.contextmanager
 def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory beside ``path``; rename it to ``path`` when the block succeeds.
+    """Yield a new directory to fill; it appears at ``path`` only when the block succeeds.
 
-    With ``overwrite`` an existing directory is replaced only after the new one is complete.
+    The placement policy decides (:func:`edgeresnet.placement.place_outputs`): an existing ``path`` is
+    replaced only with ``overwrite`` and only if edgeresnet wrote it and nothing else was added to it.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_current_umask())
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} already exists")
-        replace_directory(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    from edgeresnet.placement import place_outputs
 
-
-def replace_directory(new: str | Path, destination: str | Path) -> Path:
-    """Move the finished directory ``new`` onto ``destination``, on the same filesystem.
-
-    An existing destination is set aside first and removed only after the new one is in place, so
-    at every moment one complete version exists under the name (or beside it, mid-swap).
-    """
-    new, destination = Path(new), Path(destination)
-    old = destination.with_name(f".{destination.name}.old")
-    if destination.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(destination, old)
-    os.replace(new, destination)
-    shutil.rmtree(old, ignore_errors=True)
-    return destination
+    path = Path(path).absolute()
+    with place_outputs(path.parent, overwrite=overwrite, expect=[path.name], lock_name=f".{path.name}.lock") as staging:
+        directory = staging.path / path.name
+        directory.mkdir()
+        yield directory

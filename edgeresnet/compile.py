@@ -16,35 +16,33 @@ never replaced by a rebuild from the table.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from edgeresnet.bundle import (
+    CALIBRATION_FILE,
+    COMPILE_TARGETS,
+    FP32_ONNX,
     MANIFEST_FILE,
-    Manifest,
-    check_files,
-    read_golden,
-    read_manifest,
-    sha256_file,
-    write_bundle,
+    PRECISIONS,
+    CompileTarget,
+    Precision,
 )
+from edgeresnet.bundle.files import assemble_bundle, check_files, read_golden, read_manifest, sha256_file
+from edgeresnet.bundle.manifest import Manifest
+from edgeresnet.bundle.records import EngineRecord, ParityRecord, Provenance
 from edgeresnet.errors import BundleError, ExportError
+from edgeresnet.placement import place_outputs
 from edgeresnet.runtime.select import AUTO_DEVICE, get_backend, open_runner, resolve_device
 from edgeresnet.verify import check_parity
 
 log = logging.getLogger(__name__)
 
-Target = Literal["openvino", "tensorrt"]
-Precision = Literal["fp32", "fp16", "int8"]
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
-# Names the exporter gives an INT8 bundle's companions (see DESIGN.md, "Bundle").
-FP32_ONNX = "model_fp32.onnx"
-CALIBRATION_FILE = "calibration.json"
+Target = CompileTarget  # the targets `compile` builds (edgeresnet.bundle.vocabulary)
 
 
 @dataclass(frozen=True)
@@ -65,8 +63,8 @@ class SourceBundle:
         onnx: dict[str, str] = {}
         if manifest.model_file.endswith(".onnx"):
             onnx[manifest.precision] = manifest.model_file
-        built = (manifest.extra.get("tensorrt") or {}).get("onnx")  # a TensorRT bundle carries its network
-        if built in manifest.files:
+        built = manifest.engine.network_onnx if manifest.engine else None  # an engine bundle carries its network
+        if built is not None and built in manifest.files:
             onnx.setdefault(manifest.precision, built)
         if FP32_ONNX in manifest.files:
             onnx.setdefault("fp32", FP32_ONNX)
@@ -81,10 +79,7 @@ class SourceBundle:
     @property
     def float_nodes(self) -> tuple[str, ...]:
         """Layers the export's accuracy gate kept in float: every INT8 model made from this bundle keeps them."""
-        nodes = (self.manifest.quantization or {}).get("float_nodes") or ()
-        if not isinstance(nodes, (list, tuple)) or not all(isinstance(node, str) for node in nodes):
-            raise BundleError(f"bundle {self.path}: quantization.float_nodes must be a list of node names")
-        return tuple(nodes)
+        return self.manifest.quantization.float_nodes if self.manifest.quantization else ()
 
     def openvino_int8_ir(self) -> Path | None:
         """The bundle's own OpenVINO INT8 IR: the artifact the export chose and measured (NNCF or the
@@ -127,18 +122,20 @@ def compile_bundle(
     precision: Precision,
     output: str | Path,
     device: str = AUTO_DEVICE,
+    overwrite: bool = False,
     **trt_options: Any,
 ) -> Path:
     """Compile ``bundle`` for ``target`` at ``precision`` into a new bundle at ``output``.
 
     Args:
+        overwrite: replace a bundle an earlier run wrote at ``output`` (never a directory of the user's).
         device: where the model is compiled for and checked: an OpenVINO device (``CPU``, ``GPU``), or
             ``cuda`` for TensorRT; ``auto`` is the target's default.
         trt_options: :class:`edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (``max_batch``,
             ``opt_batch``, ``workspace_mib``, ``timing_cache``, ``version_compatible``,
             ``hardware_compatibility``); TensorRT only.
     """
-    if target not in COMPILERS:
+    if target not in COMPILE_TARGETS:
         raise ExportError(f"compile targets are {', '.join(COMPILERS)}, not {target!r}")
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -146,12 +143,14 @@ def compile_bundle(
         raise ExportError(f"{', '.join(sorted(trt_options))}: only for --target tensorrt")
     device = resolve_device(get_backend(target), device)
     source = SourceBundle.open(bundle)
-    output = Path(output)
+    output = Path(output).absolute()
     if output.resolve() == source.path.resolve():
         raise ExportError("the compiled bundle must go to a new directory, not over its source")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{output.name}.compile.", dir=output.parent) as staging:
-        compiled = COMPILERS[target](source, precision, Path(staging), device, trt_options)
+    with place_outputs(output.parent, overwrite=overwrite, expect=[output.name],
+                       lock_name=f".{output.name}.lock") as staging:
+        work = staging.path.parent / "work"
+        work.mkdir()
+        compiled = COMPILERS[target](source, precision, work, device, trt_options)
         inputs, expected = read_golden(source.path, source.manifest)
         reference = _reference_logits(source, compiled.source_model, inputs, expected)
         model = compiled.files[compiled.model_file]
@@ -163,8 +162,11 @@ def compile_bundle(
             raise ExportError(f"the compiled {target} {precision} model does not reproduce its source "
                               f"{compiled.source_model.name}: {comparison.describe()}")
         log.debug("compiled %s %s: %s", target, precision, comparison.describe())
-        manifest = _compiled_manifest(source, target, precision, compiled, comparison.to_dict())
-        write_bundle(output, manifest, compiled.files, golden_inputs=inputs, golden_outputs=outputs)
+        record = ParityRecord.from_comparison(f"source {compiled.source_model.name}", comparison,
+                                              inputs="golden inputs")
+        manifest = _compiled_manifest(source, target, precision, compiled, record)
+        assemble_bundle(staging.path / output.name, manifest, compiled.files, golden_inputs=inputs,
+                        golden_outputs=outputs)
     return output
 
 
@@ -181,22 +183,27 @@ def _reference_logits(
 
 
 def _compiled_manifest(source: SourceBundle, target: str, precision: str, compiled: Compiled,
-                       parity: dict[str, Any]) -> Manifest:
+                       parity: ParityRecord) -> Manifest:
     src = source.manifest
     int8 = precision == "int8"
+    notes = dict(compiled.extra)
+    facts = notes.pop(target, None)
+    engine = EngineRecord.from_dict({"runtime": target, "device": compiled.device, **facts}) if facts else None
+    # The link to what the source was made from (checkpoint or weights file) survives every compile.
+    provenance = Provenance(
+        **{**src.provenance.to_dict(), "parent_bundle": str(source.path.resolve()),
+           "parent_manifest_sha256": sha256_file(source.path / MANIFEST_FILE), "parent_target": src.target,
+           "parent_precision": src.precision, "parent_model": compiled.source_model.name,
+           "parent_accuracy": src.accuracy.to_dict() if src.accuracy else None},
+    )
     return Manifest(
-        architecture=src.architecture, precision=precision, target=target, model_file=compiled.model_file,
-        preprocessing=src.preprocessing, labels=list(src.labels), input=dict(src.input),
-        parity={"reference": f"source {compiled.source_model.name} on the golden inputs", **parity},
+        architecture=src.architecture, precision=precision, target=target,  # type: ignore[arg-type]
+        model_file=compiled.model_file, preprocessing=src.preprocessing, labels=list(src.labels),
+        input=src.input, parity=(parity,),
         calibration=src.calibration if int8 else None, quantization=src.quantization if int8 else None,
-        build={"compile": {
-            "source_bundle": str(source.path),
-            "source_manifest_sha256": sha256_file(source.path / MANIFEST_FILE),
-            "source_target": src.target, "source_precision": src.precision,
-            "source_model": compiled.source_model.name, "precision": precision, "device": compiled.device,
-            "source_accuracy": src.accuracy,  # measured on the source artifact, not re-measured here
-        }},
-        extra=compiled.extra,
+        engine=engine, provenance=provenance,
+        build={"compile": {"precision": precision, "device": compiled.device}},
+        extra=notes,
     )
 
 

@@ -59,3 +59,16 @@ class BackendUnavailableError(EdgeResNetError):
 
 class BundleError(EdgeResNetError):
     """A bundle whose files or manifest fail their checks."""
+
+
+class PlacementError(EdgeResNetError):
+    """An output that cannot be written without losing something (the user's files, another run's)."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OSError in words, naming the path, without Python's ``[Errno N]`` prefix."""
+    import os
+
+    reason = os.strerror(error.errno) if error.errno else first_line(str(error))
+    where = f": {error.filename}" if error.filename else ""
+    return f"{reason.lower()}{where}"

@@ -16,6 +16,7 @@ from typing import Any
 
 from edgeresnet.atomic import atomic_write_text
 from edgeresnet.errors import EdgeResNetError
+from edgeresnet.placement import check_replaceable, place_outputs
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class PipelineOptions:
     min_time_s: float = 1.0
     min_runs: int = 20
     compile_fp16: bool = True
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and self.weights is not None:
@@ -58,32 +60,43 @@ class PipelineResult:
     summary: Path | None = None
 
 
+SUMMARY_FILE = "summary.md"
+
+
 def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) -> PipelineResult:
-    """Run every stage, timing each; progress messages go to ``progress``."""
+    """Run every stage, timing each; progress messages go to ``progress``.
+
+    The output holds ``checkpoint/``, ``bundles/``, ``benchmark/`` and ``summary.md``, each placed by the
+    placement policy: a previous run's results are replaced only with ``overwrite``, and a run into an
+    output another run is writing is refused.
+    """
     say = progress or log.info
     output = Path(options.output)
-    output.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
+    with place_outputs(output, overwrite=options.overwrite, expect=[SUMMARY_FILE]) as staging:
+        if options.checkpoint is None:  # refuse now, not after training, what training would replace
+            check_replaceable(output / "checkpoint", overwrite=options.overwrite)
+        seconds: dict[str, float] = {}
 
-    started = time.perf_counter()
-    checkpoint = _train_or_load(options, output, say)
-    seconds["train"] = time.perf_counter() - started
+        started = time.perf_counter()
+        checkpoint = _train_or_load(options, output, say)
+        seconds["train"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    bundles = _export(options, checkpoint, output / "bundles", say)
-    seconds["export"] = time.perf_counter() - started
+        started = time.perf_counter()
+        bundles = _export(options, checkpoint, output / "bundles", say)
+        seconds["export"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    bundles.update(_compile(options, bundles, output / "bundles", say))
-    seconds["compile"] = time.perf_counter() - started
+        started = time.perf_counter()
+        bundles.update(_compile(options, bundles, output / "bundles", say))
+        seconds["compile"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    benchmark = _benchmark(options, checkpoint, bundles, output / "benchmark", say)
-    seconds["benchmark"] = time.perf_counter() - started
+        started = time.perf_counter()
+        benchmark = _benchmark(options, checkpoint, bundles, output / "benchmark", say)
+        seconds["benchmark"] = time.perf_counter() - started
 
-    result = PipelineResult(output=output, checkpoint=checkpoint, bundles=bundles, seconds=seconds)
-    result.recommended, text = _summary(options, result, benchmark)
-    result.summary = atomic_write_text(output / "summary.md", text)
+        result = PipelineResult(output=output, checkpoint=checkpoint, bundles=bundles, seconds=seconds)
+        result.recommended, text = _summary(options, result, benchmark)
+        atomic_write_text(staging.path / SUMMARY_FILE, text)
+    result.summary = output / SUMMARY_FILE
     return result
 
 
@@ -103,7 +116,7 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
         TrainConfig(model=options.model, data=options.data, output=str(output / "checkpoint"),
                     epochs=options.epochs, weights=str(options.weights) if options.weights else None,
                     train_limit=options.train_limit, eval_limit=options.eval_limit, threads=options.threads,
-                    overwrite=True),
+                    overwrite=options.overwrite),
         on_epoch=report_epoch,
     )
     return result.checkpoint
@@ -119,7 +132,7 @@ def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Pr
         ExportOptions(output=directory, int8=True, targets=options.targets, data=options.data,
                       calib_data=options.data, calib_size=options.calib_size,
                       max_accuracy_drop=options.max_accuracy_drop, eval_limit=options.eval_limit,
-                      threads=options.threads),
+                      threads=options.threads, overwrite=options.overwrite),
         progress=say,
     )
     return dict(result.bundles)
@@ -133,14 +146,15 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
     if options.compile_fp16 and "openvino-fp32" in bundles:
         say("compiling an OpenVINO FP16 IR")
         compiled["openvino-fp16"] = compile_bundle(bundles["openvino-fp32"], target="openvino", precision="fp16",
-                                                   output=directory / "openvino-fp16")
+                                                   output=directory / "openvino-fp16", overwrite=options.overwrite)
     for precision in ("fp16", "int8"):
         source = bundles.get(f"tensorrt-{'fp32' if precision == 'fp16' else 'int8'}")
         if source is None:
             continue
         try:
             compiled[f"tensorrt-{precision}-engine"] = compile_bundle(
-                source, target="tensorrt", precision=precision, output=directory / f"tensorrt-{precision}-engine")
+                source, target="tensorrt", precision=precision, output=directory / f"tensorrt-{precision}-engine",
+                overwrite=options.overwrite)
         except EdgeResNetError as error:
             # TensorRT only exists on the device; the QDQ bundle is what goes there.
             say(f"TensorRT {precision} engine not built here: {error}")
@@ -150,16 +164,20 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
 
 def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Path], directory: Path,
                say: Progress) -> Any:
+    from edgeresnet.api import write_benchmark_reports
     from edgeresnet.bench import run_benchmark
-    from edgeresnet.report import write_reports
+    from edgeresnet.bundle import read_manifest
 
-    runnable = [path for name, path in bundles.items() if not name.startswith("tensorrt") or name.endswith("engine")]
+    # An export's TensorRT bundle holds the network an engine is built from; only engine bundles run here.
+    runnable = [path for path in bundles.values()
+                if (manifest := read_manifest(path)).target != "tensorrt" or manifest.engine is not None]
     say(f"benchmarking {len(runnable)} artifacts and PyTorch eager at batch sizes "
         f"{', '.join(map(str, options.batch_sizes))}")
     result = run_benchmark([checkpoint, *runnable], data=options.data, batch_sizes=options.batch_sizes,
                            threads=options.threads, eval_limit=options.eval_limit, min_time_s=options.min_time_s,
                            min_runs=options.min_runs, progress=True)
-    write_reports(result, directory, max_accuracy_drop=options.max_accuracy_drop)
+    write_benchmark_reports(result, directory, overwrite=options.overwrite,
+                            max_accuracy_drop=options.max_accuracy_drop)
     return result
 
 
@@ -172,9 +190,9 @@ def _summary(options: PipelineOptions, result: PipelineResult, benchmark: Any) -
     lines = [f"# edgeresnet pipeline: {options.model} on {options.data}", ""]
     if recommended is not None:
         row = best[batch]
-        lines += [f"**Recommended artifact:** `{recommended}` — the fastest at batch {batch} within "
-                  f"{options.max_accuracy_drop:g} top-1 point of FP32 ({row.latency_p50_ms:.3f} ms p50, "
-                  f"top-1 {row.top1:.2f}%).", ""]
+        lines += [(f"**Recommended artifact:** `{recommended}` — the fastest at batch {batch} within "
+                   f"{options.max_accuracy_drop:g} top-1 point of FP32 ({row.latency_p50_ms:.3f} ms p50, "
+                   f"top-1 {row.top1:.2f}%)."), ""]
     lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {value:.0f} |" for stage, value in result.seconds.items()]
     lines += [f"| total | {sum(result.seconds.values()):.0f} |", "", "## Built", "",

@@ -1,9 +1,10 @@
 """Verify a bundle on the machine that will run it: its files, its runtime, and its golden answers.
 
-``verify_bundle`` checks, in order: the manifest can be read (and is not from a newer format), every
-file matches its sha256 (a tampered engine is never loaded), the installed runtime matches the one
+``verify_bundle`` checks, in order: the manifest can be read (and is not from a newer format) and
+follows the bundle schema (``edgeresnet/bundle/schema.json``), every file matches its sha256 (a tampered engine is never loaded), the installed runtime matches the one
 recorded (a warning for ONNX Runtime/OpenVINO; for a TensorRT engine the TensorRT version and GPU
-must match, or the engine cannot be trusted to load), and the model reproduces its golden outputs
+must match, or the engine cannot be trusted to load), the labels and input size agree with the model
+file itself (a re-signed manifest cannot make ``predict`` allocate a 100000×100000 input), and the model reproduces its golden outputs
 within the tolerance of its precision (:func:`check_parity`, which ``compile`` uses too).
 """
 
@@ -16,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeresnet.bundle import MANIFEST_FILE, Manifest, check_files, read_golden, read_manifest
+from edgeresnet.bundle import MANIFEST_FILE
+from edgeresnet.bundle.files import check_files, manifest_from_record, read_golden, read_manifest_record
+from edgeresnet.bundle.manifest import Manifest
+from edgeresnet.bundle.schema import schema_problems
 from edgeresnet.environment import package_version
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.evaluation import LogitComparison, compare_logits
@@ -147,14 +151,19 @@ def verify_bundle(
     """
     report = VerifyReport(bundle=Path(bundle))
     try:
-        manifest = read_manifest(bundle)
+        record = read_manifest_record(bundle)
+        manifest = manifest_from_record(record)
     except EdgeResNetError as error:
         report.failures.append(str(error))
         return report
     report.checks.append(f"manifest format {manifest.format_version}: {manifest.architecture} "
                          f"{manifest.precision} for {manifest.target} ({manifest.model_file})")
+    _check_schema(report, manifest, record)
     if not _files_intact(report, manifest):
         return report  # never load a model whose bytes are not the ones the manifest describes
+    _check_model_interface(report, manifest)
+    if report.failures:
+        return report
     try:
         chosen = backend_for(report.bundle / manifest.model_file, backend)
         device = resolve_device(chosen, device)
@@ -204,8 +213,9 @@ def _check_runtime(report: VerifyReport, manifest: Manifest, backend: Backend, d
 def _check_tensorrt(report: VerifyReport, manifest: Manifest, device: str) -> None:
     from edgeresnet.runtime.tensorrt import cuda_device, device_index, require_tensorrt
 
-    record = manifest.extra.get("tensorrt")
-    if not isinstance(record, dict) or "version" not in record or "compute_capability" not in record:
+    engine = manifest.engine
+    record = engine.compatibility_record() if engine is not None and engine.runtime == "tensorrt" else None
+    if record is None or record["version"] is None or record["compute_capability"] is None:
         report.failures.append("the manifest records no TensorRT version and GPU for its engine")
         return
     installed = str(require_tensorrt().__version__)
@@ -222,7 +232,9 @@ def _check_tensorrt(report: VerifyReport, manifest: Manifest, device: str) -> No
 def tensorrt_compatibility(
     record: dict[str, Any], installed_version: str, compute_capability: str | None
 ) -> list[str]:
-    """Why an engine described by ``record`` (manifest.extra["tensorrt"]) cannot run here; empty if it can.
+    """Why an engine described by ``record`` (``manifest.engine.compatibility_record()``) cannot run here.
+
+    Empty if it can.
 
     A default engine needs the exact TensorRT build and compute capability it was built with; a
     version-compatible engine runs on the same or a later TensorRT; an ``ampere+`` engine runs on any
@@ -280,7 +292,102 @@ def _check_golden(
         report.failures.append(str(error))
         return
     report.golden = comparison
+    if outputs.ndim == 2 and outputs.shape[1] != len(manifest.labels):
+        report.failures.append(f"the model gives {outputs.shape[1]} outputs but the manifest lists "
+                               f"{len(manifest.labels)} labels")
+        return
     if comparison.passed:
         report.checks.append(f"golden outputs reproduced on {backend.name}: {comparison.describe()}")
     else:
         report.failures.append(f"golden outputs not reproduced on {backend.name}: {comparison.describe()}")
+
+
+def _check_schema(report: VerifyReport, manifest: Manifest, record: dict[str, Any]) -> None:
+    # A version-1 manifest is checked as it reads after migration: the schema describes version 2.
+    document = record if manifest.format_version >= 2 else manifest.to_dict()
+    problems = schema_problems(document)
+    if problems:
+        report.failures.append(f"{MANIFEST_FILE} breaks the bundle schema: {'; '.join(problems)}")
+    else:
+        migrated = "" if manifest.format_version >= 2 else " (after migration from format 1)"
+        report.checks.append(f"{MANIFEST_FILE} follows the bundle schema{migrated}")
+
+
+def _check_model_interface(report: VerifyReport, manifest: Manifest) -> None:
+    """The manifest's labels and input size against the model file's own input shape and output width."""
+    c, h, w = manifest.input.channels_height_width
+    spec = tuple(manifest.preprocessing.input_shape()[1:])
+    if spec != (c, h, w):
+        report.failures.append(f"the manifest's preprocessing makes {spec[0]}×{spec[1]}×{spec[2]} inputs but its "
+                               f"input record says {c}×{h}×{w}")
+        return
+    try:
+        declared = model_interface(report.bundle / manifest.model_file)
+    except EdgeResNetError as error:
+        report.failures.append(str(error))
+        return
+    if declared is None:
+        return  # an engine: its shapes are checked when the golden inputs run
+    shape, width = declared
+    if any(want is not None and want != have for want, have in zip(shape[1:], (c, h, w), strict=False)):
+        dims = "×".join("?" if d is None else str(d) for d in shape[1:])
+        report.failures.append(f"{manifest.model_file} takes {dims} inputs but the manifest says {c}×{h}×{w}")
+    if width is not None and width != len(manifest.labels):
+        report.failures.append(f"{manifest.model_file} has {width} outputs but the manifest lists "
+                               f"{len(manifest.labels)} labels")
+    if not report.failures:
+        report.checks.append(f"labels ({len(manifest.labels)}) and input {c}×{h}×{w} match the model file")
+
+
+def model_interface(path: Path) -> tuple[tuple[int | None, ...], int | None] | None:
+    """The input shape and output width a model file declares (ONNX or OpenVINO IR); None for an engine."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".onnx":
+            return _onnx_interface(path)
+        if suffix == ".xml":
+            return _ir_interface(path)
+    except EdgeResNetError:
+        raise
+    except Exception as error:  # protobuf and XML parsers raise their own types for a corrupt file
+        from edgeresnet.errors import first_line
+
+        raise EdgeResNetError(f"cannot read the model file {path.name}: {first_line(error)}") from error
+    return None
+
+
+def _dims(values: list[int | None]) -> tuple[int | None, ...]:
+    return tuple(v if isinstance(v, int) and v > 0 else None for v in values)
+
+
+def _onnx_interface(path: Path) -> tuple[tuple[int | None, ...], int | None]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise EdgeResNetError(f"{path.name} must have one input and one output")
+
+    def shape(value: onnx.ValueInfoProto) -> tuple[int | None, ...]:
+        return _dims([d.dim_value if d.HasField("dim_value") else None
+                      for d in value.type.tensor_type.shape.dim])
+
+    output = shape(graph.output[0])
+    return shape(inputs[0]), output[-1] if output else None
+
+
+def _ir_interface(path: Path) -> tuple[tuple[int | None, ...], int | None]:
+    from xml.etree import ElementTree  # expat refuses entity expansion bombs
+
+    root = ElementTree.parse(path).getroot()
+    parameters = [layer for layer in root.iter("layer") if layer.get("type") == "Parameter"]
+    results = [layer for layer in root.iter("layer") if layer.get("type") == "Result"]
+    if len(parameters) != 1 or len(results) != 1:
+        raise EdgeResNetError(f"{path.name} must have one input and one output")
+    data = parameters[0].find("data")
+    text = (data.get("shape") if data is not None else "") or ""
+    shape = _dims([int(d) if d.strip().lstrip("-").isdigit() else None for d in text.strip("[]").split(",")])
+    dims = [d.text for d in results[0].iter("dim")]
+    width = int(dims[-1]) if dims and dims[-1] and dims[-1].strip().isdigit() else None
+    return shape, width

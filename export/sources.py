@@ -17,6 +17,8 @@ from edgeresnet.errors import CheckpointError, ExportError
 if TYPE_CHECKING:
     import torch
 
+    from edgeresnet.bundle.records import Provenance
+
 
 @dataclass
 class ModelSource:
@@ -31,6 +33,7 @@ class ModelSource:
     checkpoint: Path | None = None
     weights: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    checkpoint_sha256: str | None = None  # of the checkpoint's weights file
 
     @property
     def num_classes(self) -> int:
@@ -48,6 +51,19 @@ class ModelSource:
         }
 
 
+def source_provenance(source: ModelSource) -> Provenance:
+    """Where a bundle comes from: the checkpoint and/or the weights file, each with its sha256."""
+    from edgeresnet.bundle.files import sha256_file
+    from edgeresnet.bundle.records import Provenance
+
+    return Provenance(
+        checkpoint=str(Path(source.checkpoint).absolute()) if source.checkpoint else None,
+        checkpoint_sha256=source.checkpoint_sha256 if source.checkpoint else None,
+        weights=str(Path(source.weights).resolve()) if source.weights else None,
+        weights_sha256=sha256_file(source.weights) if source.weights else None,
+    )
+
+
 def load_model_source(
     model: str,
     *,
@@ -60,6 +76,7 @@ def load_model_source(
     """Resolve MODEL: a checkpoint directory from `train`, or an architecture name plus ``weights``."""
     path = Path(model)
     if is_checkpoint_dir(path):
+        _check_card_is_an_object(path)
         given = {"--weights": weights, "--num-classes": num_classes, "--in-chans": in_chans,
                  "--input-size": input_size}
         ignored = [flag for flag, value in given.items() if value is not None]
@@ -71,11 +88,42 @@ def load_model_source(
             model=torch_model, architecture=card.architecture, preprocessing=card.preprocessing,
             class_names=list(card.class_names), in_chans=card.in_chans,
             data_source=card.data.get("source"), checkpoint=path, overrides=dict(card.overrides),
+            checkpoint_sha256=card.weights_sha256 or None,
         )
     if path.exists():
         raise CheckpointError(f"{path} is not a checkpoint directory (no card.json); "
                               "pass a directory written by `edgeresnet train` or an architecture name")
+    if _looks_like_a_path(model):
+        raise CheckpointError(f"checkpoint directory not found: {path}")
     return _from_architecture(model, weights, num_classes, in_chans, input_size, data)
+
+
+def _looks_like_a_path(model: str) -> bool:
+    """Architecture names are bare words (``resnet50``); anything with a separator or dot-prefix is a path."""
+    return "/" in model or "\\" in model or model.startswith((".", "~"))
+
+
+def _check_card_is_an_object(directory: Path) -> None:
+    """Read the card at export's boundary: whatever its bytes, a one-line CheckpointError, never a crash."""
+    import json
+
+    from edgeresnet.checkpoint import CARD_FILE, read_card
+    from edgeresnet.errors import first_line
+
+    card = directory / CARD_FILE
+    try:
+        record = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"cannot read {card}: it is not valid UTF-8 JSON") from error
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{card} is not an edgeresnet model card (not a JSON object)")
+    try:
+        read_card(directory)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        # checkpoint.ModelCard.from_dict lets some malformed values through as these (see the fuzz test).
+        raise CheckpointError(f"{card} is malformed: {first_line(error)}") from error
 
 
 def _from_architecture(
@@ -93,7 +141,9 @@ def _from_architecture(
     classes = num_classes or (source.num_classes if source else file_classes or 1000)
     channels = in_chans or file_chans or 3
     if file_classes is not None and file_classes != classes:
-        # Exporting would ship a randomly initialised classifier head: fine-tuning is `train`'s job.
+        # Exporting would ship a randomly initialised classifier head: fine-tuning is `train`'s job. The
+        # hint names `train` only if it can use these weights: weights of another architecture fail there too.
+        create_model(info.name, num_classes=file_classes, in_chans=channels, weights=str(weights))
         raise ExportError(
             f"{weights} has a {file_classes}-class head but the export needs {classes} classes; "
             f"fine-tune first (edgeresnet train --model {info.name} --weights {weights} --data ...)"

@@ -11,31 +11,38 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from edgeresnet.atomic import atomic_write_json, replace_directory
-from edgeresnet.bundle import Manifest, write_bundle
+from edgeresnet.atomic import atomic_write_json
+from edgeresnet.bundle.files import assemble_bundle
+from edgeresnet.bundle.manifest import Manifest
+from edgeresnet.bundle.records import AccuracyRecord, InputSpec, ParityRecord
+from edgeresnet.bundle.vocabulary import CALIB_METHODS, CalibMethod
 from edgeresnet.data import ImageSet, open_source
 from edgeresnet.errors import DatasetError, ExportError
 from edgeresnet.export.onnx import INPUT_NAME, check_parity, export_onnx, parity_ok
-from edgeresnet.export.sources import ModelSource
+from edgeresnet.export.sources import ModelSource, source_provenance
 from edgeresnet.export.targets import TARGETS, accuracy_record, resolve_targets
+from edgeresnet.placement import place_outputs
 
 log = logging.getLogger(__name__)
 
-CalibMethod = Literal["auto", "minmax", "entropy", "percentile"]
+NOT_MEASURED_NOTE = ("not measured: exported without labelled data (pass --data to measure accuracy); "
+                     "parity with PyTorch was checked on generated inputs")
 GOLDEN_COUNT = 8
 PARITY_IMAGES = 256
 AUTO_HELD_OUT = 1000
 SENSITIVITY_IMAGES = 256
 EVAL_BATCH = 250
+REPORT_FILE = "export_report.json"
+GENERATED_IMAGES = 128
+SOURCE_CHECKPOINT = "pytorch-fp32"
 
 Progress = Callable[[str], None]
 
@@ -57,6 +64,7 @@ class ExportOptions:
     batch: int | None = None
     eval_limit: int | None = None
     threads: int | None = None
+    overwrite: bool = False
 
 
 @dataclass
@@ -85,6 +93,7 @@ class _Context:
     sensitivity_batches: list[np.ndarray] = field(default_factory=list)
     gated: dict[str, tuple[Path, Any]] = field(default_factory=dict)
     progress: Progress = lambda message: None
+    accuracy_measured: bool = True  # False for an FP32 export without labelled data
 
 
 def run_export(source: ModelSource, options: ExportOptions, *, progress: Progress | None = None) -> ExportResult:
@@ -94,33 +103,102 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
     targets = resolve_targets(options.targets)
     _check_options(options)
     eval_data = options.data or options.calib_data or source.data_source
-    if eval_data is None:
-        raise ExportError("no evaluation data: pass --data (the model's checkpoint names none)")
-    output = Path(options.output)
-    output.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
-    try:
-        context = _prepare(source, options, eval_data, work, say)
+    if eval_data is None and (options.int8 or source.weights is None):
+        what = "INT8 needs calibration and evaluation data" if options.int8 else "the checkpoint names no data"
+        raise ExportError(f"no evaluation data: pass --data ({what})")
+    names = [f"{target}-{precision}" for target in targets
+             for precision in (("fp32", "int8") if options.int8 else ("fp32",))]
+    # A weights file travels as a checkpoint beside the bundles: the PyTorch baseline `benchmark` runs.
+    baseline = [SOURCE_CHECKPOINT] if source.checkpoint is None and source.weights is not None else []
+    # One placement for the whole export: every bundle and the report land together or not at all.
+    with place_outputs(options.output, overwrite=options.overwrite,
+                       expect=[*names, *baseline, REPORT_FILE]) as staging:
+        work = staging.path.parent / "work"
+        work.mkdir()
+        if baseline:
+            source = _with_baseline_checkpoint(source, staging.path / SOURCE_CHECKPOINT,
+                                               Path(options.output).absolute() / SOURCE_CHECKPOINT)
+        context = (_prepare(source, options, eval_data, work, say) if eval_data is not None
+                   else _prepare_without_data(source, options, work, say))
         if options.int8:
             _calibrate(context, say)
-        staged: dict[str, Path] = {}
         summaries: dict[str, Any] = {}
-        for target in targets:
-            for precision in ("fp32", "int8") if options.int8 else ("fp32",):
-                name = f"{target}-{precision}"
-                say(f"building {name}")
-                built = TARGETS[target].build(context, precision)
-                staged[name] = _write_target_bundle(context, built, target, precision, work / name)
-                summaries[name] = {"model_file": built.model_file, "accuracy": built.accuracy,
-                                   "quantization": built.quantization}
-        result = ExportResult(output=output)
-        for name, bundle in staged.items():
-            result.bundles[name] = replace_directory(bundle, output / name)
-        result.report = _report(context, summaries, time.perf_counter() - started)
-        atomic_write_json(output / "export_report.json", result.report)
-        return result
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for name in names:
+            target, precision = name.rsplit("-", 1)
+            say(f"building {name}")
+            built = TARGETS[target].build(context, precision)
+            _write_target_bundle(context, built, target, precision, staging.path / name)
+            summaries[name] = {"model_file": built.model_file, "accuracy": built.accuracy,
+                               "quantization": built.quantization}
+        report = {**_report(context, summaries, time.perf_counter() - started),
+                  "accuracy_measured": context.accuracy_measured,
+                  "provenance": source_provenance(source).to_dict()}
+        atomic_write_json(staging.path / REPORT_FILE, report)
+        shutil.rmtree(work)  # scratch space freed before the moves; the staging directory goes after them
+    output = Path(options.output)
+    return ExportResult(output=output, bundles={name: output / name for name in names}, report=report)
+
+
+def _with_baseline_checkpoint(source: ModelSource, staged: Path, final: Path) -> ModelSource:
+    """Write ``source`` (an architecture with a weights file) as a checkpoint directory at ``staged``;
+    the returned source names ``final`` (where it lands) as its checkpoint, keeping the weights file."""
+    import dataclasses
+
+    from edgeresnet.checkpoint import ModelCard, write_checkpoint
+    from edgeresnet.models.complexity import count_params
+
+    card = ModelCard(
+        architecture=source.architecture, num_classes=source.num_classes, in_chans=source.in_chans,
+        preprocessing=source.preprocessing, class_names=list(source.class_names), overrides=dict(source.overrides),
+        data={"source": source.data_source} if source.data_source else {},
+        training={"from_weights": str(Path(source.weights or "").resolve()), "trained": False},
+        params=count_params(source.model),
+    )
+    write_checkpoint(staged, source.model, card)
+    return dataclasses.replace(source, checkpoint=final, checkpoint_sha256=card.weights_sha256)
+
+
+def _prepare_without_data(source: ModelSource, options: ExportOptions, work: Path, say: Progress) -> _Context:
+    """FP32 export of a weights file with no labelled data: parity on generated inputs, accuracy not measured.
+
+    The generated images are smooth random colour fields (upsampled noise), which give varied,
+    decisive logits; the "labels" handed to the build steps are the PyTorch model's own predictions,
+    so what they compute is agreement, and the manifest records accuracy as not measured.
+    """
+    import torch
+
+    spec = source.preprocessing
+    say(f"no --data: checking parity on {GENERATED_IMAGES} generated inputs; accuracy will not be measured")
+    images = spec.apply_batch(_generated_images(spec, GENERATED_IMAGES))
+    with torch.no_grad():
+        predictions = source.model.eval()(torch.from_numpy(images)).argmax(1).numpy()
+    batches = [(images[i : i + 64], predictions[i : i + 64]) for i in range(0, len(images), 64)]
+    fp32_onnx = work / "model_fp32.onnx"
+    export_onnx(source.model, spec, fp32_onnx, opset=options.opset, metadata=source.metadata())
+    parity = check_parity(source.model, fp32_onnx, [b for b, _ in batches], threads=options.threads)
+    if not parity_ok(parity):
+        raise ExportError(f"ONNX export disagrees with PyTorch on generated inputs: max |Δlogit| "
+                          f"{parity.max_abs_diff:.2e}, top-1 agreement {parity.top1_agreement:.2%}")
+    from edgeresnet.calibration import evaluate_onnx
+
+    agreement = evaluate_onnx(fp32_onnx, batches)
+    return _Context(
+        source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=batches,
+        golden_inputs=images[: options.batch or GOLDEN_COUNT], fp32_accuracy=accuracy_record(agreement),
+        parity=parity.to_dict(), progress=say, accuracy_measured=False,
+    )
+
+
+def _generated_images(spec: Any, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` smooth random uint8 images of the spec's size and channels (HWC, or HW for grayscale)."""
+    height, width = spec.input_size
+    rng = np.random.default_rng(seed)
+    cells = rng.uniform(0, 255, (count, 8, 8, spec.num_channels))
+    rows = np.linspace(0, 7, height).round().astype(int)
+    cols = np.linspace(0, 7, width).round().astype(int)
+    images = cells[:, rows][:, :, cols] + rng.normal(0, 8, (count, height, width, spec.num_channels))
+    images = np.clip(images, 0, 255).astype(np.uint8)
+    return images[..., 0] if spec.num_channels == 1 else images
 
 
 def _check_options(options: ExportOptions) -> None:
@@ -134,7 +212,7 @@ def _check_options(options: ExportOptions) -> None:
         from edgeresnet.calibration import CalibrationTable
 
         CalibrationTable.load(options.calib_table)  # a bad table fails before any export work
-    if options.calib_method not in ("auto", "minmax", "entropy", "percentile"):
+    if options.calib_method not in CALIB_METHODS:
         raise ExportError(f"unknown calibration method {options.calib_method!r}")
 
 
@@ -187,16 +265,19 @@ def _calibrate(context: _Context, say: Progress) -> None:
     spec = context.source.preprocessing
     label_map = label_mapping(data.class_names, context.source.class_names, what=data.name)
     split = data.split("calibration")
-    if options.calib_size > len(split):
-        raise DatasetError(
-            f"--calib-size {options.calib_size} is larger than the calibration split of {data.name} "
-            f"({len(split)} images)"
-        )
-    samples = split.balanced_sample(options.calib_size)
+    size = options.calib_size
+    if size > len(split):
+        if options.calib_table is None:
+            raise DatasetError(
+                f"--calib-size {options.calib_size} is larger than the calibration split of {data.name} "
+                f"({len(split)} images)"
+            )
+        size = len(split)  # a table brings its ranges: these images only check the data and rank layers
+    samples = split.balanced_sample(size)
     context.calib_batches = [images for images, _ in samples.batches(spec, 64)]
     decoded = sum(len(b) for b in context.calib_batches)
-    if decoded < max(1, options.calib_size // 2):
-        raise DatasetError(f"only {decoded} of {options.calib_size} calibration images in {data.name} "
+    if decoded < max(1, size // 2):
+        raise DatasetError(f"only {decoded} of {size} calibration images in {data.name} "
                            f"could be decoded ({samples.skipped} skipped); fix or remove the broken files")
     if samples.skipped:
         say(f"skipped {samples.skipped} undecodable calibration images; calibrating on the "
@@ -283,18 +364,24 @@ def _take_images(batches: Sequence[tuple[np.ndarray, np.ndarray]], count: int, s
 def _write_target_bundle(context: _Context, built: Any, target: str, precision: str, destination: Path) -> Path:
     source = context.source
     c, h, w = source.preprocessing.input_shape()[1:]
+    accuracy: dict[str, Any] | AccuracyRecord = (
+        {"fp32": context.fp32_accuracy, precision: built.accuracy,
+         "drop_points": round(context.fp32_accuracy["top1"] - built.accuracy["top1"], 4),
+         "split": "evaluation"}
+        if context.accuracy_measured else AccuracyRecord.not_measured(NOT_MEASURED_NOTE)
+    )
+    parity_inputs = "evaluation images" if context.accuracy_measured else "generated inputs (no --data)"
     manifest = Manifest(
-        architecture=source.architecture, precision=precision, target=target, model_file=built.model_file,
-        preprocessing=source.preprocessing, labels=source.class_names,
-        input={"name": INPUT_NAME, "shape": [context.options.batch, c, h, w], "dtype": "float32", "layout": "NCHW"},
-        accuracy={"fp32": context.fp32_accuracy, precision: built.accuracy,
-                  "drop_points": round(context.fp32_accuracy["top1"] - built.accuracy["top1"], 4),
-                  "split": "evaluation"},
-        parity={"pytorch_vs_onnx_fp32": context.parity, **built.parity},
-        calibration=context.calibration if precision == "int8" else None,
-        quantization=built.quantization,
-        extra={"source_checkpoint": str(source.checkpoint.resolve()) if source.checkpoint else None,
-               "source_weights": str(source.weights) if source.weights else None, **built.extra},
+        architecture=source.architecture, precision=precision, target=target,  # type: ignore[arg-type]
+        model_file=built.model_file, preprocessing=source.preprocessing, labels=source.class_names,
+        input=InputSpec(name=INPUT_NAME, shape=(context.options.batch, c, h, w)),
+        accuracy=accuracy,  # type: ignore[arg-type]
+        parity=(ParityRecord.from_dict({**context.parity, "inputs": parity_inputs}, reference="pytorch fp32"),
+                *(ParityRecord.from_dict(record, reference=name) for name, record in built.parity.items())),
+        calibration=context.calibration if precision == "int8" else None,  # type: ignore[arg-type]
+        quantization=built.quantization,  # type: ignore[arg-type]
+        provenance=source_provenance(source),
+        extra=dict(built.extra),  # notes for people (export's TensorRT notes); no code reads them
     )
     files = _with_static_batch(dict(built.files), context.options.batch, context.work / f"static-{target}-{precision}")
     # The FP32 ONNX travels with every artifact that is not itself that ONNX: `compile` builds other
@@ -303,8 +390,8 @@ def _write_target_bundle(context: _Context, built: Any, target: str, precision: 
         files.setdefault("model_fp32.onnx", context.fp32_onnx)
     if precision == "int8" and context.table_path is not None:
         files.setdefault("calibration.json", context.table_path)
-    return write_bundle(destination, manifest, files, golden_inputs=context.golden_inputs,
-                        golden_outputs=built.golden_outputs)
+    return assemble_bundle(destination, manifest, files, golden_inputs=context.golden_inputs,
+                           golden_outputs=built.golden_outputs)
 
 
 def _with_static_batch(files: dict[str, Path], batch: int | None, directory: Path) -> dict[str, Path]:

@@ -102,3 +102,10 @@ def test_usage_mistakes_are_one_line_from_the_console_script() -> None:
                             capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:") and "resnet50" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["export", "compile", "pipeline", "benchmark", "train"])
+def test_every_command_that_writes_offers_overwrite(command: str) -> None:
+    # Without it an existing output is refused (see tests/test_output_safety.py and edgeresnet.placement).
+    options = {option for param in cli.commands[command].params for option in getattr(param, "opts", [])}
+    assert "--overwrite" in options

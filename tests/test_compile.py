@@ -61,13 +61,15 @@ def test_openvino_bundles_verify_and_predict_like_their_source(
     assert (manifest.target, manifest.precision, manifest.model_file) == ("openvino", precision, "model.xml")
     assert set(manifest.files) == {"model.xml", "model.bin", "golden.npz"}
     assert manifest.preprocessing == origin.preprocessing and manifest.labels == origin.labels
-    record = manifest.build["compile"]
-    assert record["source_manifest_sha256"] == sha256_file(bundles[source] / "manifest.json")
-    assert (record["precision"], record["device"], record["source_precision"]) == (precision, "CPU", source)
-    assert record["source_model"] == (
+    parent = manifest.provenance
+    assert parent.parent_manifest_sha256 == sha256_file(bundles[source] / "manifest.json")
+    assert parent.parent_bundle == str(bundles[source].resolve())
+    assert (manifest.engine.runtime, manifest.engine.device, parent.parent_precision) == ("openvino", "CPU", source)
+    assert parent.parent_model == (
         "model_fp32.onnx" if (source, precision) == ("int8", "fp32") else "model.onnx"
     )
-    assert manifest.parity["top1_agreement"] >= 0.9 and "versions" in manifest.build
+    assert manifest.parity[-1].top1_agreement_pct >= 90 and manifest.parity[-1].inputs == "golden inputs"
+    assert "versions" in manifest.build
     assert manifest.calibration == (origin.calibration if precision == "int8" else None)
     assert verify_bundle(out).passed
     with Classifier.load(out) as compiled, Classifier.load(bundles[source]) as original:
@@ -88,7 +90,7 @@ def test_openvino_int8_is_rebuilt_from_the_calibration_table(
     rewrite_manifest(bundle, lambda r: r.update(precision="fp32", model_file="model_fp32.onnx"))
     out = compile_bundle(bundle, target="openvino", precision="int8", output=tmp_path / "ov-int8")
     manifest = read_manifest(out)
-    assert manifest.precision == "int8" and manifest.build["compile"]["source_model"].startswith(
+    assert manifest.precision == "int8" and manifest.provenance.parent_model.startswith(
         "model_int8_"
     )
     assert verify_bundle(out).passed
@@ -263,8 +265,8 @@ def test_openvino_int8_from_the_table_keeps_the_gates_float_layers(
                                                     quantization={"float_nodes": float_nodes}))
         out = compile_bundle(bundle, target="openvino", precision="int8", output=tmp_path / f"ov{len(float_nodes)}")
         manifest = read_manifest(out)
-        assert manifest.build["compile"]["source_model"] == "model_int8_onnxruntime.onnx"
-        assert manifest.quantization == {"float_nodes": float_nodes} and verify_bundle(out).passed
+        assert manifest.provenance.parent_model == "model_int8_onnxruntime.onnx"
+        assert manifest.quantization.float_nodes == tuple(float_nodes) and verify_bundle(out).passed
         return (out / "model.xml").read_text().count('type="FakeQuantize"')
 
     # The float Conv reads float data: its input's FakeQuantize is gone from the IR.
@@ -288,9 +290,27 @@ def test_an_nncf_openvino_int8_bundle_is_its_own_int8_artifact(bundles: dict[str
     rewrite_manifest(source, lambda r: r.update(quantization={"chosen": "nncf"}))
     out = compile_bundle(source, target="openvino", precision="int8", output=tmp_path / "ov", device="CPU")
     manifest = read_manifest(out)
-    assert manifest.build["compile"]["source_model"] == "model.xml"  # reused, not rebuilt from the table
+    assert manifest.provenance.parent_model == "model.xml"  # reused, not rebuilt from the table
     assert manifest.files["model.bin"] == read_manifest(source).files["model.bin"]
-    assert manifest.quantization == {"chosen": "nncf"} and verify_bundle(out).passed
+    assert manifest.quantization.chosen == "nncf" and verify_bundle(out).passed
+
+
+def test_compile_never_loses_files_the_user_added_to_its_output(bundles: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    command = ["compile", str(bundles["fp32"]), "--target", "openvino", "-o", str(tmp_path / "ov")]
+    assert CliRunner().invoke(cli, command).exit_code == 0
+    (tmp_path / "ov" / "deploy-notes.md").write_text("added by the user")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "ov").iterdir()}
+    for extra in ([], ["--overwrite"]):
+        result = CliRunner().invoke(cli, [*command, *extra])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+        assert "edgeresnet did not write (deploy-notes.md)" in result.stderr
+        assert {p.name: p.read_bytes() for p in (tmp_path / "ov").iterdir()} == before
+    (tmp_path / "ov" / "deploy-notes.md").unlink()
+    plain = CliRunner().invoke(cli, command)
+    assert plain.exit_code == 2 and "already exists: pass --overwrite" in plain.stderr
+    assert CliRunner().invoke(cli, [*command, "--overwrite"]).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ov"], "no staging, lock or .old left beside it"
 
 
 def test_compile_cli(bundles: dict[str, Path], tmp_path: Path) -> None:
@@ -357,7 +377,8 @@ def test_tensorrt_bundles_verify_and_predict(
         opt_batch=4,
     )
     manifest = read_manifest(out)
-    record = manifest.extra["tensorrt"]
+    assert manifest.engine is not None and manifest.engine.runtime == "tensorrt"
+    record = manifest.engine.compatibility_record()
     assert manifest.model_file == "model.engine" and {"model.onnx", "timing.cache"} <= set(manifest.files)
     assert record["compute_capability"] and record["version"] and record["layer_precisions"]
     assert record["layer_precisions"].get(precision.upper(), 0) > 0

@@ -10,14 +10,25 @@ from click.testing import CliRunner
 from edgeresnet.cli import cli
 
 
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def test_pipeline_end_to_end_on_a_tiny_subset(tmp_path: Path, fashion_mnist: str) -> None:
     output = tmp_path / "pipeline"
-    result = CliRunner().invoke(cli, [
+    command = [
         "pipeline", "--model", "resnet20", "--data", fashion_mnist, "--output", str(output), "--epochs", "1",
         "--train-limit", "600", "--eval-limit", "200", "--calib-size", "64", "--batch-sizes", "1,4",
         "--min-time", "0.05", "--target", "onnxruntime", "--target", "openvino", "--max-accuracy-drop", "5",
-    ])
+    ]
+    result = CliRunner().invoke(cli, command)
     assert result.exit_code == 0, result.output
+    # Re-running into the same output replaces nothing without --overwrite: not even the checkpoint.
+    before = snapshot(output)
+    again = CliRunner().invoke(cli, command)
+    assert again.exit_code == 2 and again.stderr.count("\n") == 1, again.output
+    assert "already exists: pass --overwrite" in again.stderr and "summary.md" in again.stderr
+    assert snapshot(output) == before
     summary = (output / "summary.md").read_text()
     assert "Recommended artifact" in summary and "| export |" in summary
     for name in ("onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8", "openvino-fp16"):

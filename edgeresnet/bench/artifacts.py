@@ -47,7 +47,7 @@ class Artifact:
     labels: list[str]
     file_size_bytes: int
     static_batch: int | None = None
-    # A bundle's source checkpoint (manifest extra["source_checkpoint"]): its PyTorch baseline.
+    # A bundle's source checkpoint (manifest.provenance.checkpoint): its PyTorch baseline.
     source_checkpoint: Path | None = None
     files: tuple[Path, ...] = field(default=())
 
@@ -76,9 +76,8 @@ def _bundle_artifact(path: Path) -> Artifact:
     model_path = path / manifest.model_file
     # An OpenVINO IR is two files; its size is both of them.
     files = (model_path, model_path.with_suffix(".bin")) if model_path.suffix == ".xml" else (model_path,)
-    source = manifest.extra.get("source_checkpoint")
-    shape = manifest.input.get("shape") if isinstance(manifest.input, dict) else None
-    static_batch = shape[0] if isinstance(shape, list) and shape and isinstance(shape[0], int) else None
+    source = manifest.provenance.checkpoint
+    static_batch = manifest.input.static_batch
     backend, name = _bundle_backend(path.name, manifest.target, model_path, manifest.precision)
     return Artifact(
         name=name,

@@ -40,11 +40,13 @@ from edgeresnet.errors import EdgeResNetError
               help="Top-1 points an artifact may lose versus the FP32 reference and still be marked fastest.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write benchmark.md, benchmark.csv, benchmark.json and accuracy_latency.png here.")
+@click.option("--overwrite", is_flag=True, help="Replace report files an earlier benchmark wrote into --report.")
 @click.pass_context
 def benchmark_command(
     ctx: click.Context, artifacts: tuple[Path, ...], data: str, batch_sizes: list[int], threads: int | None,
     device: str, warmup: int, min_time: float, min_runs: int, max_time: float, eval_limit: int | None,
     checkpoint: Path | None, max_accuracy_drop: float, report_dir: Path | None, allow_host_code: bool,
+    overwrite: bool,
 ) -> None:
     """Measure latency, throughput and accuracy of BUNDLE_OR_CHECKPOINT... side by side.
 
@@ -64,21 +66,22 @@ def benchmark_command(
     """
     from rich.console import Console
 
-    from edgeresnet.bench import run_benchmark
-    from edgeresnet.report import print_table, write_reports
+    from edgeresnet.api import benchmark, check_report_directory, failed_artifacts, write_benchmark_reports
+    from edgeresnet.report import print_table
 
     quiet = bool(ctx.find_root().params.get("quiet"))
     if report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)  # an unwritable --report fails now, not after the run
-    result = run_benchmark(
-        list(artifacts), data=data, batch_sizes=batch_sizes, threads=threads, device=device,  # type: ignore[arg-type]
+        check_report_directory(report_dir, overwrite=overwrite)  # a refused --report fails now, not after the run
+    result = benchmark(
+        list(artifacts), data=data, batch_sizes=batch_sizes, threads=threads, device=device,
         warmup=warmup, min_time_s=min_time, min_runs=min_runs, max_time_s=max_time, eval_limit=eval_limit,
         checkpoint=checkpoint, progress=not quiet, allow_host_code=allow_host_code,
     )
     # A wide table: rich would otherwise squeeze 14 columns into an 80-column pipe.
     print_table(result, max_accuracy_drop=max_accuracy_drop, console=Console(width=160, soft_wrap=False))
     if report_dir is not None:
-        written = write_reports(result, report_dir, max_accuracy_drop=max_accuracy_drop)
+        written = write_benchmark_reports(result, report_dir, overwrite=overwrite, max_accuracy_drop=max_accuracy_drop)
         click.echo(f"reports: {', '.join(str(path) for path in written.values())}", err=True)
-    if result.rows and all(row.error for row in result.rows):
-        raise EdgeResNetError("every benchmark row failed; see the errors above")
+    failed = failed_artifacts(result, artifacts)
+    if failed is not None:
+        raise EdgeResNetError(f"every artifact given failed ({failed}); see the errors above")

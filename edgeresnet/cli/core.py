@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from edgeresnet import __version__
-from edgeresnet.errors import EdgeResNetError, first_line
+from edgeresnet.errors import EdgeResNetError, describe_os_error, first_line
 
 USER_ERROR_EXIT = 2
 
@@ -49,7 +49,8 @@ class EdgeResNetGroup(click.Group):
             # directory where a file belongs): a one-line message, like any other user mistake.
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {first_line(error)}", err=True)
+            text = describe_os_error(error) if isinstance(error, OSError) else first_line(error)
+            click.echo(f"error: {text}", err=True)
             ctx.exit(USER_ERROR_EXIT)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from edgeresnet.bundle.vocabulary import COMPILE_TARGETS, PRECISIONS
 from edgeresnet.cli.core import cli
 from edgeresnet.errors import BundleError, EdgeResNetError
 
@@ -32,14 +33,15 @@ class BackendType(click.ParamType):
 
 @cli.command("compile")
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--target", type=click.Choice(["openvino", "tensorrt"]), required=True,
+@click.option("--target", type=click.Choice(COMPILE_TARGETS), required=True,
               help="Compile an OpenVINO IR or a TensorRT engine.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Precision of the compiled model  [default: the bundle's]")
 @click.option("--device", default="auto", show_default=True,
               help="Device to compile for and check on: CPU/GPU/NPU for OpenVINO, cuda for TensorRT.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="Directory of the new bundle.")
+@click.option("--overwrite", is_flag=True, help="Replace a bundle an earlier compile wrote at --output.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="TensorRT: the largest batch the engine accepts.")
 @click.option("--opt-batch", type=click.IntRange(min=1), default=1, show_default=True,
@@ -55,7 +57,7 @@ class BackendType(click.ParamType):
               show_default=True, help="TensorRT: GPUs besides this one that the engine must run on.")
 @click.pass_context
 def compile_command(ctx: click.Context, bundle: Path, target: str, precision: str | None, device: str,
-                    output: Path, **trt_options: Any) -> None:
+                    output: Path, overwrite: bool, **trt_options: Any) -> None:
     """Compile a bundle for its target: an OpenVINO IR (FP32, FP16, INT8) or a TensorRT engine.
 
     The compiled model re-measures the bundle's golden outputs, which must match the source model's,
@@ -64,8 +66,7 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
 
     Example: edgeresnet compile bundles/r20 --target openvino --precision fp16 --output bundles/r20-ov
     """
-    from edgeresnet.bundle import read_manifest
-    from edgeresnet.compile import compile_bundle
+    from edgeresnet.api import compile_bundle
 
     given = [name for name in _TRT_OPTIONS if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
     if target != "tensorrt":
@@ -73,12 +74,11 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise EdgeResNetError(f"{flags}: only for --target tensorrt")
         trt_options = {}
-    precision = precision or read_manifest(bundle).precision
-    result = compile_bundle(bundle, target=target, precision=precision,  # type: ignore[arg-type]
-                            output=output, device=device, **trt_options)
-    parity = read_manifest(result).parity
-    click.echo(f"compiled {target} {precision} bundle: {result}  (golden top-1 agreement "
-               f"{parity.get('top1_agreement', 0):.0%}, max |Δlogit| {parity.get('max_abs_diff', 0):.2e})")
+    result = compile_bundle(bundle, output, target=target, precision=precision,  # type: ignore[arg-type]
+                            device=device, overwrite=overwrite, **trt_options)
+    parity, precision = result.manifest.parity[-1], result.manifest.precision
+    click.echo(f"compiled {target} {precision} bundle: {result.path}  (golden top-1 agreement "
+               f"{parity.top1_agreement_pct:.0f}% on {parity.images} inputs, max |Δlogit| {parity.max_abs_diff:.2e})")
 
 
 _ALLOW_HOST_CODE = click.option(

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from edgeresnet.bundle.vocabulary import CALIB_METHODS, TARGETS
 from edgeresnet.cli.core import cli
 
-TARGET_CHOICES = ["onnxruntime", "openvino", "tensorrt", "all"]
+TARGET_CHOICES = [*TARGETS, "all"]
 
 
 @cli.command("export")
@@ -32,7 +33,7 @@ TARGET_CHOICES = ["onnxruntime", "openvino", "tensorrt", "all"]
               help="Calibration data (its calibration split, never the evaluation split).")
 @click.option("--calib-size", type=click.IntRange(min=1), default=512, show_default=True,
               help="Class-balanced calibration images.")
-@click.option("--calib-method", type=click.Choice(["auto", "minmax", "entropy", "percentile"]), default="auto",
+@click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="auto",
               show_default=True, help="Range method; auto keeps the most accurate on held-out images.")
 @click.option("--calib-table", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Rebuild INT8 from this calibration table instead of recalibrating.")
@@ -43,11 +44,12 @@ TARGET_CHOICES = ["onnxruntime", "openvino", "tensorrt", "all"]
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None,
               help="Evaluate on a class-balanced subset of this many images (default: the whole split).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Runtime threads for evaluation.")
+@click.option("--overwrite", is_flag=True, help="Replace bundles a previous export wrote into --output.")
 def export_command(
     model: str, output: Path, weights: Path | None, num_classes: int | None, in_chans: str | None,
     input_size: int | None, int8: bool, targets: tuple[str, ...], data: str | None, calib_data: str | None,
     calib_size: int, calib_method: str, calib_table: Path | None, max_accuracy_drop: float,
-    batch: int | None, opset: int, eval_limit: int | None, threads: int | None,
+    batch: int | None, opset: int, eval_limit: int | None, threads: int | None, overwrite: bool,
 ) -> None:
     """Export MODEL to ONNX and, with --int8, to calibrated INT8 for ONNX Runtime, OpenVINO and TensorRT.
 
@@ -57,8 +59,7 @@ def export_command(
 
     Example: edgeresnet export runs/r20 --int8 --target all --output runs/r20-export
     """
-    from edgeresnet.export.sources import load_model_source
-    from edgeresnet.export.workflow import ExportOptions, run_export
+    from edgeresnet.api import export_model
 
     if not int8:
         context = click.get_current_context()
@@ -67,15 +68,19 @@ def export_command(
         if given:
             raise click.UsageError(f"{', '.join(given)} need --int8")
 
-    source = load_model_source(model, weights=weights, num_classes=num_classes,
-                               in_chans=int(in_chans) if in_chans else None, input_size=input_size,
-                               data=data or calib_data)
-    options = ExportOptions(
-        output=output, int8=int8, targets=targets or None, data=data, calib_data=calib_data,
+    result = export_model(
+        model, output, weights=weights, num_classes=num_classes, in_chans=int(in_chans) if in_chans else None,
+        input_size=input_size, int8=int8, targets=targets or None, data=data, calib_data=calib_data,
         calib_size=calib_size, calib_method=calib_method, calib_table=calib_table,  # type: ignore[arg-type]
         max_accuracy_drop=max_accuracy_drop, opset=opset, batch=batch, eval_limit=eval_limit, threads=threads,
+        overwrite=overwrite, progress=lambda message: click.echo(f"· {message}", err=True),
     )
-    result = run_export(source, options, progress=lambda message: click.echo(f"· {message}", err=True))
+    if not result.report.get("accuracy_measured", True):
+        for name in result.report["bundles"]:
+            click.echo(f"{name:<22} accuracy not measured (no --data); parity with PyTorch checked on "
+                       "generated inputs")
+        click.echo(f"bundles in {result.output} ({result.report['seconds']:.0f}s)")
+        return
     fp32 = result.report["fp32"]["top1"]
     click.echo(f"{'bundle':<22} {'top-1':>8} {'drop':>7}  notes")
     for name, summary in result.report["bundles"].items():

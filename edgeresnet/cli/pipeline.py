@@ -31,10 +31,11 @@ from edgeresnet.cli.export import TARGET_CHOICES
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on a subset (quick runs).")
 @click.option("--min-time", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Minimum seconds of timed runs per artifact and batch size.")
+@click.option("--overwrite", is_flag=True, help="Replace the results a previous pipeline run wrote into --output.")
 def pipeline_command(
     model_name: str, data: str, output: Path, epochs: int, checkpoint: Path | None, weights: Path | None,
     targets: tuple[str, ...], batch_sizes: list[int], threads: int | None, max_accuracy_drop: float,
-    calib_size: int, train_limit: int | None, eval_limit: int | None, min_time: float,
+    calib_size: int, train_limit: int | None, eval_limit: int | None, min_time: float, overwrite: bool,
 ) -> None:
     """Train → export FP32 and INT8 for every installed target → compile → benchmark → one report.
 
@@ -49,7 +50,7 @@ def pipeline_command(
         output=output, model=model_name, data=data, epochs=epochs, checkpoint=checkpoint, weights=weights,
         targets=targets or None, batch_sizes=tuple(batch_sizes), threads=threads,
         max_accuracy_drop=max_accuracy_drop, calib_size=calib_size, train_limit=train_limit,
-        eval_limit=eval_limit, min_time_s=min_time,
+        eval_limit=eval_limit, min_time_s=min_time, overwrite=overwrite,
     )
     result = run_pipeline(options, progress=lambda message: click.echo(f"· {message}", err=True))
     click.echo(f"summary: {result.summary}")

@@ -30,20 +30,42 @@ PROBE_LIMIT = 4096
 _EXTENSIONS_TEXT = "/".join(sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS))
 
 
-def _subdirs(directory: Path) -> list[str]:
+def _inside(path: str | Path, root: Path) -> bool:
+    """Whether ``path``, with every symbolic link resolved, is within the data set's ``root``.
+
+    A link may organise the data set (a class folder linked from elsewhere in it), but never reach out
+    of it: a data set is what lies under its root, and a link loop must not make it infinite.
+    """
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def _subdirs(directory: Path, root: Path | None = None) -> list[str]:
+    root = root or directory
     return sorted(
-        entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith(".")
+        entry.name for entry in os.scandir(directory)
+        if entry.is_dir() and not entry.name.startswith(".") and (not entry.is_symlink() or _inside(entry.path, root))
     )
 
 
 def _image_files(class_dir: Path, root: Path) -> list[str]:
-    """Image files anywhere under ``class_dir``, as sorted POSIX paths relative to ``root``."""
+    """Image files anywhere under ``class_dir``, as sorted POSIX paths relative to ``root``.
+
+    Symbolic links are followed only where they stay inside ``root``, and each real directory is
+    listed once (a link back to a parent would otherwise loop).
+    """
     found: list[str] = []
+    seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen or not _inside(real, root):
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
         base = Path(dirpath)
         found.extend(
-            (base / name).relative_to(root).as_posix() for name in filenames if is_image_file(base / name)
+            (base / name).relative_to(root).as_posix() for name in filenames
+            if (not (base / name).is_symlink() or _inside(base / name, root)) and is_image_file(base / name)
         )
     return sorted(found)
 
@@ -67,14 +89,14 @@ def _list_classes(root: Path, tree: Path, class_names: list[str], listing: _List
 
 
 def _list_folder(root: Path) -> _Listing:
-    subdirs = _subdirs(root)
+    subdirs = _subdirs(root, root)
     evaluation_dir = next((name for name in EVALUATION_DIRS if name in subdirs), None)
     if "train" in subdirs and evaluation_dir is not None:
         train_dir, eval_dir = root / "train", root / evaluation_dir
-        class_names = _subdirs(train_dir)
+        class_names = _subdirs(train_dir, root)
         if not class_names:
             raise DatasetError(f"{train_dir} has no class sub-folders (expected {train_dir}/<class>/<image>)")
-        unknown = sorted(set(_subdirs(eval_dir)) - set(class_names))
+        unknown = sorted(set(_subdirs(eval_dir, root)) - set(class_names))
         if unknown:
             raise DatasetError(f"{eval_dir} has classes that train/ lacks: {', '.join(unknown[:5])}")
         listing = _Listing(class_names, [], [], None)

@@ -214,8 +214,7 @@ def bundle_runner_options(manifest: Manifest, *, allow_host_code: bool = False) 
         return {}  # no backend reads it: opening the runner says so
     if not engine:
         return {}
-    record = manifest.extra.get("tensorrt") or {}
-    if record.get("version_compatible") and not allow_host_code:
+    if manifest.engine is not None and manifest.engine.version_compatible and not allow_host_code:
         from edgeresnet.runtime.tensorrt import HOST_CODE_HINT
 
         raise BundleError(f"refusing to load {manifest.model_file}: {HOST_CODE_HINT}")

@@ -1,0 +1,194 @@
+"""The public Python API: the four jobs of the CLI as functions, re-exported from :mod:`edgeresnet`.
+
+    import edgeresnet
+
+    run = edgeresnet.train("resnet20", "fashion-mnist", "runs/r20", epochs=2)
+    export = edgeresnet.export_model("runs/r20", "runs/r20-export", int8=True)
+    compiled = edgeresnet.compile_bundle("runs/r20-export/openvino-fp32", "runs/r20-ov-fp16",
+                                         target="openvino", precision="fp16")
+    result = edgeresnet.benchmark(["runs/r20", *export.bundles.values()], data="fashion-mnist")
+
+Essentials are positional, options keyword-only with the CLI's defaults, results are typed records.
+Every output goes through the placement policy (:mod:`edgeresnet.placement`): nothing already there is
+replaced without ``overwrite=True``, and nothing edgeresnet did not write is ever replaced. This module
+imports nothing heavy at import time, so ``import edgeresnet`` stays cheap; each function imports the
+stage it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeresnet.bundle.vocabulary import CalibMethod, CompileTarget, Precision, Target
+
+if TYPE_CHECKING:
+    from edgeresnet.bench.engine import BenchmarkResult
+    from edgeresnet.bundle import Manifest
+    from edgeresnet.export.workflow import ExportResult
+    from edgeresnet.train import TrainResult
+
+Progress = Callable[[str], None]
+
+
+def train(
+    model: str,
+    data: str,
+    output: str | Path,
+    *,
+    epochs: int = 2,
+    weights: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_epoch: Callable[[str, dict[str, Any]], None] | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train (or fine-tune from ``weights``) ``model`` on ``data`` into the checkpoint directory ``output``.
+
+    ``options`` are the other fields of :class:`edgeresnet.train.TrainConfig` (``batch_size``, ``lr``,
+    ``schedule``, ``input_size``, ``augment``, ``train_limit``, ``threads``, ...).
+    """
+    from edgeresnet.train import TrainConfig
+    from edgeresnet.train import train as run_training
+
+    config = TrainConfig(model=model, data=data, output=str(output), epochs=epochs,
+                         weights=str(weights) if weights else None, resume=resume, overwrite=overwrite,
+                         **options)
+    return run_training(config, on_epoch=on_epoch)
+
+
+def export_model(
+    model: str | Path,
+    output: str | Path,
+    *,
+    weights: str | Path | None = None,
+    int8: bool = False,
+    targets: Sequence[Target] | None = None,
+    data: str | None = None,
+    calib_data: str | None = None,
+    calib_size: int = 512,
+    calib_method: CalibMethod = "auto",
+    calib_table: str | Path | None = None,
+    max_accuracy_drop: float = 1.0,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    input_size: int | None = None,
+    batch: int | None = None,
+    opset: int = 17,
+    eval_limit: int | None = None,
+    threads: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Export ``model`` (a checkpoint directory, or an architecture name with ``weights``) into ``output``.
+
+    One bundle per target and precision, plus ``export_report.json``, land in ``output`` together.
+    """
+    from edgeresnet.export.sources import load_model_source
+    from edgeresnet.export.workflow import ExportOptions, run_export
+
+    source = load_model_source(str(model), weights=weights, num_classes=num_classes, in_chans=in_chans,
+                               input_size=input_size, data=data or calib_data)
+    options = ExportOptions(
+        output=Path(output), int8=int8, targets=tuple(targets) if targets else None, data=data,
+        calib_data=calib_data, calib_size=calib_size, calib_method=calib_method,
+        calib_table=Path(calib_table) if calib_table else None, max_accuracy_drop=max_accuracy_drop,
+        opset=opset, batch=batch, eval_limit=eval_limit, threads=threads, overwrite=overwrite,
+    )
+    return run_export(source, options, progress=progress)
+
+
+@dataclass(frozen=True)
+class CompiledBundle:
+    """A bundle ``compile_bundle`` wrote, with its manifest (parity with its source included)."""
+
+    path: Path
+    manifest: Manifest
+
+
+def compile_bundle(
+    bundle: str | Path,
+    output: str | Path,
+    *,
+    target: CompileTarget,
+    precision: Precision | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    **trt_options: Any,
+) -> CompiledBundle:
+    """Compile ``bundle`` for ``target`` (at its own precision unless ``precision``) into ``output``.
+
+    ``trt_options`` are :class:`edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (TensorRT only).
+    """
+    from edgeresnet.bundle import read_manifest
+    from edgeresnet.compile import compile_bundle as run_compile
+
+    chosen = precision or read_manifest(bundle).precision
+    path = run_compile(bundle, target=target, precision=chosen, output=output, device=device,
+                       overwrite=overwrite, **trt_options)
+    return CompiledBundle(path=path, manifest=read_manifest(path))
+
+
+def benchmark(
+    artifacts: Sequence[str | Path],
+    *,
+    data: str,
+    batch_sizes: Sequence[int] = (1, 8),
+    threads: int | None = None,
+    device: str = "cpu",
+    checkpoint: str | Path | None = None,
+    eval_limit: int | None = None,
+    report: str | Path | None = None,
+    max_accuracy_drop: float = 1.0,
+    overwrite: bool = False,
+    progress: bool = False,
+    allow_host_code: bool = False,
+    **timing: Any,
+) -> BenchmarkResult:
+    """Measure latency, throughput and accuracy of bundles and checkpoints side by side.
+
+    With ``report`` the Markdown, CSV, JSON and plot land in that directory together. ``timing`` takes
+    ``warmup``, ``min_time_s``, ``min_runs`` and ``max_time_s``.
+    """
+    from edgeresnet.bench import run_benchmark
+
+    if report is not None:
+        check_report_directory(Path(report), overwrite=overwrite)  # refuse before the measurements
+    result = run_benchmark(list(artifacts), data=data, batch_sizes=batch_sizes, threads=threads,
+                           device=device, eval_limit=eval_limit, checkpoint=checkpoint,  # type: ignore[arg-type]
+                           progress=progress, allow_host_code=allow_host_code, **timing)
+    if report is not None:
+        write_benchmark_reports(result, Path(report), overwrite=overwrite, max_accuracy_drop=max_accuracy_drop)
+    return result
+
+
+def failed_artifacts(result: BenchmarkResult, artifacts: Sequence[str | Path]) -> str | None:
+    """The first error when every row of the artifacts the user gave failed (a baseline the benchmark
+    added on its own does not count), else None."""
+    given = {str(Path(path)) for path in artifacts}
+    rows = [row for row in result.rows if row.path in given]
+    if rows and all(row.error for row in rows):
+        return str(rows[0].error)
+    return None
+
+
+def check_report_directory(directory: Path, *, overwrite: bool) -> None:
+    """Refuse now what :func:`write_benchmark_reports` would refuse after the run."""
+    from edgeresnet.placement import preflight
+    from edgeresnet.report import FILES
+
+    preflight(directory, FILES.values(), overwrite=overwrite, what="--report")
+
+
+def write_benchmark_reports(
+    result: BenchmarkResult, directory: Path, *, overwrite: bool = False, max_accuracy_drop: float = 1.0
+) -> dict[str, Path]:
+    """The benchmark's report files, staged and published together under the placement policy."""
+    from edgeresnet.placement import place_outputs
+    from edgeresnet.report import FILES, write_reports
+
+    with place_outputs(directory, overwrite=overwrite, expect=FILES.values(), what="--report") as staging:
+        written = write_reports(result, staging.path, max_accuracy_drop=max_accuracy_drop)
+    return {kind: directory / path.name for kind, path in written.items()}
