@@ -12,11 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from edgeresnet.bench.artifacts import (
     PYTORCH_BACKEND,
@@ -41,6 +40,7 @@ from edgeresnet.bench.rows import BenchmarkResult, BenchmarkRow
 from edgeresnet.checkpoint import is_checkpoint_dir
 from edgeresnet.environment import cpu_info, environment
 from edgeresnet.errors import DatasetError, EdgeResNetError
+from edgeresnet.runtime.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def run_benchmark(
     evaluations: dict[str, tuple[Artifact, Evaluation]] = {}
     if missing_baseline:
         rows += _baseline_error_rows(missing_baseline, settings)
-    with EvalData(images) as eval_data, _Progress(len(resolved) * len(settings.batch_sizes), progress) as bar:
+    with EvalData(images) as eval_data, ProgressBar(len(resolved) * len(settings.batch_sizes), enabled=progress, unit="row") as bar:
         for artifact in resolved:
             artifact_rows, evaluation = _measure_artifact(artifact, eval_data, settings, source.num_classes, bar)
             rows += artifact_rows
@@ -308,29 +308,3 @@ def benchmark_environment(settings: _Settings, *, data: str, eval_images: int) -
         omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
     )
     return record
-
-
-class _Progress:
-    """tqdm when asked for, a silent stand-in otherwise (so the engine never branches on it)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self._bar: Any = None
-        if enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-    def set_description_str(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.set_description_str(text)
-
-    def update(self, n: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.update(n)

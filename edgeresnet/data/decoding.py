@@ -24,7 +24,8 @@ pixel is decoded, as :class:`ImageTooLargeError`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,3 +166,26 @@ def _reduce_jpeg(image: Image.Image, draft: DraftSize) -> None:
     if need[0] < width or need[1] < height:
         # Pillow picks the largest 1/2, 1/4, 1/8 scale whose result is still at least ``need``.
         image.draft(image.mode, need)
+
+
+def find_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files named on a command line, with every folder among them searched recursively for images.
+
+    A file is kept as given, whatever its name (the user chose it); a folder contributes its image
+    files (by extension, hidden ones skipped) in sorted order. A path that does not exist is a
+    DatasetError before anything runs.
+    """
+    from edgeresnet.errors import DatasetError
+
+    found: list[Path] = []
+    for given in map(Path, inputs):
+        if given.is_dir():
+            for dirpath, dirnames, filenames in os.walk(given, followlinks=True):
+                dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+                base = Path(dirpath)
+                found.extend(base / name for name in sorted(filenames) if is_image_file(base / name))
+        elif given.exists():
+            found.append(given)
+        else:
+            raise DatasetError(f"image not found: {given}")
+    return found
