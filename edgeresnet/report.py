@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from edgeresnet.bench.rows import ROW_FIELDS, BenchmarkResult, BenchmarkRow
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+log = logging.getLogger(__name__)
 
 REPORT_FORMAT = "edgeresnet-benchmark"
 # 2: accuracies in percent and agreement_pct (version 1 stored fractions and agreement_top1).
@@ -173,13 +176,21 @@ def _errors(result: BenchmarkResult) -> list[str]:
 
 
 def print_table(
-    result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, console: Console | None = None
+    result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, console: Console | None = None,
+    width: int | None = None,
 ) -> None:
-    """The rows as a rich table, then the environment and any errors."""
-    from rich.console import Console
-    from rich.table import Table
+    """The rows as a rich table, then the environment and any errors.
 
-    console = console or Console()
+    Without rich (a runtime-only install) the same rows are printed as the Markdown report.
+    """
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(render_markdown(result, max_accuracy_drop=max_accuracy_drop), end="")
+        return
+
+    console = console or Console(width=width, soft_wrap=False)
     best = best_within_budget(result, max_accuracy_drop=max_accuracy_drop)
     reference = result.reference()
     table = Table(title="edgeresnet benchmark", caption=_budget_note(result, max_accuracy_drop),
@@ -348,5 +359,15 @@ def write_reports(
         "csv": atomic_write_text(directory / FILES["csv"], render_csv(result)),
         "json": atomic_write_json(directory / FILES["json"],
                                   report_record(result, max_accuracy_drop=max_accuracy_drop)),
-        "plot": plot_accuracy_latency(result, directory / FILES["plot"], max_accuracy_drop=max_accuracy_drop),
+        **_plot_if_possible(result, directory / FILES["plot"], max_accuracy_drop),
     }
+
+
+def _plot_if_possible(result: BenchmarkResult, path: Path, max_accuracy_drop: float) -> dict[str, Path]:
+    """The plot needs matplotlib (the ``build`` extra); a runtime-only install writes the other reports."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log.warning("no accuracy_latency.png: matplotlib is not installed (pip install 'edgeresnet[build]')")
+        return {}
+    return {"plot": plot_accuracy_latency(result, path, max_accuracy_drop=max_accuracy_drop)}

@@ -59,8 +59,6 @@ def benchmark_command(
       edgeresnet benchmark runs/r20-export/*/ --data fashion-mnist \\
           --batch-sizes 1,8 --threads 2 --report runs/bench
     """
-    from rich.console import Console
-
     from edgeresnet.bench import run_benchmark
     from edgeresnet.report import print_table, write_reports
 
@@ -73,7 +71,7 @@ def benchmark_command(
         checkpoint=checkpoint, progress=not quiet,
     )
     # A wide table: rich would otherwise squeeze 14 columns into an 80-column pipe.
-    print_table(result, max_accuracy_drop=max_accuracy_drop, console=Console(width=160, soft_wrap=False))
+    print_table(result, max_accuracy_drop=max_accuracy_drop, width=160)
     if report_dir is not None:
         written = write_reports(result, report_dir, max_accuracy_drop=max_accuracy_drop)
         click.echo(f"reports: {', '.join(str(path) for path in written.values())}", err=True)
