@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -88,9 +89,14 @@ def _installed_version(name: str) -> str:
 def test_the_wheel_runs_verify_predict_and_benchmark_in_a_venv_without_torch(tmp_path: Path) -> None:
     from tests.runtime.tiny_bundle import LABELS, blob_images, make_bundle, tiny_model
 
+    # Built from a copy, so setuptools' build/ and egg-info never land in the working tree.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "dist", "runs", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache", ".ruff_cache",
+                                                                "results"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(ROOT)], check=True, capture_output=True)
+                    str(wheels), str(source)], check=True, capture_output=True)
     wheel = next(wheels.glob("edgeresnet-*.whl"))
     venv = tmp_path / "runtime-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

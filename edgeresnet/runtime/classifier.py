@@ -114,6 +114,15 @@ class Classifier:
             logits = self._logits_of_items(_as_items(images))
         return self._rank(logits, top_k)
 
+    def predict_frames(self, frames: np.ndarray, top_k: int = 5) -> list[list[Prediction]]:
+        """Top-``top_k`` predictions for uint8 N×H×W×C camera frames already at the model's input size.
+
+        The frames are taken as they are (no resize or crop, whatever the spec's ``resize_to``) and go
+        to the model in one call: with in-model preprocessing (OpenVINO) nothing runs per image in numpy.
+        """
+        _check_top_k(top_k)
+        return self._rank(self.logits_from_pixels(frames), top_k)
+
     def predict_iter(
         self,
         paths: Iterable[str | Path],

@@ -55,7 +55,7 @@ def test_camera_frames_give_the_same_answers_on_every_backend(
     with Classifier.load(bundle) as onnx_classifier, Classifier.load(ir_bundle) as ir_classifier:
         assert not onnx_classifier.runner.preprocesses_in_model
         from_onnx = onnx_classifier.predict(frames, top_k=1)
-        from_ir = ir_classifier.predict(frames, top_k=1)
+        from_ir = ir_classifier.predict_frames(frames, top_k=1)
     assert [r[0].index for r in from_onnx] == [r[0].index for r in from_ir]
     with OnnxRuntimeRunner(tiny_model().onnx) as runner:
         expected = runner.infer(SPEC.apply_batch(frames)).argmax(1)
