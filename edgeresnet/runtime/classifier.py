@@ -86,6 +86,7 @@ class Classifier:
                     raise BundleError(f"bundle {path} fails its checks: {'; '.join(problems)}")
             model_path = path / manifest.model_file
             options = bundle_runner_options(manifest, allow_host_code=allow_host_code)
+            options.update(_pixel_model_option(path, manifest, backend))
             runner = open_runner(model_path, backend=backend, device=device, threads=threads,
                                  precision=manifest.precision, **options)
             return cls(runner, manifest.preprocessing, manifest.labels, manifest)
@@ -343,6 +344,23 @@ def bundle_runner_options(manifest: Manifest, *, allow_host_code: bool = False) 
 
         raise BundleError(f"refusing to load {manifest.model_file}: {HOST_CODE_HINT}")
     return {"allow_host_code": True} if allow_host_code else {}
+
+
+# The manifest's extra key naming the bundle's uint8-input copy of its ONNX model (export.onnx.add_pixel_input).
+PIXEL_MODEL_KEY = "pixel_model"
+
+
+def _pixel_model_option(bundle: Path, manifest: Manifest, backend: str | None) -> dict[str, Any]:
+    """ONNX Runtime's in-model preprocessing: the pixel model, when the bundle lists one among its hashed files."""
+    name = manifest.extra.get(PIXEL_MODEL_KEY)
+    if not isinstance(name, str) or name not in manifest.files or Path(name).is_absolute() or ".." in Path(name).parts:
+        return {}
+    try:
+        if backend_for(manifest.model_file, backend).name != "onnxruntime":
+            return {}
+    except EdgeResNetError:
+        return {}
+    return {"pixel_model": bundle / name}
 
 
 def _metadata_of_bare_model(path: Path) -> tuple[PreprocessSpec, list[str]]:

@@ -62,6 +62,30 @@ def test_camera_frames_give_the_same_answers_on_every_backend(
     assert [r[0].index for r in from_ir] == list(expected)
 
 
+@pytest.mark.parametrize("kind", ["fp32", "qdq"])
+def test_onnxruntime_runs_the_bundles_pixel_model_like_the_numpy_path(
+    tmp_path: Path, frames: np.ndarray, kind: str
+) -> None:
+    from edgeresnet.export.onnx import add_pixel_input
+
+    model = tiny_model().onnx if kind == "fp32" else tiny_model().qdq
+    pixel_model = add_pixel_input(model, tmp_path / "model.pixels.onnx", SPEC)
+    with OnnxRuntimeRunner(model) as runner:
+        golden = runner.infer(golden_inputs())
+    bundle = make_bundle(tmp_path / "bundle", model, outputs=golden, extra={"pixel_model": "model.pixels.onnx"},
+                         extra_files={"model.pixels.onnx": pixel_model})
+    with Classifier.load(bundle) as classifier:
+        assert classifier.runner.preprocesses_in_model
+        in_model = classifier.logits_from_pixels(frames)
+        in_numpy = classifier.logits(SPEC.normalise(frames))
+    np.testing.assert_allclose(in_model, in_numpy, atol=1e-4, rtol=0)
+    # A bundle without the file (or naming one outside it) falls back to numpy normalisation.
+    plain = make_bundle(tmp_path / "plain", model, outputs=golden, extra={"pixel_model": "../model.pixels.onnx"})
+    with Classifier.load(plain) as classifier:
+        assert not classifier.runner.preprocesses_in_model
+        np.testing.assert_allclose(classifier.logits_from_pixels(frames), in_numpy, atol=1e-4, rtol=0)
+
+
 def test_pixels_of_the_wrong_shape_or_type_are_refused(bundle: Path, frames: np.ndarray) -> None:
     with Classifier.load(bundle) as classifier:
         with pytest.raises(EdgeResNetError, match="expected uint8 pixels of shape N×32×32×3"):
