@@ -178,15 +178,20 @@ class PreprocessSpec:
     def _resize_and_crop(self, pil: Image.Image) -> Image.Image:
         height, width = self.input_size
         resample = _RESAMPLE[self.interpolation]
-        if self.resize_to is not None:
-            pil = pil.resize(self.draft_size(pil.width, pil.height), resample)
-        elif (pil.height, pil.width) != (height, width):
-            return pil.resize((width, height), resample)
-        left = (pil.width - width) // 2
-        top = (pil.height - height) // 2
-        if (left, top, pil.width, pil.height) == (0, 0, width, height):
-            return pil
-        return pil.crop((left, top, left + width, top + height))
+        if self.resize_to is None:
+            return pil if (pil.height, pil.width) == (height, width) else pil.resize((width, height), resample)
+        resized_w, resized_h = self.draft_size(pil.width, pil.height)
+        left, top = (resized_w - width) // 2, (resized_h - height) // 2
+        # Resize only the source region the center crop keeps: the same filter at the same scale as
+        # resizing the whole image and cropping after (Pillow's filter support still reaches outside
+        # the box), without computing the pixels the crop would throw away.
+        scale_x, scale_y = pil.width / resized_w, pil.height / resized_h
+        if self.interpolation == "nearest" or scale_x < 1 or scale_y < 1:
+            # Nearest-neighbour ties and upscaling round differently through a box: the plain way.
+            pil = pil.resize((resized_w, resized_h), resample)
+            return pil.crop((left, top, left + width, top + height))
+        box = (left * scale_x, top * scale_y, (left + width) * scale_x, (top + height) * scale_y)
+        return pil.resize((width, height), resample, box=box)
 
     def _match_channels(self, images: np.ndarray) -> np.ndarray:
         """uint8 N×H×W[×C] → N×H×W×C with this spec's channel count."""

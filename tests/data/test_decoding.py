@@ -170,3 +170,18 @@ def test_find_images_walks_folders_and_refuses_missing_paths(tmp_path: Path) -> 
     assert found == [tmp_path / "a/1.jpg", tmp_path / "a/deep/3.webp", tmp_path / "b/2.png", named]
     with pytest.raises(DatasetError, match="image not found"):
         find_images([tmp_path / "nope"])
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+def test_resizing_only_the_crop_box_equals_resizing_then_cropping(interpolation: str) -> None:
+    spec = PreprocessSpec(input_size=(56, 48), resize_to=64, interpolation=interpolation)  # type: ignore[arg-type]
+    for width, height in ((640, 427), (427, 640), (300, 300), (50, 70)):
+        image = Image.fromarray(photo_like(width, height, seed=width))
+        resized = image.resize(spec.draft_size(width, height), {"bilinear": Image.Resampling.BILINEAR,
+                                                               "bicubic": Image.Resampling.BICUBIC,
+                                                               "nearest": Image.Resampling.NEAREST}[interpolation])
+        left, top = (resized.width - 48) // 2, (resized.height - 56) // 2
+        expected = np.asarray(resized.crop((left, top, left + 48, top + 56)), np.int16)
+        got = spec.pixels(image).astype(np.int16)
+        assert got.shape == expected.shape == (56, 48, 3)
+        assert np.abs(got - expected).max() <= 1, (width, height)
