@@ -105,8 +105,10 @@ class Classifier:
         ``images`` is one image or a sequence of them: file paths, PIL images, uint8 arrays (H×W or
         H×W×C, any size: they are resized as the spec says), or float32 arrays already preprocessed to
         the model's C×H×W. A 4-D array is a batch (uint8 N×H×W×C images, or a preprocessed N×C×H×W).
-        uint8 camera frames already at the input size go to the model as they are: where the backend
-        normalises inside the model (OpenVINO) no numpy arithmetic runs per image.
+        Every image becomes uint8 pixels at the input size and goes to the model through
+        ``Runner.infer_pixels``: where the backend normalises inside the model, no numpy arithmetic
+        runs per image. For camera frames already at the input size, :meth:`predict_frames` skips
+        the resize too.
         """
         _check_top_k(top_k)
         if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4:
