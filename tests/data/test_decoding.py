@@ -52,8 +52,8 @@ def test_a_large_jpeg_is_decoded_reduced_but_never_below_the_margin(tmp_path: Pa
     path = save_jpeg(tmp_path / "big.jpg", photo_like(1600, 1200))
     reduced = open_image(path, SPEC.draft_size)
     target_w, target_h = SPEC.draft_size(1600, 1200)  # 85×64
-    # 1/8 scale would give 200×150, the smallest at least 2× above the 85×64 resize target.
-    assert reduced.size == (200, 150)
+    # 1/4 scale gives 400×300, the smallest at least 2.5× above the 85×64 resize target (1/8 would be 200×150).
+    assert reduced.size == (400, 300)
     assert reduced.width >= DRAFT_MARGIN * target_w and reduced.height >= DRAFT_MARGIN * target_h
     assert open_image(path).size == (1600, 1200)  # no draft asked: full resolution
 
@@ -70,6 +70,7 @@ def test_the_reduced_decode_agrees_with_a_full_decode(tmp_path: Path) -> None:
 def test_a_draft_to_the_target_itself_would_stray_further(tmp_path: Path) -> None:
     # The reason for the margin: decoding straight to the resize target (margin 1, here 1/4 scale
     # instead of 1/2) leaves the final resize almost nothing to do, and strays further from a full decode.
+    assert DRAFT_MARGIN > 1.5
     path = save_jpeg(tmp_path / "vga.jpg", photo_like(640, 480, seed=3))
     assert open_image(path, SPEC.draft_size).size == (320, 240)
     reference = full_decode_reference(path, SPEC).astype(np.int16)
@@ -97,7 +98,7 @@ def test_a_rotated_large_jpeg_is_reduced_by_its_upright_size(tmp_path: Path) -> 
     path = save_jpeg(tmp_path / "rotated.jpg", stored, orientation=6)
     spec = PreprocessSpec(input_size=(56, 56))  # resize the whole image to 56×56
     image = open_image(path, spec.draft_size)
-    assert image.size == (200, 150)  # upright, 1/8 scale, still ≥ 2 × 56 on both sides
+    assert image.size == (200, 150)  # upright, 1/8 scale, still ≥ 2.5 × 56 on both sides
 
 
 def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
