@@ -13,6 +13,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # torch is installed first and pinned so the local CPU build is used, never the multi-GB CUDA wheels.
+# The base package is the torch-free runtime; `build` adds training/export/calibration, so all extras go in.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
 		echo "Installing python3-venv (Debian/Ubuntu ship venv without ensurepip)"; \
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[openvino,dev]'
+	$(BIN)/python -m pip install -q -e '.[build,openvino,dev]'
 	touch $(STAMP)
 
 data:

@@ -145,6 +145,7 @@ def benchmark(
     overwrite: bool = False,
     progress: bool = False,
     allow_host_code: bool = False,
+    images: Sequence[str | Path] = (),
     **timing: Any,
 ) -> BenchmarkResult:
     """Measure latency, throughput and accuracy of bundles and checkpoints side by side.
@@ -158,7 +159,7 @@ def benchmark(
         check_report_directory(Path(report), overwrite=overwrite)  # refuse before the measurements
     result = run_benchmark(list(artifacts), data=data, batch_sizes=batch_sizes, threads=threads,
                            device=device, eval_limit=eval_limit, checkpoint=checkpoint,  # type: ignore[arg-type]
-                           progress=progress, allow_host_code=allow_host_code, **timing)
+                           progress=progress, allow_host_code=allow_host_code, images=images, **timing)
     if report is not None:
         write_benchmark_reports(result, Path(report), overwrite=overwrite, max_accuracy_drop=max_accuracy_drop)
     return result

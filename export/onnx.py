@@ -103,13 +103,57 @@ def fix_onnx_batch(path: str | Path, out_path: str | Path, batch: int) -> Path:
     return atomic_write_bytes(out_path, proto.SerializeToString())
 
 
+PIXELS_NAME = "pixels"
+
+
+def add_pixel_input(path: str | Path, out_path: str | Path, spec: PreprocessSpec) -> Path:
+    """Copy an ONNX model (FP32 or QDQ) so that it takes uint8 N×H×W×C pixels and normalises them itself.
+
+    Cast, Sub(255·mean), Mul(1/(255·std)) and a Transpose to NCHW are prepended as graph nodes, the
+    arithmetic of ``PreprocessSpec.normalise``; ONNX Runtime then runs them in its own kernels, so an
+    app hands over pixels and no numpy arithmetic runs per image (``OnnxRuntimeRunner``'s
+    ``pixel_model``). The model's metadata is kept.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    proto = onnx.load(str(path))
+    if len(proto.graph.input) != 1:
+        raise ExportError(f"{path} has {len(proto.graph.input)} inputs; an image classifier has one")
+    original = proto.graph.input[0]
+    dims = original.type.tensor_type.shape.dim
+    batch = dims[0].dim_value if dims and dims[0].HasField("dim_value") else "N"
+    height, width = spec.input_size
+    pixels = helper.make_tensor_value_info(PIXELS_NAME, TensorProto.UINT8, [batch, height, width, spec.num_channels])
+    mean = numpy_helper.from_array(255.0 * np.asarray(spec.mean, np.float32), "pixels_mean")
+    scale = numpy_helper.from_array(1.0 / (255.0 * np.asarray(spec.std, np.float32)), "pixels_inverse_std")
+    nodes = [
+        helper.make_node("Cast", [PIXELS_NAME], ["pixels_float"], to=TensorProto.FLOAT, name="pixels_cast"),
+        helper.make_node("Sub", ["pixels_float", "pixels_mean"], ["pixels_centred"], name="pixels_sub_mean"),
+        helper.make_node("Mul", ["pixels_centred", "pixels_inverse_std"], ["pixels_scaled"], name="pixels_scale"),
+        helper.make_node("Transpose", ["pixels_scaled"], [original.name], perm=[0, 3, 1, 2], name="pixels_to_nchw"),
+    ]
+    graph = proto.graph
+    del graph.input[:]
+    graph.input.append(pixels)
+    graph.initializer.extend([mean, scale])
+    existing = list(graph.node)
+    del graph.node[:]
+    graph.node.extend([*nodes, *existing])
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"cannot add a pixel input to {path}: {str(error).splitlines()[0]}") from error
+    return atomic_write_bytes(out_path, proto.SerializeToString())
+
+
 def _simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Constant-fold and clean the graph; a failure keeps the unsimplified (still valid) model."""
     try:
         import onnxslim
 
         return onnxslim.slim(proto)
-    except Exception as error:  # onnxslim is an optimisation: losing it must not lose the export
+    except Exception as error:  # noqa: BLE001  (onnxslim is an optimisation: losing it must not lose the export)
         log.warning("onnxslim could not simplify the graph (%s); keeping it as exported", error)
         return proto
 

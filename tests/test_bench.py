@@ -341,3 +341,35 @@ def test_benchmark_command_user_errors(tmp_path: Path) -> None:
                               f"(to pick every bundle of an export, glob directories only: {tmp_path}/*/)\n")
     help_text = CliRunner().invoke(cli, ["benchmark", "--help"]).output
     assert "edgeresnet benchmark runs/r20-export/*/ --data" in help_text
+
+
+def test_file_rows_sit_beside_model_rows_and_drops_carry_their_interval(
+    artifacts: dict[str, Path], tmp_path: Path, fashion_mnist: str
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for k in range(3):
+        Image.fromarray(rng.integers(0, 256, (60, 80, 3), np.uint8)).save(folder / f"{k}.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 broken")
+    paths = [artifacts["ort"], artifacts.get("openvino", artifacts["tensorrt-qdq"])]
+    result = run_benchmark(paths, data=fashion_mnist, images=[folder], checkpoint=artifacts["checkpoint"],
+                           **{**FAST, "batch_sizes": (2,)})
+    files = [row for row in result.rows if row.measure == "file->label"]
+    models = [row for row in result.rows if row.measure == "model"]
+    assert {row.artifact for row in files} == {row.artifact for row in models}
+    for row in files:
+        assert row.ok, row.error
+        assert row.input_images == 3 and row.batch_size == 2 and row.throughput_ips and row.throughput_ips > 0
+        assert row.decode_ms > 0 and row.preprocess_ms > 0 and row.inference_ms > 0
+        split = row.decode_ms + row.preprocess_ms + row.inference_ms
+        assert split == pytest.approx(row.latency_mean_ms, rel=1e-6)
+    reference = result.reference()
+    assert reference is not None and reference.measure == "model" and reference.drop_points is not None
+    for row in models:
+        assert row.drop_points is not None and row.drop_ci95_points is not None
+        low, high = row.drop_ci95_points
+        assert low <= row.drop_points <= high and row.eval_images == 40
+        assert row.drop_points == pytest.approx(reference.top1 - row.top1)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +31,7 @@ def test_import_and_help_do_not_import_torch() -> None:
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    result = subprocess.run([sys.executable, "-m", "edgeresnet", "--version"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "edgeresnet", "--version"], check=False, capture_output=True, text=True)
     assert result.returncode == 0 and "edgeresnet" in result.stdout
 
 
@@ -44,3 +49,89 @@ def test_every_subpackage_is_listed_for_wheels() -> None:
             found.add(".".join(("edgeresnet", *relative.parts)))
     assert found == listed
     assert not {"export", "calibration"} & listed, "stages must never install as top-level modules"
+
+
+BASE_DISTRIBUTIONS = ("numpy", "pillow", "click", "onnxruntime", "tqdm")
+
+
+def test_the_base_install_is_the_runtime_and_the_build_side_an_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = {requirement.split(">")[0].split("=")[0].split("[")[0].lower() for requirement in project["dependencies"]}
+    assert base == set(BASE_DISTRIBUTIONS)
+    extras = project["optional-dependencies"]
+    build = {requirement.split(">")[0].lower() for requirement in extras["build"]}
+    assert {"torch", "onnx", "onnxslim", "safetensors", "nncf", "matplotlib"} <= build
+    assert "openvino" in extras and "tensorrt" in extras and "dev" in extras
+    assert "-e '.[build,openvino,dev]'" in (ROOT / "Makefile").read_text()
+
+
+def test_a_build_command_without_torch_names_the_extra_in_one_line() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"  # as if torch were not installed
+        "from click.testing import CliRunner\n"
+        "from edgeresnet.cli import cli\n"
+        "r = CliRunner().invoke(cli, ['train', '--model', 'resnet20', '--data', 'fashion-mnist', '--output', 'x'])\n"
+        "print(r.exit_code, r.output.strip())"
+    )
+    code_, message = _run(code).strip().split(" ", 1)
+    assert code_ == "2" and len(message.splitlines()) == 1
+    assert message.startswith("error: `edgeresnet train` needs the build tools") and "edgeresnet[build]" in message
+
+
+def _installed_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+@pytest.mark.slow
+def test_the_wheel_runs_verify_predict_and_benchmark_in_a_venv_without_torch(tmp_path: Path) -> None:
+    from tests.runtime.tiny_bundle import LABELS, blob_images, make_bundle, tiny_model
+
+    # Built from a copy, so setuptools' build/ and egg-info never land in the working tree.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "dist", "runs", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache", ".ruff_cache",
+                                                                "results"))
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(wheels), str(source)], check=True, capture_output=True)
+    wheel = next(wheels.glob("edgeresnet-*.whl"))
+    venv = tmp_path / "runtime-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python, pip = venv / "bin" / "python", [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--no-deps", str(wheel)], check=True)
+    # The base dependencies at the versions of this environment (pip's cache, else PyPI); never torch.
+    pins = [f"{name}=={_installed_version(name)}" for name in BASE_DISTRIBUTIONS]
+    installed = subprocess.run([*pip, *pins], check=False, capture_output=True, text=True)
+    if installed.returncode != 0:
+        pytest.skip(f"cannot install the base dependencies here: {installed.stderr.strip().splitlines()[-1:]}")
+    for absent in ("torch", "onnx", "nncf", "matplotlib"):
+        probe = subprocess.run([str(python), "-c", f"import {absent}"], check=False, capture_output=True)
+        assert probe.returncode != 0, f"{absent} must not be in the runtime-only venv"
+
+    bundle = make_bundle(tmp_path / "bundle", tiny_model().onnx)
+    images, labels = blob_images(40, seed=81)
+    data = tmp_path / "data"
+    for index, (image, label) in enumerate(zip(images, labels)):
+        (data / LABELS[label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(data / LABELS[label] / f"{index}.jpg", quality=95)
+    (data / LABELS[0] / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    cli = str(venv / "bin" / "edgeresnet")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([cli, *args], check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+
+    verify = run("verify", str(bundle))
+    assert verify.returncode == 0 and "OK" in verify.stdout, verify.stderr
+    predict = run("predict", str(bundle), str(data), "--output", str(tmp_path / "preds.csv"))
+    assert predict.returncode == 0, predict.stderr
+    rows = (tmp_path / "preds.csv").read_text().splitlines()
+    assert len(rows) == 42 and sum("cannot decode image" in row for row in rows) == 1
+    benchmark = run("-q", "benchmark", str(bundle), "--data", str(data), "--batch-sizes", "1", "--warmup", "1",
+                    "--min-runs", "3", "--min-time", "0", "--images", str(data), "--report", str(tmp_path / "rep"))
+    assert benchmark.returncode == 0, benchmark.stderr
+    assert "onnxruntime" in benchmark.stdout and (tmp_path / "rep" / "benchmark.json").is_file()
+    assert "Traceback" not in benchmark.stderr

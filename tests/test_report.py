@@ -49,10 +49,13 @@ def synthetic_result() -> BenchmarkResult:
     for batch, scale in ((1, 1.0), (8, 6.0)):
         rows += [
             _row("pytorch", batch, 65.0 * scale, 91.0, backend="pytorch", precision="fp32", reference=True,
-                 agreement_pct=100.0),
-            _row("ort-fp32", batch, 42.0 * scale, 91.0, precision="fp32", agreement_pct=100.0),
-            _row("ort-int8", batch, 12.6 * scale, 90.0, agreement_pct=98.0),  # exactly 1.0 point lost
-            _row("ov-int8-greedy", batch, 9.5 * scale, 88.0, backend="openvino", agreement_pct=95.0),
+                 agreement_pct=100.0, eval_images=100),
+            _row("ort-fp32", batch, 42.0 * scale, 91.0, precision="fp32", agreement_pct=100.0, drop_points=0.0,
+                 drop_ci95_points=(-1.2, 1.2), eval_images=100),
+            _row("ort-int8", batch, 12.6 * scale, 90.0, agreement_pct=98.0, drop_points=1.0,  # exactly 1.0 lost
+                 drop_ci95_points=(0.2, 2.5), eval_images=100),
+            _row("ov-int8-greedy", batch, 9.5 * scale, 88.0, backend="openvino", agreement_pct=95.0, drop_points=3.0,
+                 drop_ci95_points=(1.5, 5.0), eval_images=100),
             _row("trt", batch, None, None, backend="tensorrt", error="TensorRT is not installed | here"),
         ]
     return BenchmarkResult(rows=rows, environment=dict(ENVIRONMENT))
@@ -98,8 +101,8 @@ def test_accuracies_are_percent_and_drops_are_points() -> None:
     line = next(line for line in text.splitlines() if line.startswith("| ★ | ort-int8 "))
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     top1, drop, agree = cells[9:12]
-    assert (top1, drop, agree) == ("90.00", "+1.00", "98.00")
-    assert "FP32 reference pytorch (91.00%)" in text
+    assert (top1, drop, agree) == ("90.00", "+1.00 [+0.20, +2.50]", "98.00")
+    assert "FP32 reference pytorch (91.00% on 100 images)" in text
 
 
 def test_gpus_are_named_with_their_driver() -> None:
@@ -167,3 +170,56 @@ def test_read_report_rejects_other_json(tmp_path: Path) -> None:
     path.write_text(json.dumps({"rows": []}))
     with pytest.raises(EdgeResNetError, match="not an edgeresnet benchmark report"):
         read_report(path)
+
+
+def _crowded_result() -> BenchmarkResult:
+    """Six artifacts of almost equal accuracy and latency: their labels would sit on top of each other."""
+    rows = [_row("fp32-reference", 1, 10.0, 91.0, precision="fp32", reference=True, eval_images=500)]
+    for k in range(6):
+        rows.append(_row(f"int8-variant-{k}", 1, 5.0 + 0.02 * k, 90.8 + 0.01 * k, drop_points=0.2 - 0.01 * k,
+                         drop_ci95_points=(-0.3, 0.7), eval_images=500))
+        rows.append(_row(f"int8-variant-{k}", 8, 8 * (4.0 + 0.02 * k), 90.8 + 0.01 * k, drop_points=0.2 - 0.01 * k,
+                         drop_ci95_points=(-0.3, 0.7), eval_images=500))
+    return BenchmarkResult(rows=rows, environment=dict(ENVIRONMENT))
+
+
+def test_plot_labels_never_overlap_and_latency_is_per_image() -> None:
+    from edgeresnet.report import draw_accuracy_latency, text_extent
+
+    figure, labels = draw_accuracy_latency(_crowded_result())
+    renderer = figure.canvas.get_renderer()
+    boxes = [text_extent(label, renderer) for label in labels]
+    assert len(boxes) == 13
+    overlapping = [(a, b) for a in range(len(boxes)) for b in range(a + 1, len(boxes)) if boxes[a].overlaps(boxes[b])]
+    assert overlapping == []
+    # Batch 8 at 32 ms per call is 4 ms per image: left of batch 1's 5 ms, as it should be.
+    xs = {label.get_text().removeprefix(f"{BEST_MARK} "): label.xy[0] for label in labels}
+    assert xs["int8-variant-0 (b8)"] == pytest.approx(4.0) and xs["int8-variant-0 (b1)"] == pytest.approx(5.0)
+
+
+def test_plot_draws_each_front_and_the_int8_intervals() -> None:
+    from edgeresnet.report import draw_accuracy_latency
+
+    figure, _ = draw_accuracy_latency(synthetic_result())
+    axes = figure.axes[0]
+    fronts = {line.get_label(): list(line.get_xdata()) for line in axes.get_lines()
+              if line.get_label().startswith("Pareto front")}
+    # Batch 1 per-image: ov 9.5 (88%), ort-int8 12.6 (90%), ort-fp32 42 (91%); pytorch (65 ms, 91%) is dominated.
+    assert fronts["Pareto front, batch 1"] == pytest.approx([9.5, 12.6, 42.0])
+    assert fronts["Pareto front, batch 8"] == pytest.approx([9.5 * 6 / 8, 12.6 * 6 / 8, 42.0 * 6 / 8])
+    bars = [c for c in axes.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 6  # ort-fp32, ort-int8, ov-int8 at two batch sizes; never the reference
+    segment = bars[1].lines[2][0].get_segments()[0]  # ort-int8, batch 1: 90 - (2.5 - 1.0) to 90 + (1.0 - 0.2)
+    assert [point[1] for point in segment] == pytest.approx([88.5, 90.8])
+
+
+def test_file_rows_get_their_own_table_and_never_win_the_budget() -> None:
+    result = synthetic_result()
+    result.rows.append(_row("ort-int8", 1, 1.0, 90.0, measure="file->label", decode_ms=0.4, preprocess_ms=0.2,
+                            inference_ms=0.4, input_images=12, drop_points=1.0, drop_ci95_points=(0.2, 2.5)))
+    assert best_within_budget(result)[1].artifact == "ort-int8"
+    assert best_within_budget(result)[1].measure == "model"
+    text = render_markdown(result)
+    line = next(line for line in text.split("## File → label")[1].splitlines() if line.startswith("| ort-int8"))
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[4:8] == ["1.00", "1.00", "0.08", "0.40"]  # p50, per image, × model p50 (1 / 12.6), decode

@@ -12,11 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from edgeresnet.bench.artifacts import (
     PYTORCH_BACKEND,
@@ -28,7 +27,8 @@ from edgeresnet.bench.artifacts import (
     preload_backend,
     synchronizer,
 )
-from edgeresnet.bench.evaluation import EvalData, Evaluation, agreement_pct
+from edgeresnet.bench.endtoend import decodable_files, measure_files
+from edgeresnet.bench.evaluation import EvalData, Evaluation
 from edgeresnet.bench.latency import (
     DEFAULT_MAX_TIME_S,
     DEFAULT_MIN_RUNS,
@@ -38,10 +38,12 @@ from edgeresnet.bench.latency import (
     measure_latency,
 )
 from edgeresnet.bench.memory import PeakMemory, measurement_method
-from edgeresnet.bench.rows import BenchmarkResult, BenchmarkRow
+from edgeresnet.bench.rows import FILE_MEASURE, MODEL_MEASURE, BenchmarkResult, BenchmarkRow
 from edgeresnet.checkpoint import is_checkpoint_dir
 from edgeresnet.environment import cpu_info, environment
 from edgeresnet.errors import DatasetError, EdgeResNetError
+from edgeresnet.evaluation import compare_paired
+from edgeresnet.runtime.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class _Settings:
     min_time_s: float
     max_time_s: float
     allow_host_code: bool = False
+    image_files: tuple[Path, ...] = ()
 
 
 def run_benchmark(
@@ -80,6 +83,7 @@ def run_benchmark(
     checkpoint: str | Path | None = None,
     progress: bool = True,
     allow_host_code: bool = False,
+    images: Sequence[str | Path] = (),
 ) -> BenchmarkResult:
     """Measure every artifact at every batch size: latency, throughput, accuracy, size, memory.
 
@@ -94,11 +98,18 @@ def run_benchmark(
         device: where the PyTorch baseline and ONNX Runtime run; a backend that cannot run there (a
             TensorRT engine, OpenVINO) runs on its own default device, and each row names its device.
         allow_host_code: let version-compatible TensorRT engines load (they run the runtime they embed).
+        images: image files and folders (searched recursively) for the file → label rows; none, none.
     """
     from edgeresnet.data import open_source
+    from edgeresnet.data.decoding import find_images
 
     settings = dataclasses.replace(_settings(batch_sizes, threads, device, warmup, min_runs, min_time_s, max_time_s),
                                    allow_host_code=allow_host_code)
+    if images:
+        files = tuple(find_images(images))
+        if not files:
+            raise DatasetError(f"no image files in --images {', '.join(map(str, images))}")
+        settings = dataclasses.replace(settings, image_files=files)
     if eval_limit is not None and eval_limit < 1:
         raise EdgeResNetError(f"eval_limit must be at least 1, got {eval_limit}")
     if not artifacts:
@@ -107,24 +118,26 @@ def run_benchmark(
     resolved, missing_baseline = _with_pytorch_baseline(_named_uniquely(resolved), checkpoint)
     _require_one_label_set(resolved)
     source = open_source(data)
-    images = source.split("evaluation")
-    if eval_limit is not None and eval_limit < len(images):
-        images = images.balanced_sample(eval_limit)
-    if len(images) == 0:
+    evaluation_set = source.split("evaluation")
+    if eval_limit is not None and eval_limit < len(evaluation_set):
+        evaluation_set = evaluation_set.balanced_sample(eval_limit)
+    if len(evaluation_set) == 0:
         raise DatasetError(f"{data} has no evaluation images")
 
     rows: list[BenchmarkRow] = []
     evaluations: dict[str, tuple[Artifact, Evaluation]] = {}
     if missing_baseline:
         rows += _baseline_error_rows(missing_baseline, settings)
-    with EvalData(images) as eval_data, _Progress(len(resolved) * len(settings.batch_sizes), progress) as bar:
+    steps = len(resolved) * len(settings.batch_sizes) * (2 if settings.image_files else 1)
+    with EvalData(evaluation_set) as eval_data, ProgressBar(steps, enabled=progress, unit="row") as bar:
         for artifact in resolved:
             artifact_rows, evaluation = _measure_artifact(artifact, eval_data, settings, source.num_classes, bar)
             rows += artifact_rows
             if evaluation is not None:
                 evaluations[artifact.name] = (artifact, evaluation)
     rows = _mark_reference_and_agreement(rows, evaluations)
-    return BenchmarkResult(rows=rows, environment=benchmark_environment(settings, data=data, eval_images=len(images)))
+    environment = benchmark_environment(settings, data=data, eval_images=len(evaluation_set))
+    return BenchmarkResult(rows=rows, environment=environment)
 
 
 def _settings(
@@ -217,8 +230,11 @@ def _measure_artifact(
                              allow_host_code=settings.allow_host_code)
     except Exception as error:  # noqa: BLE001  (recorded in the rows: one backend failing must not stop the others)
         message = describe_error(error, artifact)
-        bar.update(len(settings.batch_sizes))
-        return [dataclasses.replace(base, batch_size=b, error=message) for b in settings.batch_sizes], None
+        failed = [dataclasses.replace(base, batch_size=b, error=message) for b in settings.batch_sizes]
+        if settings.image_files:
+            failed += [dataclasses.replace(row, measure=FILE_MEASURE) for row in failed]
+        bar.update(len(failed))
+        return failed, None
 
     rows = []
     with runner:
@@ -246,7 +262,41 @@ def _measure_artifact(
             row.peak_memory_bytes = max(load_peak, memory.peak_delta())
             rows.append(row)
             bar.update(1)
+        if settings.image_files:
+            rows += _file_rows(runner, artifact, rows[-len(settings.batch_sizes):], settings, bar)
     return rows, evaluation
+
+
+def _file_rows(runner: Any, artifact: Artifact, model_rows: list[BenchmarkRow], settings: _Settings,
+               bar: Any) -> list[BenchmarkRow]:
+    """The file → label row beside each model-only row (see :mod:`edgeresnet.bench.endtoend`)."""
+    rows = []
+    try:
+        files = decodable_files(settings.image_files, artifact.preprocessing)
+    except Exception as error:  # noqa: BLE001  (recorded in the rows)
+        files, problem = [], describe_error(error, artifact)
+    for model_row in model_rows:
+        row = dataclasses.replace(model_row, measure=FILE_MEASURE, error=None, input_images=len(files) or None,
+                                  peak_memory_bytes=None)
+        row = row.with_latency(None)
+        bar.set_description_str(f"{artifact.name}: files, batch {row.batch_size}")
+        try:
+            if not files:
+                raise DatasetError(problem)
+            timing = measure_files(
+                runner, artifact.preprocessing, artifact.labels, files, row.batch_size,
+                warmup=min(settings.warmup, 3), min_runs=settings.min_runs, min_time_s=settings.min_time_s,
+                max_time_s=settings.max_time_s,
+            )
+            row = dataclasses.replace(
+                row.with_latency(timing.latency), throughput_ips=timing.pipelined_ips, decode_ms=timing.decode_ms,
+                preprocess_ms=timing.preprocess_ms, inference_ms=timing.inference_ms,
+            )
+        except Exception as error:  # noqa: BLE001  (recorded in the row)
+            row.error = f"files, batch {row.batch_size}: {describe_error(error, artifact)}"
+        rows.append(row)
+        bar.update(1)
+    return rows
 
 
 def _evaluate(artifact: Artifact, runner: Any, eval_data: EvalData, num_classes: int) -> Evaluation:
@@ -286,10 +336,13 @@ def _mark_reference_and_agreement(
         if row.artifact not in evaluations:
             continue
         artifact, evaluation = evaluations[row.artifact]
-        row.reference = row.artifact == reference_artifact.name
-        # Agreement needs identical inputs: the same preprocessing means the same cached arrays.
+        row.reference = row.artifact == reference_artifact.name and row.measure == MODEL_MEASURE
+        # A paired comparison needs identical inputs: the same preprocessing means the same cached arrays.
         if artifact.preprocessing == reference_artifact.preprocessing:
-            row.agreement_pct = agreement_pct(evaluation.predictions, reference.predictions)
+            paired = compare_paired(evaluation.labels, reference.predictions, evaluation.predictions)
+            row.agreement_pct = paired.agreement_pct
+            row.drop_points = paired.drop_points
+            row.drop_ci95_points = paired.drop_ci95_points
     return rows
 
 
@@ -313,33 +366,8 @@ def benchmark_environment(settings: _Settings, *, data: str, eval_images: int) -
             "warmup": settings.warmup, "min_runs": settings.min_runs, "min_time_s": settings.min_time_s,
             "max_time_s": settings.max_time_s, "batch_sizes": list(settings.batch_sizes),
             "peak_memory": measurement_method(),
+            "image_files": len(settings.image_files),
         },
         omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
     )
     return record
-
-
-class _Progress:
-    """tqdm when asked for, a silent stand-in otherwise (so the engine never branches on it)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self._bar: Any = None
-        if enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-    def set_description_str(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.set_description_str(text)
-
-    def update(self, n: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.update(n)

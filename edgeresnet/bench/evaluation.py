@@ -42,6 +42,7 @@ class Evaluation:
 
     accuracy: Accuracy
     predictions: np.ndarray
+    labels: np.ndarray  # the labels of the images actually evaluated, for paired comparisons
 
 
 class _CachedInputs:
@@ -140,7 +141,7 @@ class EvalData:
             counter.update(logits, cached.labels[offset : offset + len(chunk)])
             offset += len(chunk)
             predictions.append(logits.argmax(axis=1))
-        return Evaluation(counter.result(), np.concatenate(predictions))
+        return Evaluation(counter.result(), np.concatenate(predictions), cached.labels)
 
 
 def agreement_pct(predictions: np.ndarray, reference: np.ndarray) -> float:

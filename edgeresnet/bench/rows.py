@@ -12,6 +12,9 @@ from typing import Any
 
 from edgeresnet.bench.latency import LatencyStats
 
+MODEL_MEASURE = "model"
+FILE_MEASURE = "file->label"
+
 
 @dataclass
 class BenchmarkRow:
@@ -19,8 +22,16 @@ class BenchmarkRow:
     (:mod:`edgeresnet.evaluation`); latencies are milliseconds.
 
     ``agreement_pct`` is the percentage of evaluation images whose top-1 class matches the FP32
-    reference's (the row with ``reference`` set); ``peak_memory_bytes`` is the process RSS
+    reference's (the row with ``reference`` set); ``drop_points`` is the reference's top-1 minus this
+    row's on the same ``eval_images`` images and ``drop_ci95_points`` its paired 95% interval
+    (:func:`edgeresnet.evaluation.compare_paired`); ``peak_memory_bytes`` is the process RSS
     high-water mark above the RSS before the artifact loaded (see ``edgeresnet.bench.memory``).
+
+    ``measure`` is ``model`` (a preprocessed tensor bound once, as ``benchmark_app`` times it) or
+    ``file->label`` (image files decoded, preprocessed and classified, as an app does). A file row's
+    latencies are per call of ``batch_size`` files, run one after another; ``decode_ms``,
+    ``preprocess_ms`` and ``inference_ms`` split its mean call; its ``throughput_ips`` is images per
+    second of ``Classifier.predict_iter`` over the files (decoding overlapped with inference).
     """
 
     artifact: str
@@ -41,27 +52,42 @@ class BenchmarkRow:
     top1: float | None = None
     top5: float | None = None
     agreement_pct: float | None = None
+    drop_points: float | None = None
+    drop_ci95_points: tuple[float, float] | None = None
     eval_images: int | None = None
     reference: bool = False
     file_size_bytes: int | None = None
     peak_memory_bytes: int | None = None
+    measure: str = MODEL_MEASURE
+    decode_ms: float | None = None
+    preprocess_ms: float | None = None
+    inference_ms: float | None = None
+    input_images: int | None = None
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
-    def with_latency(self, stats: LatencyStats) -> BenchmarkRow:
+    @property
+    def per_image_p50_ms(self) -> float | None:
+        """p50 latency per image: a call's p50 over its batch size, so batch sizes compare."""
+        if self.latency_p50_ms is None or self.batch_size < 1:
+            return None
+        return self.latency_p50_ms / self.batch_size
+
+    def with_latency(self, stats: LatencyStats | None) -> BenchmarkRow:
+        """This row with ``stats``' latency fields (all cleared when ``stats`` is None)."""
         return dataclasses.replace(
             self,
-            latency_mean_ms=stats.mean_ms,
-            latency_p50_ms=stats.p50_ms,
-            latency_p90_ms=stats.p90_ms,
-            latency_p99_ms=stats.p99_ms,
-            latency_std_ms=stats.std_ms,
-            latency_min_ms=stats.min_ms,
-            runs=stats.runs,
-            throughput_ips=stats.throughput_ips,
+            latency_mean_ms=stats.mean_ms if stats else None,
+            latency_p50_ms=stats.p50_ms if stats else None,
+            latency_p90_ms=stats.p90_ms if stats else None,
+            latency_p99_ms=stats.p99_ms if stats else None,
+            latency_std_ms=stats.std_ms if stats else None,
+            latency_min_ms=stats.min_ms if stats else None,
+            runs=stats.runs if stats else None,
+            throughput_ips=stats.throughput_ips if stats else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,7 +96,11 @@ class BenchmarkRow:
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> BenchmarkRow:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in record.items() if key in known})
+        values = {key: value for key, value in record.items() if key in known}
+        if values.get("drop_ci95_points") is not None:
+            low, high = values["drop_ci95_points"]
+            values["drop_ci95_points"] = (float(low), float(high))
+        return cls(**values)
 
 
 ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(BenchmarkRow))

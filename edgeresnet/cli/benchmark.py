@@ -38,6 +38,9 @@ from edgeresnet.errors import EdgeResNetError
               help="Checkpoint for the PyTorch eager baseline (default: the bundles' source checkpoint).")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Top-1 points an artifact may lose versus the FP32 reference and still be marked fastest.")
+@click.option("--images", "image_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Image files or folders (searched recursively) for file → label rows beside the model-only "
+                   "rows; repeat for several.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write benchmark.md, benchmark.csv, benchmark.json and accuracy_latency.png here.")
 @click.option("--overwrite", is_flag=True, help="Replace report files an earlier benchmark wrote into --report.")
@@ -45,8 +48,8 @@ from edgeresnet.errors import EdgeResNetError
 def benchmark_command(
     ctx: click.Context, artifacts: tuple[Path, ...], data: str, batch_sizes: list[int], threads: int | None,
     device: str, warmup: int, min_time: float, min_runs: int, max_time: float, eval_limit: int | None,
-    checkpoint: Path | None, max_accuracy_drop: float, report_dir: Path | None, allow_host_code: bool,
-    overwrite: bool,
+    checkpoint: Path | None, max_accuracy_drop: float, image_paths: tuple[Path, ...], report_dir: Path | None,
+    allow_host_code: bool, overwrite: bool,
 ) -> None:
     """Measure latency, throughput and accuracy of BUNDLE_OR_CHECKPOINT... side by side.
 
@@ -57,15 +60,15 @@ def benchmark_command(
     marked per batch size. The tensorrt-* bundles of `export` hold the ONNX an engine is built from:
     they run through ONNX Runtime, named "(QDQ via onnxruntime)" for INT8 and "(ONNX via
     onnxruntime)" for FP32; a compiled engine bundle runs on
-    TensorRT. Accuracies are percentages.
+    TensorRT. Accuracies are percentages. With --images, each artifact also gets file → label rows:
+    the files decoded, preprocessed and classified as an app does, split into decode, preprocess and
+    inference time.
 
     \b
     Example (the trailing slash globs the bundle directories, not export_report.json):
       edgeresnet benchmark runs/r20-export/*/ --data fashion-mnist \\
           --batch-sizes 1,8 --threads 2 --report runs/bench
     """
-    from rich.console import Console
-
     from edgeresnet.api import benchmark, check_report_directory, failed_artifacts, write_benchmark_reports
     from edgeresnet.report import print_table
 
@@ -75,10 +78,10 @@ def benchmark_command(
     result = benchmark(
         list(artifacts), data=data, batch_sizes=batch_sizes, threads=threads, device=device,
         warmup=warmup, min_time_s=min_time, min_runs=min_runs, max_time_s=max_time, eval_limit=eval_limit,
-        checkpoint=checkpoint, progress=not quiet, allow_host_code=allow_host_code,
+        checkpoint=checkpoint, progress=not quiet, allow_host_code=allow_host_code, images=image_paths,
     )
     # A wide table: rich would otherwise squeeze 14 columns into an 80-column pipe.
-    print_table(result, max_accuracy_drop=max_accuracy_drop, console=Console(width=160, soft_wrap=False))
+    print_table(result, max_accuracy_drop=max_accuracy_drop, width=160)
     if report_dir is not None:
         written = write_benchmark_reports(result, report_dir, overwrite=overwrite, max_accuracy_drop=max_accuracy_drop)
         click.echo(f"reports: {', '.join(str(path) for path in written.values())}", err=True)

@@ -17,6 +17,15 @@ from edgeresnet import __version__
 from edgeresnet.errors import EdgeResNetError, describe_os_error, first_line
 
 USER_ERROR_EXIT = 2
+# Libraries of the build side (the `build` extra): a runtime-only install lacks them on purpose.
+BUILD_MODULES = frozenset({"torch", "onnx", "onnxslim", "onnxscript", "safetensors", "nncf", "matplotlib", "rich"})
+
+
+def missing_build_module(error: BaseException) -> str | None:
+    """The build-side library an ImportError is about, or None when it is about something else."""
+    name = getattr(error, "name", None) or ""
+    root = name.split(".")[0]
+    return root if isinstance(error, ImportError) and root in BUILD_MODULES else None
 
 
 class EdgeResNetGroup(click.Group):
@@ -51,6 +60,14 @@ class EdgeResNetGroup(click.Group):
                 raise
             text = describe_os_error(error) if isinstance(error, OSError) else first_line(error)
             click.echo(f"error: {text}", err=True)
+            ctx.exit(USER_ERROR_EXIT)
+        except ImportError as error:
+            missing = missing_build_module(error)
+            if missing is None or (ctx.obj and ctx.obj.get("debug")):
+                raise
+            command = ctx.invoked_subcommand or "this command"
+            click.echo(f"error: `edgeresnet {command}` needs the build tools ({missing} is not installed): "
+                       "pip install 'edgeresnet[build]'", err=True)
             ctx.exit(USER_ERROR_EXIT)
 
 

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from edgeresnet.bundle.vocabulary import COMPILE_TARGETS, PRECISIONS
 from edgeresnet.cli.core import cli
-from edgeresnet.errors import BundleError, EdgeResNetError
+from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError
 
 _TRT_OPTIONS = ("max_batch", "opt_batch", "workspace_mib", "timing_cache", "version_compatible",
                 "hardware_compatibility")
@@ -93,6 +93,13 @@ _ALLOW_HOST_CODE = click.option(
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write one row per image to this .csv or .jsonl file instead of printing them.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per model call.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Decoding threads  [default: one per usable core]")
 @click.option("--backend", type=BackendType(), default=None,
               help="Runtime to use  [default: by the model file: .onnx onnxruntime, .xml openvino, "
                    ".engine tensorrt]")
@@ -100,26 +107,62 @@ _ALLOW_HOST_CODE = click.option(
               help="cpu, cuda, or an OpenVINO device (CPU, GPU).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the runtime.")
 @_ALLOW_HOST_CODE
-def predict_command(bundle: Path, images: tuple[Path, ...], top_k: int, as_json: bool, backend: str | None,
-                    device: str, threads: int | None, allow_host_code: bool) -> None:
-    """Classify image files with a bundle (or an .onnx that carries its preprocessing and labels).
+@click.pass_context
+def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], top_k: int, as_json: bool,
+                    output: Path | None, overwrite: bool, batch_size: int, workers: int | None,
+                    backend: str | None, device: str, threads: int | None, allow_host_code: bool) -> None:
+    """Classify image files, and every image in folders (searched recursively), with a bundle.
+
+    Files are decoded in a thread pool while the model runs, BATCH_SIZE at a time. A file that cannot
+    be decoded becomes a row with its error and the run goes on; the exit code is 2 only when no
+    image at all could be classified. BUNDLE may also be an .onnx that carries its preprocessing and
+    labels.
 
     Example: edgeresnet predict bundles/r20-int8 shoe.png shirt.jpg --top-k 3
-    """
-    from edgeresnet.runtime.classifier import Classifier
 
+    \b
+    Example (a folder, recursively, into a file):
+      edgeresnet predict bundles/r50-ov-int8 photos/ --output preds.csv
+    """
+    from edgeresnet.data.decoding import find_images
+    from edgeresnet.runtime.classifier import Classifier
+    from edgeresnet.runtime.predictions import check_output, write_predictions
+    from edgeresnet.runtime.progress import ProgressBar
+
+    if output is not None:
+        check_output(output, overwrite=overwrite)  # refused before the model loads
+    files = find_images(images)
+    if not files:
+        raise DatasetError(f"no image files found in {', '.join(map(str, images))}")
+    quiet = bool(ctx.find_root().params.get("quiet"))
     with Classifier.load(bundle, backend=backend, device=device, threads=threads,
-                         allow_host_code=allow_host_code) as classifier:
-        results = classifier.predict(list(images), top_k=top_k)
+                         allow_host_code=allow_host_code) as classifier, \
+            ProgressBar(len(files), enabled=not quiet and output is not None, unit="img") as bar:
+        results = classifier.predict_iter(files, batch_size=batch_size, top_k=top_k, workers=workers)
+        if output is not None:
+            total, failed = write_predictions(results, output, overwrite=overwrite, on_row=lambda _: bar.update(1))
+            click.echo(f"{total - failed} of {total} images classified: {output}", err=True)
+        else:
+            rows = list(results)
+            total, failed = len(rows), sum(not row.ok for row in rows)
+            _print_predictions(rows, as_json)
+    if failed:
+        click.echo(f"warning: {failed} of {total} images could not be classified (see their error rows)", err=True)
+    if failed == total:
+        raise DatasetError(f"none of the {total} images could be classified")
+
+
+def _print_predictions(rows: list[Any], as_json: bool) -> None:
     if as_json:
-        records = [{"image": str(image), "predictions": [p.to_dict() for p in predictions]}
-                   for image, predictions in zip(images, results)]
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps([row.to_dict() for row in rows], indent=2))
         return
-    width = max(len(p.label) for predictions in results for p in predictions)
-    for image, predictions in zip(images, results):
-        click.echo(str(image))
-        for rank, prediction in enumerate(predictions, start=1):
+    labels = [p.label for row in rows for p in row.predictions]
+    width = max(map(len, labels), default=0)
+    for row in rows:
+        click.echo(row.path)
+        if not row.ok:
+            click.echo(f"  error: {row.error}")
+        for rank, prediction in enumerate(row.predictions, start=1):
             click.echo(f"  {rank}. {prediction.label:<{width}}  {prediction.probability:7.2%}  "
                        f"(class {prediction.index})")
 

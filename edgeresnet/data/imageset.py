@@ -144,7 +144,7 @@ class ImageSet:
         pending = _PendingImages()
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            images, ok = self._store.read_many(self._items[chunk])
+            images, ok = self._store.read_many(self._items[chunk], spec.draft_size)
             if not ok.all():
                 self._check_enough_decodable()
             pending.add(images, self._labels[chunk][ok])

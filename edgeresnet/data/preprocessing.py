@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
+from edgeresnet.data.decoding import open_image, to_channel_mode
 from edgeresnet.errors import DatasetError
 
 ChannelMode = Literal["L", "RGB"]
@@ -105,9 +107,7 @@ class PreprocessSpec:
 
     def apply(self, image: Image.Image | np.ndarray) -> np.ndarray:
         """One image (PIL, or uint8 HW / HWC array) → float32 CHW array."""
-        pil = _to_pil(image).convert(self.channels)
-        pil = self._resize_and_crop(pil)
-        return self._normalise(np.asarray(pil, dtype=np.uint8)[None])[0]
+        return self.normalise(self.pixels(image)[None])[0]
 
     def apply_batch(self, images: np.ndarray | list[Any]) -> np.ndarray:
         """Many images → float32 NCHW batch.
@@ -115,25 +115,83 @@ class PreprocessSpec:
         A uint8 ``N×H×W`` or ``N×H×W×C`` array that already has ``input_size`` is converted in one
         vectorised step (the in-memory datasets take this path); anything else goes image by image.
         """
-        if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim in (3, 4):
-            if tuple(images.shape[1:3]) == tuple(self.input_size) and self.resize_to is None:
-                return self._normalise(self._match_channels(images))
+        return self.normalise(self.pixels_batch(images))
+
+    def load(self, path: str | Path) -> np.ndarray:
+        """An image file → its uint8 ``H×W×C`` model pixels, through the one decoder (fast JPEG path included).
+
+        Raises one of ``edgeresnet.data.decoding.DECODE_ERRORS`` for a file that is no decodable image.
+        """
+        return self.pixels(open_image(Path(path), self.draft_size))
+
+    def pixels(self, image: Image.Image | np.ndarray) -> np.ndarray:
+        """One image → uint8 ``H×W×C`` at ``input_size``: channels, resize and crop, no arithmetic.
+
+        This is everything a model with in-model preprocessing (``normalise`` inside the graph) needs.
+        """
+        if self._at_input_size(image, image_axes=slice(0, 2), ndims=(2, 3)):
+            return self._match_channels(image[None])[0]  # a camera frame at input size: no copy
+        pil = to_channel_mode(_to_pil(image))
+        if pil.mode != self.channels:
+            pil = pil.convert(self.channels)
+        pixels = np.asarray(self._resize_and_crop(pil), dtype=np.uint8)
+        return pixels[..., None] if pixels.ndim == 2 else pixels
+
+    def pixels_batch(self, images: np.ndarray | list[Any]) -> np.ndarray:
+        """Many images → uint8 ``N×H×W×C`` at ``input_size``."""
+        if self._at_input_size(images, image_axes=slice(1, 3), ndims=(3, 4)):
+            return self._match_channels(images)
         if len(images) == 0:
-            return np.zeros((0, *self.input_shape()[1:]), dtype=np.float32)
-        return np.stack([self.apply(image) for image in images])
+            height, width = self.input_size
+            return np.zeros((0, height, width, self.num_channels), dtype=np.uint8)
+        return np.stack([self.pixels(image) for image in images])
+
+    def _at_input_size(self, images: object, *, image_axes: slice, ndims: tuple[int, int]) -> bool:
+        """uint8 pixels that need no resize: the vectorised path (datasets in memory, camera frames)."""
+        return (
+            isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim in ndims
+            and tuple(images.shape[image_axes]) == tuple(self.input_size) and self.resize_to is None
+        )
+
+    def draft_size(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) an image of this size is resized to before cropping.
+
+        The decoder reduces a JPEG no further than :data:`~edgeresnet.data.decoding.DRAFT_MARGIN`
+        times this, so the resize below stays the one that shapes the pixels.
+        """
+        if self.resize_to is None:
+            return self.input_size[1], self.input_size[0]
+        scale = self.resize_to / min(width, height)
+        return max(self.input_size[1], round(width * scale)), max(self.input_size[0], round(height * scale))
+
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 ``N×H×W[×C]`` pixels → float32 NCHW model input: scale, mean/std, layout.
+
+        The same arithmetic the in-model preprocessing of the OpenVINO runner compiles into the graph.
+        """
+        images = self._match_channels(pixels)
+        mean = np.asarray(self.mean, dtype=np.float32) * 255.0
+        scale = 1.0 / (np.asarray(self.std, dtype=np.float32) * 255.0)
+        batch = (images.astype(np.float32) - mean) * scale
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
     def _resize_and_crop(self, pil: Image.Image) -> Image.Image:
         height, width = self.input_size
         resample = _RESAMPLE[self.interpolation]
-        if self.resize_to is not None:
-            scale = self.resize_to / min(pil.width, pil.height)
-            new_size = (max(width, round(pil.width * scale)), max(height, round(pil.height * scale)))
-            pil = pil.resize(new_size, resample)
-        elif (pil.height, pil.width) != (height, width):
-            return pil.resize((width, height), resample)
-        left = (pil.width - width) // 2
-        top = (pil.height - height) // 2
-        return pil.crop((left, top, left + width, top + height))
+        if self.resize_to is None:
+            return pil if (pil.height, pil.width) == (height, width) else pil.resize((width, height), resample)
+        resized_w, resized_h = self.draft_size(pil.width, pil.height)
+        left, top = (resized_w - width) // 2, (resized_h - height) // 2
+        # Resize only the source region the center crop keeps: the same filter at the same scale as
+        # resizing the whole image and cropping after (Pillow's filter support still reaches outside
+        # the box), without computing the pixels the crop would throw away.
+        scale_x, scale_y = pil.width / resized_w, pil.height / resized_h
+        if self.interpolation == "nearest" or scale_x < 1 or scale_y < 1:
+            # Nearest-neighbour ties and upscaling round differently through a box: the plain way.
+            pil = pil.resize((resized_w, resized_h), resample)
+            return pil.crop((left, top, left + width, top + height))
+        box = (left * scale_x, top * scale_y, (left + width) * scale_x, (top + height) * scale_y)
+        return pil.resize((width, height), resample, box=box)
 
     def _match_channels(self, images: np.ndarray) -> np.ndarray:
         """uint8 N×H×W[×C] → N×H×W×C with this spec's channel count."""
@@ -144,18 +202,14 @@ class PreprocessSpec:
             return images
         if have == 1 and self.num_channels == 3:
             return np.repeat(images, 3, axis=-1)
-        if have == 3 and self.num_channels == 1:
-            # ITU-R 601-2 luma, the same transform PIL's convert("L") applies.
+        if have in (3, 4) and self.num_channels == 1:
+            # ITU-R 601-2 luma, the same transform PIL's convert("L") applies; alpha is dropped.
             weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-            return np.clip(np.rint(images.astype(np.float32) @ weights), 0, 255).astype(np.uint8)[..., None]
+            luma = images[..., :3].astype(np.float32) @ weights
+            return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+        if have == 4 and self.num_channels == 3:
+            return images[..., :3]
         raise DatasetError(f"cannot convert {have}-channel images to {self.channels}")
-
-    def _normalise(self, images: np.ndarray) -> np.ndarray:
-        images = self._match_channels(images)
-        mean = np.asarray(self.mean, dtype=np.float32) * 255.0
-        scale = 1.0 / (np.asarray(self.std, dtype=np.float32) * 255.0)
-        batch = (images.astype(np.float32) - mean) * scale
-        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
 
 def _to_pil(image: Image.Image | np.ndarray) -> Image.Image:

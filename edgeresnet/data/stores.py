@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeresnet.data.decoding import DECODE_ERRORS, decode_image
+from edgeresnet.data.decoding import DECODE_ERRORS, DraftSize, decode_image
 from edgeresnet.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,12 @@ class ImageStore(ABC):
         """One decoded image; an undecodable one raises DatasetError naming it."""
 
     @abstractmethod
-    def read_many(self, items: np.ndarray) -> tuple[DecodedImages, np.ndarray]:
-        """(images, ok): the decodable ones among ``items`` in order, and a bool mask over ``items``."""
+    def read_many(self, items: np.ndarray, draft: DraftSize | None = None) -> tuple[DecodedImages, np.ndarray]:
+        """(images, ok): the decodable ones among ``items`` in order, and a bool mask over ``items``.
+
+        ``draft`` says how small the images are about to be resized, so files may be decoded at a
+        reduced size (see :func:`edgeresnet.data.decoding.open_image`); arrays ignore it.
+        """
 
     @abstractmethod
     def update_hash(self, hasher: Any, items: np.ndarray) -> None:
@@ -59,7 +63,7 @@ class ArrayStore(ImageStore):
     def read(self, item: int) -> np.ndarray:
         return self.images[item]
 
-    def read_many(self, items: np.ndarray) -> tuple[DecodedImages, np.ndarray]:
+    def read_many(self, items: np.ndarray, draft: DraftSize | None = None) -> tuple[DecodedImages, np.ndarray]:
         return self.images[items], np.ones(len(items), dtype=bool)
 
     def update_hash(self, hasher: Any, items: np.ndarray) -> None:
@@ -90,11 +94,11 @@ class FileStore(ImageStore):
             # One line per file only in debug logs; callers report the count (ImageSet.skipped).
             log.debug("skipping undecodable image %s (%s)", self.path(item), self.failures[item])
 
-    def _try_decode(self, item: int) -> np.ndarray | None:
+    def _try_decode(self, item: int, draft: DraftSize | None = None) -> np.ndarray | None:
         if item in self.failures:
             return None
         try:
-            return decode_image(self.path(item))
+            return decode_image(self.path(item), draft)
         except DECODE_ERRORS as exc:
             self.record_failure(item, exc)
             return None
@@ -105,8 +109,8 @@ class FileStore(ImageStore):
             raise DatasetError(f"cannot decode image {self.path(item)}: {self.failures[item]}")
         return image
 
-    def read_many(self, items: np.ndarray) -> tuple[DecodedImages, np.ndarray]:
-        decoded = [self._try_decode(int(item)) for item in items]
+    def read_many(self, items: np.ndarray, draft: DraftSize | None = None) -> tuple[DecodedImages, np.ndarray]:
+        decoded = [self._try_decode(int(item), draft) for item in items]
         ok = np.array([image is not None for image in decoded], dtype=bool)
         images = [image for image in decoded if image is not None]
         return images, ok

@@ -12,11 +12,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from edgeresnet.errors import EdgeResNetError
+
+if TYPE_CHECKING:
+    from edgeresnet.data.preprocessing import PreprocessSpec
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,30 @@ class Runner(ABC):
         logits = self._infer_impl(np.ascontiguousarray(batch, dtype=np.float32))
         return np.asarray(logits, dtype=np.float32)
 
+    def infer_pixels(self, pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+        """Run uint8 ``N×H×W×C`` pixels at the model's input size; ``spec`` says how to normalise them.
+
+        Backends that can run the normalisation inside the model (OpenVINO's PrePostProcessor)
+        override ``_infer_pixels_impl``, so an app hands over pixels and no per-image numpy arithmetic
+        runs; the others normalise here with exactly the arithmetic of ``PreprocessSpec.normalise``.
+        """
+        if self._closed:
+            raise EdgeResNetError(f"{self.backend} runner for {self.model_path.name} is closed")
+        expected = (*spec.input_size, spec.num_channels)
+        if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or tuple(pixels.shape[1:]) != expected:
+            shape = getattr(pixels, "shape", type(pixels).__name__)
+            raise EdgeResNetError(f"expected uint8 pixels of shape N×{'×'.join(map(str, expected))}, got {shape}")
+        logits = self._infer_pixels_impl(np.ascontiguousarray(pixels), spec)
+        return np.asarray(logits, dtype=np.float32)
+
+    def _infer_pixels_impl(self, pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+        return self._infer_impl(spec.normalise(pixels))
+
+    @property
+    def preprocesses_in_model(self) -> bool:
+        """Whether ``infer_pixels`` normalises inside the model rather than in numpy."""
+        return False
+
     def bind_for_timing(self, batch: np.ndarray) -> Callable[[], object]:
         """A zero-argument call that runs ``batch`` with no per-call input handling (for latency loops).
 
@@ -73,7 +100,7 @@ class Runner(ABC):
             self._close_impl()
             self._closed = True
 
-    def __enter__(self) -> Runner:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -10,8 +10,12 @@ goes through the bundle's own PreprocessSpec, so the app preprocesses exactly as
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Sequence
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -20,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from edgeresnet.bundle import Manifest, check_files, read_manifest
-from edgeresnet.data.decoding import DECODE_ERRORS, decode_image
+from edgeresnet.data.decoding import DECODE_ERRORS
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
@@ -82,6 +86,7 @@ class Classifier:
                     raise BundleError(f"bundle {path} fails its checks: {'; '.join(problems)}")
             model_path = path / manifest.model_file
             options = bundle_runner_options(manifest, allow_host_code=allow_host_code)
+            options.update(_pixel_model_option(path, manifest, backend))
             runner = open_runner(model_path, backend=backend, device=device, threads=threads,
                                  precision=manifest.precision, **options)
             return cls(runner, manifest.preprocessing, manifest.labels, manifest)
@@ -100,17 +105,85 @@ class Classifier:
         ``images`` is one image or a sequence of them: file paths, PIL images, uint8 arrays (H×W or
         H×W×C, any size: they are resized as the spec says), or float32 arrays already preprocessed to
         the model's C×H×W. A 4-D array is a batch (uint8 N×H×W×C images, or a preprocessed N×C×H×W).
+        Every image becomes uint8 pixels at the input size and goes to the model through
+        ``Runner.infer_pixels``: where the backend normalises inside the model, no numpy arithmetic
+        runs per image. For camera frames already at the input size, :meth:`predict_frames` skips
+        the resize too.
         """
-        if top_k < 1:
-            raise EdgeResNetError(f"top_k must be at least 1, got {top_k}")
-        logits = self.logits(self.preprocess(images))
-        probabilities = _softmax(logits)
-        k = min(top_k, probabilities.shape[1])
-        ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        _check_top_k(top_k)
+        if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4:
+            logits = self.logits_from_pixels(self.spec.pixels_batch(images))
+        else:
+            logits = self._logits_of_items(_as_items(images))
+        return self._rank(logits, top_k)
+
+    def predict_frames(self, frames: np.ndarray, top_k: int = 5) -> list[list[Prediction]]:
+        """Top-``top_k`` predictions for uint8 N×H×W×C camera frames already at the model's input size.
+
+        The frames are taken as they are (no resize or crop, whatever the spec's ``resize_to``) and go
+        to the model in one call: with in-model preprocessing (OpenVINO) nothing runs per image in numpy.
+        """
+        _check_top_k(top_k)
+        return self._rank(self.logits_from_pixels(frames), top_k)
+
+    def predict_iter(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        batch_size: int = 8,
+        top_k: int = 5,
+        workers: int | None = None,
+    ) -> Iterator[FilePrediction]:
+        """Classify image files in batches, decoding in a thread pool while the model runs.
+
+        Results come in the order of ``paths``, one per file. A file that is missing or cannot be
+        decoded yields a result with ``error`` set and the run goes on. Decoding (Pillow releases the
+        GIL) runs up to two batches ahead of inference, so the model rarely waits for files.
+
+        Args:
+            workers: decoding threads; by default one per usable core.
+        """
+        _check_top_k(top_k)
+        if batch_size < 1:
+            raise EdgeResNetError(f"batch size must be at least 1, got {batch_size}")
+        threads = workers or usable_cores()
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="edgeresnet-decode") as pool:
+            pending: deque[tuple[Path, Future[np.ndarray]]] = deque()
+            remaining = iter(paths)
+            lookahead = 3 * batch_size  # the batch being run and two being decoded
+            while True:
+                for path in itertools.islice(remaining, lookahead - len(pending)):
+                    path = Path(path)
+                    pending.append((path, pool.submit(self.load_pixels, path)))
+                if not pending:
+                    return
+                batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
+                yield from self._predict_loaded(batch, top_k)
+
+    def _predict_loaded(self, batch: list[tuple[Path, Future[np.ndarray]]], top_k: int) -> list[FilePrediction]:
+        pixels: list[np.ndarray] = []
+        errors: dict[int, str] = {}
+        for position, (_, future) in enumerate(batch):
+            try:
+                pixels.append(future.result())
+            except DatasetError as error:
+                errors[position] = str(error)
+        ranked = iter(self._rank(self.logits_from_pixels(np.stack(pixels)), top_k) if pixels else [])
         return [
-            [Prediction(int(i), self._label(int(i)), float(row[i])) for i in order]
-            for row, order in zip(probabilities, ranked)
+            FilePrediction(str(path), (), errors[position]) if position in errors
+            else FilePrediction(str(path), tuple(next(ranked)), None)
+            for position, (path, _) in enumerate(batch)
         ]
+
+    def load_pixels(self, path: str | Path) -> np.ndarray:
+        """An image file → uint8 H×W×C model pixels; a missing or undecodable file is a DatasetError."""
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(f"image not found: {path}")
+        try:
+            return self.spec.load(path)
+        except DECODE_ERRORS as error:
+            raise DatasetError(f"cannot decode image {path}: {first_line(error)}") from error
 
     def preprocess(self, images: ImageInput | Sequence[ImageInput]) -> np.ndarray:
         """Images → the float32 N×C×H×W batch the model takes."""
@@ -131,12 +204,16 @@ class Classifier:
         if not np.issubdtype(batch.dtype, np.floating):
             raise DatasetError(f"a preprocessed batch must be float32, got {batch.dtype}; "
                                "pass uint8 images to predict() to have them preprocessed")
-        logits = self.runner.infer(batch.astype(np.float32, copy=False))
-        if logits.ndim != 2 or logits.shape[1] != len(self.labels):
-            raise EdgeResNetError(
-                f"the model gives {logits.shape} logits but the bundle lists {len(self.labels)} labels"
-            )
-        return logits
+        return self._checked(self.runner.infer(batch.astype(np.float32, copy=False)))
+
+    def logits_from_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Raw logits for uint8 N×H×W×C pixels at the model's input size (camera frames, ``load_pixels``)."""
+        height, width = self.spec.input_size
+        expected = (height, width, self.spec.num_channels)
+        if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or tuple(pixels.shape[1:]) != expected:
+            shape = getattr(pixels, "shape", type(pixels).__name__)
+            raise DatasetError(f"expected uint8 pixels of shape N×{'×'.join(map(str, expected))}, got {shape}")
+        return self._checked(self.runner.infer_pixels(pixels, self.spec))
 
     def describe(self) -> RunnerInfo:
         return self.runner.describe()
@@ -152,13 +229,39 @@ class Classifier:
 
     # --- helpers ---------------------------------------------------------------------------------
 
+    def _checked(self, logits: np.ndarray) -> np.ndarray:
+        if logits.ndim != 2 or logits.shape[1] != len(self.labels):
+            raise EdgeResNetError(
+                f"the model gives {logits.shape} logits but the bundle lists {len(self.labels)} labels"
+            )
+        return logits
+
+    def _rank(self, logits: np.ndarray, top_k: int) -> list[list[Prediction]]:
+        probabilities = _softmax(logits)
+        k = min(top_k, probabilities.shape[1])
+        ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        return [
+            [Prediction(int(i), self._label(int(i)), float(row[i])) for i in order]
+            for row, order in zip(probabilities, ranked)
+        ]
+
+    def _logits_of_items(self, items: list[ImageInput]) -> np.ndarray:
+        if not items:
+            raise DatasetError("no images given")
+        if any(_is_tensor(item) for item in items):
+            return self.logits(self.preprocess(items))
+        return self.logits_from_pixels(np.stack([self._pixels_of(item) for item in items]))
+
     def _label(self, index: int) -> str:
         return self.labels[index] if index < len(self.labels) else str(index)
 
-    def _preprocess_one(self, item: ImageInput) -> np.ndarray:
+    def _pixels_of(self, item: ImageInput) -> np.ndarray:
         if isinstance(item, (str, Path)):
-            return self.spec.apply(_decode(Path(item)))
-        if isinstance(item, np.ndarray) and np.issubdtype(item.dtype, np.floating):
+            return self.load_pixels(item)
+        return self.spec.pixels(item)
+
+    def _preprocess_one(self, item: ImageInput) -> np.ndarray:
+        if _is_tensor(item):
             # A float array is a tensor, not a picture: resizing it would guess at its scale and layout.
             expected = tuple(self.spec.input_shape()[1:])
             if item.shape != expected:
@@ -168,7 +271,40 @@ class Classifier:
                     "pass uint8 images to have them resized"
                 )
             return item.astype(np.float32, copy=False)
-        return self.spec.apply(item)
+        return self.spec.normalise(self._pixels_of(item)[None])[0]
+
+
+@dataclass(frozen=True)
+class FilePrediction:
+    """One file's result in :meth:`Classifier.predict_iter`: its ranked predictions, or why there are none."""
+
+    path: str
+    predictions: tuple[Prediction, ...]
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.path, "predictions": [p.to_dict() for p in self.predictions], "error": self.error}
+
+
+def _check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise EdgeResNetError(f"top_k must be at least 1, got {top_k}")
+
+
+def _is_tensor(item: object) -> bool:
+    return isinstance(item, np.ndarray) and np.issubdtype(item.dtype, np.floating)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def _as_items(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
@@ -183,16 +319,6 @@ def _as_items(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     if isinstance(images, Sequence):
         return list(images)
     raise DatasetError(f"unsupported image input {type(images).__name__}")
-
-
-def _decode(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise DatasetError(f"image not found: {path}")
-    try:
-        return decode_image(path)
-    except DECODE_ERRORS as error:
-        reason = first_line(error)
-        raise DatasetError(f"cannot decode image {path}: {reason}") from error
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -219,6 +345,23 @@ def bundle_runner_options(manifest: Manifest, *, allow_host_code: bool = False) 
 
         raise BundleError(f"refusing to load {manifest.model_file}: {HOST_CODE_HINT}")
     return {"allow_host_code": True} if allow_host_code else {}
+
+
+# The manifest's extra key naming the bundle's uint8-input copy of its ONNX model (export.onnx.add_pixel_input).
+PIXEL_MODEL_KEY = "pixel_model"
+
+
+def _pixel_model_option(bundle: Path, manifest: Manifest, backend: str | None) -> dict[str, Any]:
+    """ONNX Runtime's in-model preprocessing: the pixel model, when the bundle lists one among its hashed files."""
+    name = manifest.extra.get(PIXEL_MODEL_KEY)
+    if not isinstance(name, str) or name not in manifest.files or Path(name).is_absolute() or ".." in Path(name).parts:
+        return {}
+    try:
+        if backend_for(manifest.model_file, backend).name != "onnxruntime":
+            return {}
+    except EdgeResNetError:
+        return {}
+    return {"pixel_model": bundle / name}
 
 
 def _metadata_of_bare_model(path: Path) -> tuple[PreprocessSpec, list[str]]:

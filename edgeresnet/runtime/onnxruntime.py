@@ -5,11 +5,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
+
+if TYPE_CHECKING:
+    from edgeresnet.data.preprocessing import PreprocessSpec
 
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
@@ -24,7 +28,10 @@ class OnnxRuntimeRunner(Runner):
         device: str = "cpu",
         threads: int | None = None,
         precision: str = "fp32",
+        pixel_model: str | Path | None = None,
     ) -> None:
+        """``pixel_model``: the same model taking uint8 NHWC pixels (``export.onnx.add_pixel_input``), run by
+        ``infer_pixels`` so normalisation happens inside ONNX Runtime."""
         super().__init__(model_path, device=device, threads=threads)
         import onnxruntime as ort
 
@@ -38,10 +45,10 @@ class OnnxRuntimeRunner(Runner):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(self.model_path), options, providers=_PROVIDERS[device])
-        except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
-            raise EdgeResNetError(f"onnxruntime cannot load {self.model_path}: {first_line(error)}") from error
+        self._session = _open_session(ort, Path(self.model_path), options, _PROVIDERS[device])
+        self._pixel_session = None
+        if pixel_model is not None:
+            self._pixel_session = _open_session(ort, Path(pixel_model), options, _PROVIDERS[device])
         model_input = self._session.get_inputs()[0]
         self._input_name = model_input.name
         first_dim = model_input.shape[0] if model_input.shape else None
@@ -72,6 +79,21 @@ class OnnxRuntimeRunner(Runner):
                 f"onnxruntime cannot run {self.model_path.name} on a batch of shape {batch.shape}: {first_line(error)}"
             ) from error
 
+    @property
+    def preprocesses_in_model(self) -> bool:
+        return self._pixel_session is not None
+
+    def _infer_pixels_impl(self, pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+        if self._pixel_session is None:
+            return super()._infer_pixels_impl(pixels, spec)
+        session = self._pixel_session
+        try:
+            return session.run(None, {session.get_inputs()[0].name: pixels})[0]
+        except Exception as error:  # onnxruntime's own error types share no root
+            raise EdgeResNetError(
+                f"onnxruntime cannot run the pixel model of {self.model_path.name} on {pixels.shape}: {first_line(error)}"
+            ) from error
+
     def bind_for_timing(self, batch: np.ndarray) -> Callable[[], object]:
         import onnxruntime as ort
 
@@ -91,3 +113,10 @@ class OnnxRuntimeRunner(Runner):
             model_path=str(self.model_path),
             versions={"onnxruntime": self._version},
         )
+
+
+def _open_session(ort: Any, path: Path, options: Any, providers: list[str]) -> Any:
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
+        raise EdgeResNetError(f"onnxruntime cannot load {path}: {first_line(error)}") from error

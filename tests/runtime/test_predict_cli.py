@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -70,25 +71,77 @@ def test_table_output_lists_ranked_labels(bundle: Path, image_files: list[Path])
     assert all(any(label in line for label in LABELS) for line in lines[1:])
 
 
-@pytest.mark.parametrize(
-    ("make", "message"),
-    [
-        (lambda d: d / "missing.png", "error: image not found"),
-        (
-            lambda d: (d / "bad.png").write_bytes(b"not an image") and d / "bad.png",
-            "error: cannot decode image",
-        ),
-    ],
-    ids=["missing", "undecodable"],
-)
-def test_bad_images_are_one_line_errors(
-    bundle: Path, image_files: list[Path], tmp_path: Path, make, message: str
-) -> None:
-    bad = make(tmp_path)
-    result = CliRunner().invoke(cli, ["predict", str(bundle), str(image_files[0]), str(bad)])
+def test_a_missing_path_stops_the_run_before_it_starts(bundle: Path, image_files: list[Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["predict", str(bundle), str(image_files[0]), str(tmp_path / "missing.png")])
     assert result.exit_code == 2
-    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1
-    assert result.stdout == "" and "Traceback" not in result.output  # no partial answers
+    assert result.stderr.startswith("error: image not found") and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == "" and "Traceback" not in result.output
+
+
+def test_an_undecodable_file_is_an_error_row_and_the_others_are_classified(
+    bundle: Path, image_files: list[Path], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    result = CliRunner().invoke(cli, ["predict", str(bundle), str(image_files[0]), str(bad), "--json"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert [r["image"] for r in records] == [str(image_files[0]), str(bad)]
+    assert records[0]["error"] is None and len(records[0]["predictions"]) == 5
+    assert records[1]["predictions"] == [] and records[1]["error"].startswith("cannot decode image")
+    assert "1 of 2 images could not be classified" in result.stderr
+    only_bad = CliRunner().invoke(cli, ["predict", str(bundle), str(bad)])
+    assert only_bad.exit_code == 2 and "none of the 1 images could be classified" in only_bad.stderr
+
+
+def _folder(root: Path) -> list[Path]:
+    arrays = blob_images(5, seed=61)[0]
+    paths = [root / "a" / "x.png", root / "a" / "deep" / "y.jpg", root / "b" / "z.png", root / "c.png"]
+    for array, path in zip(arrays, paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(path)
+    (root / "notes.txt").write_text("not an image")
+    (root / "a" / ".hidden.png").write_bytes(b"")
+    (root / "b" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    return sorted([*paths, root / "b" / "broken.jpg"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_folder_is_searched_recursively_into_one_row_per_image(
+    bundle: Path, tmp_path: Path, suffix: str
+) -> None:
+    expected = _folder(tmp_path / "photos")
+    output = tmp_path / f"preds{suffix}"
+    result = CliRunner().invoke(
+        cli, ["predict", str(bundle), str(tmp_path / "photos"), "--output", str(output), "--batch-size", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 of 5 images classified" in result.stderr
+    if suffix == ".csv":
+        with output.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        images, errors, labels = [r["image"] for r in rows], [r["error"] for r in rows], [r["label"] for r in rows]
+    else:
+        rows = [json.loads(line) for line in output.read_text().splitlines()]
+        images, errors = [r["image"] for r in rows], [r["error"] or "" for r in rows]
+        labels = [r["predictions"][0]["label"] if r["predictions"] else "" for r in rows]
+    assert sorted(images) == [str(p) for p in expected]
+    broken = images.index(str(tmp_path / "photos" / "b" / "broken.jpg"))
+    assert errors[broken].startswith("cannot decode image") and labels[broken] == ""
+    with Classifier.load(bundle) as classifier:
+        direct = {str(p): classifier.predict(p, top_k=1)[0][0].label for p in expected if p.name != "broken.jpg"}
+    assert {image: label for image, label in zip(images, labels) if label} == direct
+
+
+def test_an_existing_output_is_kept_without_overwrite(bundle: Path, image_files: list[Path], tmp_path: Path) -> None:
+    output = tmp_path / "preds.csv"
+    output.write_text("mine\n")
+    refused = CliRunner().invoke(cli, ["predict", str(bundle), str(image_files[0]), "-o", str(output)])
+    assert refused.exit_code == 2 and "pass --overwrite" in refused.stderr and output.read_text() == "mine\n"
+    replaced = CliRunner().invoke(cli, ["predict", str(bundle), str(image_files[0]), "-o", str(output), "--overwrite"])
+    assert replaced.exit_code == 0 and output.read_text().startswith("image,label,index")
+    wrong = CliRunner().invoke(cli, ["predict", str(bundle), str(image_files[0]), "-o", str(tmp_path / "p.xlsx")])
+    assert wrong.exit_code == 2 and "must end in .csv or .jsonl" in wrong.stderr
 
 
 def test_bad_bundles_and_options(bundle: Path, image_files: list[Path], tmp_path: Path) -> None:

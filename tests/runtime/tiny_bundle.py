@@ -8,6 +8,7 @@ few seconds of training give decisive logits and parity checks test the backends
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import shutil
@@ -230,8 +231,7 @@ def rewrite_manifest(bundle: Path, change: Any, *, rehash: bool = True) -> None:
     if rehash and isinstance(record, dict) and record.get("manifest_sha256"):
         from edgeresnet.bundle import Manifest
 
-        try:
+        # An edit that makes the manifest unreadable has nothing to rehash.
+        with contextlib.suppress(Exception):
             record["manifest_sha256"] = Manifest.from_dict(record).content_sha256()
-        except Exception:  # an edit that makes the manifest unreadable has nothing to rehash
-            pass
     path.write_text(json.dumps(record))
