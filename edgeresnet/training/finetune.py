@@ -36,6 +36,7 @@ class PretrainedWeights:
     # From an edgeresnet checkpoint card beside the file (``train`` writes both); None for plain files.
     preprocessing: PreprocessSpec | None
     architecture: str | None
+    class_names: tuple[str, ...] | None
 
     @property
     def input_size(self) -> int | None:
@@ -45,14 +46,15 @@ class PretrainedWeights:
 def inspect_weights(path: str) -> PretrainedWeights:
     num_classes, in_chans = weights_shape(path)
     card_path = Path(path).parent / CARD_FILE
-    preprocessing = architecture = None
+    preprocessing = architecture = class_names = None
     if card_path.is_file():
         try:
             card = read_card(card_path.parent)
             preprocessing, architecture = card.preprocessing, card.architecture
+            class_names = tuple(card.class_names)
         except CheckpointError as error:
             log.warning("ignoring %s beside the weights: %s", card_path, error)
-    return PretrainedWeights(str(path), num_classes, in_chans, preprocessing, architecture)
+    return PretrainedWeights(str(path), num_classes, in_chans, preprocessing, architecture, class_names)
 
 
 def check_weights_fit(
