@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--recipes", default=",".join(REFERENCES), help="reference recipes beside the default")
     parser.add_argument("--epochs", type=int, default=15, help="epoch budget of the subset and fine-tuning cases")
-    parser.add_argument("--full-epochs", type=int, default=2, help="epoch budget of the full training set")
+    parser.add_argument("--case-epochs", default="full=2",
+                        help="per-case epoch budgets overriding --epochs, e.g. full=2,5000=5")
     parser.add_argument("--pretrain-images", type=int, default=27_500, help="classes 0-4 images to pretrain on")
     parser.add_argument("--pretrain-epochs", type=int, default=3)
     parser.add_argument("--test-images", type=int, default=10_000, help="class-balanced test images scored")
@@ -107,6 +108,8 @@ def main() -> None:
     unknown = sorted(set(cases) - set(CASES)) + sorted(set(recipes) - set(REFERENCES))
     if unknown:
         parser.error(f"unknown case or recipe: {', '.join(unknown)}")
+    args.case_epochs = {key.strip(): int(value) for key, _, value in
+                        (item.partition("=") for item in args.case_epochs.split(",") if item.strip())}
     work = args.work or Path(tempfile.mkdtemp(prefix="edgeresnet-train-bench-"))
     command = "python benchmarks/train_small_data.py " + " ".join(sys.argv[1:])
     results: dict[str, Any] = {"command": command.strip(), "environment": environment(), "cases": {}}
@@ -127,7 +130,7 @@ def _subset_case(case: str, recipes: list[str], args: argparse.Namespace, work: 
     source = open_source("fashion-mnist")
     train_split = source.split("train")
     images = len(train_split) if case == "full" else int(case)
-    epochs = args.full_epochs if case == "full" else args.epochs
+    epochs = args.case_epochs.get(case, args.epochs)
     test = source.split("evaluation").balanced_sample(min(args.test_images, len(source.split("evaluation"))))
     subset = train_split if case == "full" else train_split.balanced_sample(images)
     outcomes = [_default_recipe("fashion-mnist", images if case != "full" else None, epochs, work / "default",
@@ -137,7 +140,7 @@ def _subset_case(case: str, recipes: list[str], args: argparse.Namespace, work: 
     test_x = _arrays(test, spec)[0]
     for name in recipes:
         outcomes.append(_reference(REFERENCE_RECIPES[name], train_x, train_y, test_x, epochs, num_classes=10))
-        _log(f"{case} {name}: {_top1(outcomes[-1].logits, test.labels):.2f}%")
+        _log(f"{case} {name}: {_top1(outcomes[-1].logits, test.labels)}")
     return _case_record(f"{images:,} training images, {epochs} epochs", images, epochs, test.labels, outcomes)
 
 
@@ -161,12 +164,13 @@ def _finetune_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     _log(f"pretrained on classes 0-4: {pretrained.top1:.2f}% on its own evaluation split")
     weights = str(work / "pretrain" / "model.safetensors")
     outcomes = [
-        _default_recipe(finetune_npz, None, args.epochs, work / "finetuned", test, test_labels, args,
+        _default_recipe(finetune_npz, None, args.case_epochs.get("finetune", args.epochs), work / "finetuned", test, test_labels, args,
                         weights=weights, label="default fine-tuned from classes 0-4"),
-        _default_recipe(finetune_npz, None, args.epochs, work / "scratch", test, test_labels, args,
+        _default_recipe(finetune_npz, None, args.case_epochs.get("finetune", args.epochs), work / "scratch", test, test_labels, args,
                         label="default from scratch"),
     ]
-    record = _case_record(f"fine-tuning: 500 images of classes 5-9, {args.epochs} epochs", 500, args.epochs,
+    epochs = args.case_epochs.get("finetune", args.epochs)
+    record = _case_record(f"fine-tuning: 500 images of classes 5-9, {epochs} epochs", 500, epochs,
                           test_labels, outcomes)
     record["pretraining"] = {"classes": list(PRETRAIN_CLASSES), "images": pretrained.card.data["train_images"],
                              "epochs": args.pretrain_epochs,
