@@ -30,7 +30,7 @@ from edgeresnet.models import count_macs, count_params, create_model, get_model_
 from edgeresnet.training import dataprep, finetune, state
 from edgeresnet.training.augment import augment_batch
 from edgeresnet.training.config import FEW_STEPS, Recipe, TrainConfig, resolve_recipe
-from edgeresnet.training.selection import BestEpoch, ValidationScore, describe_choice
+from edgeresnet.training.selection import BestEpoch, ValidationScore, choose, describe_choice
 from edgeresnet.training.world import World, init_distributed, progress_bar
 
 log = logging.getLogger(__name__)
@@ -186,9 +186,9 @@ def _train(config: TrainConfig, output: Path, world: World, on_epoch: ProgressCa
                                seen * world.size / elapsed, elapsed)
         history.append(metrics)
         if world.is_main:
-            kept = best.state if best.state is not None else model.state_dict()
-            card.metrics = {"epoch": epoch + 1, "kept_epoch": best.best.epoch if best.best else epoch + 1,
-                            "history": [asdict(h) for h in history]}
+            kept_epoch = choose(best.best, last, val_labels) or epoch + 1
+            kept = best.state if best.best and kept_epoch == best.best.epoch else model.state_dict()
+            card.metrics = {"epoch": epoch + 1, "kept_epoch": kept_epoch, "history": [asdict(h) for h in history]}
             if epoch + 1 == config.epochs:
                 card.metrics.update(_final_metrics(model, kept, run, config, world.device))
                 card.metrics["selection"] = describe_choice(best.best, last, val_labels, epoch + 1)

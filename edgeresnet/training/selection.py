@@ -11,7 +11,8 @@ import torch
 
 from edgeresnet.evaluation import compare_paired, wilson_interval
 
-RULE = "highest validation top-1; ties go to the lower validation loss"
+RULE = ("the last epoch, unless an earlier one has a higher validation top-1 (ties: lower validation loss) "
+        "by a margin the validation images resolve (paired 95% interval excluding zero)")
 LAST_RULE = "no validation images (--val-fraction 0, or too few images): the last epoch is kept"
 
 
@@ -67,25 +68,40 @@ class BestEpoch:
                 "images": self.best.images, "logits": torch.from_numpy(self.best.logits), "state": self.state}
 
 
+def choose(best: ValidationScore | None, last: ValidationScore | None, labels: np.ndarray | None) -> int | None:
+    """The epoch to keep: the last one unless the best so far beats it by a resolved margin.
+
+    A choice among epochs on a few dozen validation images would be noise; the end of the schedule is
+    the better bet then, and an earlier epoch wins only when the images can tell the difference.
+    """
+    if best is None or last is None or labels is None:
+        return None
+    if best.epoch == last.epoch:
+        return last.epoch
+    low, _ = compare_paired(labels, best.logits, last.logits).drop_ci95_points
+    return best.epoch if low > 0 else last.epoch
+
+
 def describe_choice(best: ValidationScore | None, last: ValidationScore | None, labels: np.ndarray | None,
                     last_epoch: int) -> dict[str, Any]:
     """The card's record of which epoch was kept and why, with the evidence and its uncertainty."""
     if best is None or last is None or labels is None:
         return {"kept_epoch": last_epoch, "rule": LAST_RULE}
-    record: dict[str, Any] = {"kept_epoch": best.epoch, "rule": RULE, "kept": best.summary(),
-                              "last": last.summary()}
+    kept = choose(best, last, labels)
+    record: dict[str, Any] = {"kept_epoch": kept, "rule": RULE, "best": best.summary(), "last": last.summary()}
     if best.epoch == last.epoch:
         record["why"] = (f"the last epoch {last.epoch} scored best on {best.images} validation images "
                          f"(top-1 {best.top1:.2f}%)")
         return record
-    # Paired on the same validation images: kept (candidate) against the last epoch (reference).
+    # Paired on the same validation images: the best epoch (candidate) against the last (reference).
     paired = compare_paired(labels, last.logits, best.logits)
-    record["last_minus_kept"] = paired.to_dict()
+    record["last_minus_best"] = paired.to_dict()
     low, high = paired.drop_ci95_points
-    resolved = low > 0 or high < 0
-    record["why"] = (
-        f"epoch {best.epoch} scored {best.top1:.2f}% on {best.images} validation images, the last epoch "
-        f"{last.epoch} {last.top1:.2f}%: difference {-paired.drop_points:+.2f} pt (95% CI {-high:+.2f} to "
-        f"{-low:+.2f}, paired){'' if resolved else '; within the noise of these images'}"
-    )
+    evidence = (f"epoch {best.epoch} scored {best.top1:.2f}% on {best.images} validation images, the last epoch "
+                f"{last.epoch} {last.top1:.2f}%: difference {-paired.drop_points:+.2f} pt (95% CI {-high:+.2f} "
+                f"to {-low:+.2f}, paired)")
+    if kept == best.epoch:
+        record["why"] = f"{evidence}, resolved: epoch {best.epoch} kept"
+    else:
+        record["why"] = f"{evidence}, not resolved by these images: the last epoch kept"
     return record

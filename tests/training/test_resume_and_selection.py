@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from edgeresnet.train import TrainConfig, train
 from edgeresnet.training.dataprep import carve_validation
+from edgeresnet.training.selection import ValidationScore, choose, describe_choice
 
 TINY = {"train_limit": 192, "eval_limit": 100, "batch_size": 32, "threads": 1, "progress": False}
 
@@ -43,11 +45,11 @@ def test_card_records_the_kept_epoch_its_evidence_and_the_recipe(tmp_path, fashi
     card = json.loads((tmp_path / "run" / "card.json").read_text())
     selection = card["metrics"]["selection"]
     val_scores = [h["val_top1"] for h in card["metrics"]["history"]]
-    assert selection["kept_epoch"] == result.kept_epoch
-    assert val_scores[result.kept_epoch - 1] == max(val_scores)
-    assert selection["kept"]["images"] == card["data"]["validation_images"] > 0
-    low, high = selection["kept"]["top1_ci95"]
-    assert low <= selection["kept"]["top1"] <= high and "why" in selection
+    assert selection["kept_epoch"] == result.kept_epoch == card["metrics"]["kept_epoch"]
+    assert val_scores[selection["best"]["epoch"] - 1] == max(val_scores)
+    assert selection["best"]["images"] == card["data"]["validation_images"] > 0
+    low, high = selection["best"]["top1_ci95"]
+    assert low <= selection["best"]["top1"] <= high and "why" in selection
     assert card["training"]["recipe"]["batch_size"] == 32 and card["training"]["recipe"]["warmup_steps"] >= 1
     low, high = card["metrics"]["top1_ci95"]
     assert low <= card["metrics"]["top1"] <= high and card["metrics"]["eval_images"] == 100
@@ -71,3 +73,21 @@ def test_validation_images_come_from_the_training_split_only(fashion_mnist) -> N
     assert set(fit.item_ids.tolist()).isdisjoint(validation.item_ids.tolist())
     assert set(validation.item_ids.tolist()) <= set(train_set.item_ids.tolist())
     assert (validation.labels[:, None] == range(10)).sum(axis=0).min() >= 1  # every class is validated
+
+
+def _score(epoch: int, correct: np.ndarray, loss: float = 1.0) -> ValidationScore:
+    logits = np.zeros((len(correct), 2))
+    logits[np.arange(len(correct)), np.where(correct, 0, 1)] = 1.0  # label 0 everywhere
+    return ValidationScore(epoch, 100.0 * correct.mean(), loss, len(correct), logits)
+
+
+def test_an_earlier_epoch_is_kept_only_when_the_validation_images_resolve_it() -> None:
+    labels = np.zeros(100, dtype=np.int64)
+    last = _score(5, np.arange(100) < 58)
+    slightly_better = _score(3, np.arange(100) < 61)  # 3 discordant images: noise
+    assert choose(slightly_better, last, labels) == 5
+    assert "not resolved" in describe_choice(slightly_better, last, labels, 5)["why"]
+    much_better = _score(3, np.arange(100) < 90)  # 32 images right only at epoch 3
+    assert choose(much_better, last, labels) == 3
+    assert describe_choice(much_better, last, labels, 5)["kept_epoch"] == 3
+    assert choose(None, None, None) is None
