@@ -309,7 +309,7 @@ def _markdown(results: dict[str, Any]) -> str:
              (f"Machine: {env['cpu']['model']}, {env['cpu']['usable_cores']} cores usable, shared with other "
              f"jobs while this ran (wall times are comparable within this run only); {env['platform']}."),
              "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".", "",
-             f"Command: `{results['command']}`", "",
+             *[f"Command: `{command}`" for command in _commands(results)], "",
              ("ResNet-20 on Fashion-MNIST 28×28. Top-1 on held-out test images with Wilson 95% intervals; "
              "the difference column is the first row of each case minus that row, paired on the same test "
              "images (Tango score interval). References are plain loops in this script (see its docstring)."),
@@ -330,6 +330,23 @@ def _markdown(results: dict[str, Any]) -> str:
                       f"{pre['epochs']} epochs, {pre['seconds']:.0f} s.")]
         lines.append("")
     return "\n".join(lines)
+
+
+def _commands(results: dict[str, Any]) -> list[str]:
+    """One command per run; results merged from several bounded runs (``merge``) list each."""
+    command = results["command"]
+    return command if isinstance(command, list) else [command]
+
+
+def merge(paths: list[Path], output: Path) -> None:
+    """Combine the results of several bounded runs (each case from the run that measured it)."""
+    merged: dict[str, Any] = {"command": [], "environment": None, "cases": {}}
+    for path in paths:
+        record = json.loads(path.read_text())
+        merged["command"] += _commands(record)
+        merged["environment"] = merged["environment"] or record["environment"]
+        merged["cases"].update(record["cases"])
+    _write(merged, output)
 
 
 def _log(message: str) -> None:
