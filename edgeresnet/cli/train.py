@@ -70,8 +70,9 @@ def train_command(
     """Train a ResNet from scratch or fine-tune it from weights, writing a checkpoint directory.
 
     The recipe adapts to the data: batch size, learning rate and warm-up are resolved from the
-    number of training images and recorded in the card, with the epoch kept (the best on a
-    validation share of the training images) and why.
+    number of training images and recorded in the card, with the epoch kept and why: the last one,
+    unless an earlier epoch is better on a validation share of the training images by a margin
+    those images resolve.
 
     Runs the same way under `torchrun --nproc_per_node N -m edgeresnet train ...` for data-parallel
     training (gloo on CPU, nccl on GPU).
