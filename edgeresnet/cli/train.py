@@ -10,7 +10,8 @@ import click
 
 from edgeresnet.cli.core import ModelNameType, cli
 
-_AUGMENTS = ("none", "shift", "flip")  # edgeresnet.training.config.AUGMENTS, without importing torch
+# edgeresnet.training.config.AUGMENT_CHOICES, without importing torch for --help
+_AUGMENTS = ("auto", "none", "shift", "flip")
 
 
 @cli.command("train")
@@ -55,9 +56,9 @@ _AUGMENTS = ("none", "shift", "flip")  # edgeresnet.training.config.AUGMENTS, wi
               help="Evaluate on a class-balanced subset of this many images.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--augment", type=click.Choice(_AUGMENTS), default="shift", show_default=True,
-              help="Training augmentation: random shifts of up to 1/16 of the side; flip adds horizontal "
-                   "mirroring (only for mirror-symmetric classes).")
+@click.option("--augment", type=click.Choice(_AUGMENTS), default="auto", show_default=True,
+              help="Training augmentation: shift = random shifts of up to 1/16 of the side; flip adds "
+                   "horizontal mirroring (only for mirror-symmetric classes); auto = shift from 3 epochs on.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def train_command(
     model_name: str, data: str, output: Path, epochs: int, batch_size: int | None, lr: float | None,

@@ -21,6 +21,12 @@ SCHEDULES: tuple[str, ...] = get_args(Schedule)
 # shift + horizontal flip), since digits, text, signs and many industrial parts are not symmetric.
 Augment = Literal["none", "shift", "flip"]
 AUGMENTS: tuple[str, ...] = get_args(Augment)
+# "auto": shifts once the run sees each image often enough to memorise it. Augmentation regularises
+# repeated views; a run that sees each image at most twice only fits more slowly with it (Fashion-MNIST,
+# 2 epochs on 52,500 images: 90.90% with shifts, measured on the 2-core machine).
+AugmentChoice = Literal["auto", "none", "shift", "flip"]
+AUGMENT_CHOICES: tuple[str, ...] = get_args(AugmentChoice)
+MIN_EPOCHS_TO_AUGMENT = 3
 # "frozen" keeps BatchNorm's running statistics (eval-mode BN, affine parameters still trained).
 BatchNormMode = Literal["auto", "train", "frozen"]
 BATCHNORM_MODES: tuple[str, ...] = get_args(BatchNormMode)
@@ -68,7 +74,7 @@ class TrainConfig:
     train_limit: int | None = None
     eval_limit: int | None = None
     eval_batch_size: int = 500
-    augment: Augment = "shift"
+    augment: AugmentChoice = "auto"
     channels_last: bool = True
     threads: int | None = None
     progress: bool = True
@@ -90,7 +96,7 @@ class TrainConfig:
         if self.backbone_lr_scale is not None:
             _check_finite("backbone_lr_scale", self.backbone_lr_scale, low=0.0, high=1.0)
         _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("augment", self.augment, AUGMENTS)
+        _check_choice("augment", self.augment, AUGMENT_CHOICES)
         _check_choice("batchnorm", self.batchnorm, BATCHNORM_MODES)
         if self.in_chans not in (None, 1, 3):
             raise EdgeResNetError(f"in_chans must be 1 or 3, got {self.in_chans}")
@@ -122,6 +128,7 @@ class Recipe:
     freeze_epochs: int
     frozen_batchnorm: bool
     schedule: Schedule
+    augment: Augment
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,9 +176,11 @@ def resolve_recipe(
         frozen_bn = fine_tuning and batch_size < MIN_BATCHNORM_BATCH
     else:
         frozen_bn = config.batchnorm == "frozen"
+    augment: Augment = config.augment if config.augment != "auto" else (
+        "shift" if config.epochs >= MIN_EPOCHS_TO_AUGMENT else "none")
     return Recipe(batch_size=batch_size, lr=lr, backbone_lr_scale=scale, warmup_steps=warmup,
                   steps_per_epoch=steps_per_epoch, total_steps=total_steps, freeze_epochs=freeze,
-                  frozen_batchnorm=frozen_bn, schedule=config.schedule)
+                  frozen_batchnorm=frozen_bn, schedule=config.schedule, augment=augment)
 
 
 def auto_batch_size(train_images: int) -> int:

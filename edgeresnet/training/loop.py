@@ -260,7 +260,7 @@ def _train_one_epoch(
         step = epoch * recipe.steps_per_epoch + min(step_in_epoch, recipe.steps_per_epoch - 1)
         for group in optimizer.param_groups:
             group["lr"] = recipe.backbone_lr(step) if group["role"] == "backbone" else recipe.head_lr(step)
-        batch = augment_batch(torch.from_numpy(images), generator, mode=config.augment)
+        batch = augment_batch(torch.from_numpy(images), generator, mode=recipe.augment)
         batch = batch.to(world.device, memory_format=memory_format)
         target = torch.from_numpy(labels).to(world.device)
         logits = step_model(batch)
