@@ -68,3 +68,10 @@ def test_freeze_epochs_need_weights_and_a_later_epoch() -> None:
         TrainConfig(freeze_epochs=1, epochs=3)
     with pytest.raises(EdgeResNetError, match="leaves no epoch"):
         TrainConfig(freeze_epochs=2, epochs=2, weights="w.safetensors")
+
+
+def test_augmentation_is_shifts_once_images_are_seen_repeatedly_and_never_flips_by_default() -> None:
+    assert resolve_recipe(TrainConfig(epochs=15), train_images=500).augment == "shift"
+    assert resolve_recipe(TrainConfig(epochs=2), train_images=55_000).augment == "none"
+    assert resolve_recipe(TrainConfig(epochs=2, augment="shift"), train_images=55_000).augment == "shift"
+    assert resolve_recipe(TrainConfig(epochs=90, augment="flip"), train_images=10**6).augment == "flip"
