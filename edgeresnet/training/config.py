@@ -39,6 +39,9 @@ MIN_AUTO_BATCH_SIZE = 32
 # The automatic batch size aims at this many steps an epoch, so small sets still get enough updates.
 TARGET_STEPS_PER_EPOCH = 32
 WARMUP_SHARE = 0.1  # of all optimizer steps, linear from ~0 to the peak
+# ...but never fewer steps than this (or the whole run): a 5-step run with a 1-step warm-up took its
+# first step at the peak rate and its first-epoch loss rose to 2.43, above ln(10) = 2.30.
+MIN_WARMUP_STEPS = 20
 ONECYCLE_WARMUP_SHARE = 0.3
 # Below this per-process batch, BatchNorm batch statistics are too noisy for pretrained features.
 MIN_BATCHNORM_BATCH = 16
@@ -167,7 +170,7 @@ def resolve_recipe(
     total_steps = steps_per_epoch * config.epochs
     lr = config.lr if config.lr is not None else BASE_LR_PER_256 * batch_size * world_size / 256
     share = ONECYCLE_WARMUP_SHARE if config.schedule == "onecycle" else WARMUP_SHARE
-    warmup = config.warmup_steps or max(1, round(share * total_steps))
+    warmup = config.warmup_steps or max(MIN_WARMUP_STEPS, round(share * total_steps))
     warmup = min(warmup, total_steps)
     if fine_tuning:
         freeze = 1 if config.freeze_epochs is None and config.epochs > 2 else (config.freeze_epochs or 0)
