@@ -27,7 +27,7 @@ _AUGMENTS = ("auto", "none", "shift", "flip")
 @click.option("--lr", type=float, default=None,
               help="Peak learning rate (SGD, Nesterov momentum 0.9). Default: 0.4 × batch size / 256.")
 @click.option("--warmup-steps", type=click.IntRange(min=1), default=None,
-              help="Linear warm-up in optimizer steps. Default: 10% of all steps, at least 20 (30% with onecycle).")
+              help="Linear warm-up in optimizer steps. Default: 10% of all steps, at least 10 (30% with onecycle).")
 @click.option("--schedule", type=click.Choice(["cosine", "onecycle"]), default="cosine", show_default=True,
               help="Learning-rate schedule after the warm-up.")
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True)

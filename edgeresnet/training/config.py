@@ -41,7 +41,7 @@ TARGET_STEPS_PER_EPOCH = 32
 WARMUP_SHARE = 0.1  # of all optimizer steps, linear from ~0 to the peak
 # ...but never fewer steps than this (or the whole run): a 5-step run with a 1-step warm-up took its
 # first step at the peak rate and its first-epoch loss rose to 2.43, above ln(10) = 2.30.
-MIN_WARMUP_STEPS = 20
+MIN_WARMUP_STEPS = 10
 ONECYCLE_WARMUP_SHARE = 0.3
 # Below this per-process batch, BatchNorm batch statistics are too noisy for pretrained features.
 MIN_BATCHNORM_BATCH = 16

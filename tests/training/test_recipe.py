@@ -22,7 +22,7 @@ def test_learning_rate_scales_with_the_batch_and_warm_up_is_counted_in_steps(ima
     recipe = resolve_recipe(TrainConfig(epochs=15), train_images=images)
     assert recipe.lr == pytest.approx(0.4 * recipe.batch_size / 256)
     assert recipe.steps_per_epoch == images // recipe.batch_size
-    assert recipe.warmup_steps == min(recipe.total_steps, max(20, round(0.1 * recipe.total_steps)))
+    assert recipe.warmup_steps == min(recipe.total_steps, max(10, round(0.1 * recipe.total_steps)))
     # The first step is a small fraction of the peak whatever the data size: the start cannot jump.
     assert recipe.head_lr(0) <= 0.1 * recipe.lr
     assert recipe.head_lr(recipe.warmup_steps - 1) == pytest.approx(recipe.lr)
