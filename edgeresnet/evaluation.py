@@ -233,3 +233,17 @@ def paired_difference_ci(b: int, c: int, n: int, z: float = Z95) -> tuple[float,
 def _predictions(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values)
     return values.argmax(axis=1) if values.ndim == 2 else values.reshape(-1).astype(np.int64)
+
+
+def wilson_interval(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval for one accuracy, ``hits`` correct of ``n``, in percent.
+
+    Unlike the normal approximation it stays inside [0, 100] and honest near 0% and 100%.
+    """
+    if n <= 0 or not 0 <= hits <= n:
+        raise EdgeResNetError(f"invalid accuracy counts: {hits} correct of {n}")
+    p = hits / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return float(100.0 * max(0.0, centre - half)), float(100.0 * min(1.0, centre + half))

@@ -109,8 +109,8 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
     say(f"training {options.model} on {options.data} for {options.epochs} epochs")
 
     def report_epoch(_: str, metrics: dict[str, Any]) -> None:
-        say(f"epoch {metrics['epoch']}/{options.epochs}: test top-1 {metrics['top1']:.2f}% "
-            f"({metrics['images_per_s']:.0f} img/s)")
+        validation = "" if metrics["val_top1"] is None else f"validation top-1 {metrics['val_top1']:.2f}% "
+        say(f"epoch {metrics['epoch']}/{options.epochs}: {validation}({metrics['images_per_s']:.0f} img/s)")
 
     result = train(
         TrainConfig(model=options.model, data=options.data, output=str(output / "checkpoint"),

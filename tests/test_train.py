@@ -13,13 +13,15 @@ import pytest
 import torch
 
 from edgeresnet.checkpoint import load_checkpoint, read_card
-from edgeresnet.train import TrainConfig, augment_batch, train
+from edgeresnet.train import TrainConfig, train
 
 
 def test_tiny_training_learns(tiny_checkpoint: Path) -> None:
     card = read_card(tiny_checkpoint)
-    # 2,000 images for one epoch: far above the 10% of guessing, far below a full run.
-    assert card.metrics["top1"] > 50.0
+    # 28 steps on 1,800 images: far above the 10% of guessing (30% of 200 images is p < 1e-9 by chance),
+    # far below a full run; between 37% and 61% across seeds and thread counts.
+    assert card.metrics["top1"] > 30.0
+    assert card.metrics["selection"]["kept_epoch"] == 1 and card.data["validation_images"] == 200
     model, card = load_checkpoint(tiny_checkpoint)
     assert card.params == sum(p.numel() for p in model.parameters())
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
@@ -38,14 +40,6 @@ def test_fine_tune_from_weights_reinitialises_the_head(tmp_path, fashion_mnist, 
     assert result.card.num_classes == 10
 
 
-def test_augmentation_keeps_shape_and_uses_background_fill() -> None:
-    batch = torch.ones(4, 1, 28, 28)
-    fill = torch.tensor([-5.0])
-    out = augment_batch(batch, fill, torch.Generator().manual_seed(0))
-    assert out.shape == batch.shape
-    assert set(out.unique().tolist()) <= {1.0, -5.0}
-
-
 @pytest.mark.slow
 def test_two_process_ddp_step(tmp_path, fashion_mnist) -> None:
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
@@ -57,7 +51,7 @@ def test_two_process_ddp_step(tmp_path, fashion_mnist) -> None:
         [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgeresnet", "train",
          "--model", "resnet20", "--data", fashion_mnist, "--output", str(output), "--epochs", "1",
          "--train-limit", "256", "--eval-limit", "50", "--batch-size", "32", "--no-progress"],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True, text=True, timeout=300, env=env, check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     card = json.loads((output / "card.json").read_text())

@@ -67,6 +67,14 @@ def _check_labels(path: Path, labels: np.ndarray, count: int) -> np.ndarray:
 def _check_class_names(path: Path, names: np.ndarray | None, labels: np.ndarray) -> list[str]:
     highest = int(labels.max())
     if names is None:
+        # Without names the labels define the classes; a gap (say one stray label 1,000,000) would
+        # silently build a model with a million classes that were never seen.
+        present = np.unique(labels)
+        if len(present) != highest + 1:
+            raise DatasetError(
+                f"{path}: without class_names the labels must number the classes 0..K-1, but they hold "
+                f"{len(present)} distinct values up to {highest}; renumber them or add a class_names array"
+            )
         return [str(i) for i in range(highest + 1)]
     if names.ndim != 1 or names.dtype.kind not in "US":
         raise DatasetError(f"{path}: class_names must be a 1-D string array, got {names.dtype} {names.shape}")
