@@ -7,6 +7,7 @@
       model_fp32.onnx    the FP32 ONNX, beside every artifact that is not itself that ONNX
       calibration.json   the calibration table of an INT8 bundle (a device rebuilds INT8 from it)
       timing.cache       a TensorRT engine bundle's timing cache, for rebuilds
+      model.pixels.onnx  an ONNX Runtime bundle's model taking uint8 N×H×W×C pixels (named by ``pixel_model``)
 """
 
 from __future__ import annotations
@@ -19,3 +20,4 @@ FP32_ONNX = "model_fp32.onnx"
 CALIBRATION_FILE = "calibration.json"
 TIMING_CACHE_FILE = "timing.cache"
 SCHEMA_RESOURCE = "schema.json"  # package data of edgeresnet.bundle
+PIXEL_MODEL_FILE = "model.pixels.onnx"

@@ -50,6 +50,8 @@ class Manifest:
     quantization: QuantizationRecord | None = None
     engine: EngineRecord | None = None
     provenance: Provenance = field(default_factory=Provenance)
+    # The bundle's uint8-NHWC-input copy of its ONNX model (preprocessing as graph nodes), if it has one.
+    pixel_model: str | None = None
     golden: dict[str, Any] = field(default_factory=dict)
     build: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -167,7 +169,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "architecture": str, "precision": str, "target": str, "model_file": str, "preprocessing": dict,
     "labels": list, "input": dict, "accuracy": dict, "parity": list, "calibration": dict,
     "quantization": dict, "engine": dict, "provenance": dict, "golden": dict, "build": dict, "extra": dict,
-    "files": dict, "manifest_sha256": str,
+    "files": dict, "manifest_sha256": str, "pixel_model": str,
 }
 _ENGINE_NOTES = ("tensorrt", "openvino")
 # The largest input side a manifest may declare: far above any classifier's (ImageNet models use 224-600).

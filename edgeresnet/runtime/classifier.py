@@ -347,13 +347,9 @@ def bundle_runner_options(manifest: Manifest, *, allow_host_code: bool = False) 
     return {"allow_host_code": True} if allow_host_code else {}
 
 
-# The manifest's extra key naming the bundle's uint8-input copy of its ONNX model (export.onnx.add_pixel_input).
-PIXEL_MODEL_KEY = "pixel_model"
-
-
 def _pixel_model_option(bundle: Path, manifest: Manifest, backend: str | None) -> dict[str, Any]:
     """ONNX Runtime's in-model preprocessing: the pixel model, when the bundle lists one among its hashed files."""
-    name = manifest.extra.get(PIXEL_MODEL_KEY)
+    name = manifest.pixel_model
     if not isinstance(name, str) or name not in manifest.files or Path(name).is_absolute() or ".." in Path(name).parts:
         return {}
     try:

@@ -72,7 +72,7 @@ def test_onnxruntime_runs_the_bundles_pixel_model_like_the_numpy_path(
     pixel_model = add_pixel_input(model, tmp_path / "model.pixels.onnx", SPEC)
     with OnnxRuntimeRunner(model) as runner:
         golden = runner.infer(golden_inputs())
-    bundle = make_bundle(tmp_path / "bundle", model, outputs=golden, extra={"pixel_model": "model.pixels.onnx"},
+    bundle = make_bundle(tmp_path / "bundle", model, outputs=golden, pixel_model="model.pixels.onnx",
                          extra_files={"model.pixels.onnx": pixel_model})
     with Classifier.load(bundle) as classifier:
         assert classifier.runner.preprocesses_in_model
@@ -80,7 +80,7 @@ def test_onnxruntime_runs_the_bundles_pixel_model_like_the_numpy_path(
         in_numpy = classifier.logits(SPEC.normalise(frames))
     np.testing.assert_allclose(in_model, in_numpy, atol=1e-4, rtol=0)
     # A bundle without the file (or naming one outside it) falls back to numpy normalisation.
-    plain = make_bundle(tmp_path / "plain", model, outputs=golden, extra={"pixel_model": "../model.pixels.onnx"})
+    plain = make_bundle(tmp_path / "plain", model, outputs=golden, pixel_model="../model.pixels.onnx")
     with Classifier.load(plain) as classifier:
         assert not classifier.runner.preprocesses_in_model
         np.testing.assert_allclose(classifier.logits_from_pixels(frames), in_numpy, atol=1e-4, rtol=0)

@@ -200,6 +200,7 @@ def make_bundle(
     extra_files: dict[str, Path] | None = None,
     extra: dict[str, Any] | None = None,
     outputs: np.ndarray | None = None,
+    pixel_model: str | None = None,
 ) -> Path:
     """A bundle around ``model``, its golden outputs measured with ONNX Runtime unless given."""
     inputs = golden_inputs()
@@ -218,6 +219,7 @@ def make_bundle(
         labels=list(LABELS),
         input=dict(INPUT_RECORD),
         extra=extra or {},
+        pixel_model=pixel_model,
     )
     files = {name: model, **(extra_files or {})}
     return write_bundle(destination, manifest, files, golden_inputs=inputs, golden_outputs=outputs)
