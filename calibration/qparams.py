@@ -58,15 +58,19 @@ def activation_params(low: float, high: float, *, symmetric: bool, scale_dtype: 
     return QuantParams(np.array(scale, dtype=np.float32), np.array(zero_point, dtype=np.uint8))
 
 
-def weight_params(weight: np.ndarray, axis: int, *, scale_dtype: ScaleDtype = np.float32) -> tuple[np.ndarray, QuantParams]:
-    """Per-channel symmetric s8 weights along ``axis`` (the output channels)."""
+def weight_params(
+    weight: np.ndarray, axis: int, *, scale_dtype: ScaleDtype = np.float32, weight_max: int = _INT8_MAX
+) -> tuple[np.ndarray, QuantParams]:
+    """Per-channel symmetric s8 weights along ``axis`` (the output channels) on the grid ±``weight_max``."""
+    if not 1 <= weight_max <= _INT8_MAX:
+        raise ValueError(f"weight_max must be in [1, {_INT8_MAX}], got {weight_max}")
     moved = np.moveaxis(weight.astype(np.float64), axis, 0).reshape(weight.shape[axis], -1)
     amax = np.abs(moved).max(axis=1)
-    scale = stored_scale(np.where(amax > 0, amax / _INT8_MAX, 1.0), scale_dtype)
+    scale = stored_scale(np.where(amax > 0, amax / weight_max, 1.0), scale_dtype)
     shape = [1] * weight.ndim
     shape[axis] = -1
     divisor = scale.astype(np.float32).reshape(shape)  # float16 scales are exact in float32
-    quantized = np.clip(np.round(weight / divisor), -_INT8_MAX, _INT8_MAX).astype(np.int8)
+    quantized = np.clip(np.round(weight / divisor), -weight_max, weight_max).astype(np.int8)
     return quantized, QuantParams(scale, np.zeros(scale.shape, dtype=np.int8), axis)
 
 

@@ -377,3 +377,19 @@ def test_unfolded_batchnorm_is_folded_before_quantizing(tmp_path: Path) -> None:
     assert "BatchNormalization" not in inspect_qdq(out)["op_counts"]
     reference, quantized = _run(path, images), _run(out, images)
     assert np.max(np.abs(reference - quantized)) < 0.05 * np.max(np.abs(reference))
+
+
+def _int8_weight_extremes(path: Path) -> int:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    weights = [numpy_helper.to_array(t) for t in model.graph.initializer
+               if t.data_type == onnx.TensorProto.INT8 and t.dims and len(t.dims) >= 2]
+    return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+
+
+def test_onnxruntime_weights_are_7_bit_and_tensorrt_weights_use_the_full_grid(ort_qdq: Path, trt_qdq: Path) -> None:
+    # ±127 weights overflow the saturating 16-bit sums of ORT's U8S8 kernels on CPUs without VNNI.
+    assert _int8_weight_extremes(ort_qdq) == 63
+    assert _int8_weight_extremes(trt_qdq) == 127
