@@ -16,7 +16,7 @@ from __future__ import annotations
 
 # Re-exported so callers that imported them from here keep working; each is defined in one place.
 from edgeresnet.bundle import sha256_file
-from edgeresnet.calibration.collect import calibrate, calibrate_all, collect_histograms
+from edgeresnet.calibration.collect import calibrate, calibrate_all, collect_ranges
 from edgeresnet.calibration.data_check import check_calibration_data
 from edgeresnet.calibration.gate import GateResult, GateStep, apply_accuracy_gate, evaluate_onnx
 from edgeresnet.calibration.peer import peer_quantize_static_default
@@ -41,7 +41,7 @@ __all__ = [
     "calibrate_all",
     "check_calibration_data",
     "check_tensorrt_rules",
-    "collect_histograms",
+    "collect_ranges",
     "evaluate_onnx",
     "inspect_qdq",
     "peer_quantize_static_default",
