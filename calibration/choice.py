@@ -30,6 +30,8 @@ from edgeresnet.calibration.table import CalibrationTable
 from edgeresnet.errors import CalibrationError
 from edgeresnet.evaluation import compare_paired
 
+# Equal measured clipping (identical ranges): the method that clips by construction the least.
+LEAST_CLIPPING_FIRST = ("minmax", "entropy", "percentile")
 KL_TIE = 0.05  # relative: KLs within 5% of the best are a tie (KL of a few hundred images varies by more)
 
 
@@ -108,7 +110,7 @@ def choose_method(
     leaders = [score for score in scores if score.agreement == best_agreement]
     best_kl = min(score.mean_kl for score in leaders)
     tied = [score for score in leaders if score.mean_kl <= best_kl * (1 + KL_TIE) + 1e-12]
-    winner = min(tied, key=lambda score: (score.clipped_span, score.mean_kl))
+    winner = min(tied, key=lambda score: (score.clipped_span, _preference(score.method)))
     decided_by = ("agreement" if len(leaders) == 1 else "kl" if len(tied) == 1 else "tie: least clipping")
     ranked = sorted(scores, key=lambda s: (s is not winner, -s.agreement, s.mean_kl, s.clipped_span))
     lead = None
@@ -118,6 +120,10 @@ def choose_method(
         paired = compare_paired(reference_classes, predictions[winner.method], predictions[runner_up.method])
         lead = paired.drop_ci95_points
     return MethodChoice(winner.method, tuple(ranked), decided_by, lead)
+
+
+def _preference(method: str) -> int:
+    return LEAST_CLIPPING_FIRST.index(method) if method in LEAST_CLIPPING_FIRST else len(LEAST_CLIPPING_FIRST)
 
 
 def _logits(session: BatchSession, images: Sequence[np.ndarray]) -> np.ndarray:

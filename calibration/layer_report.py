@@ -32,6 +32,7 @@ from edgeresnet.calibration.session import BatchSession, describe_model
 if TYPE_CHECKING:
     import onnx
 
+_PASS_THROUGH = frozenset({"MaxPool", "Flatten", "Reshape"})  # QDQ writers give their output the input's grid
 LAYER_REPORT_IMAGES = 512  # evaluation images the report runs; SQNR of 512 images' activations is stable
 MICRO_BATCH = 16
 
@@ -209,6 +210,7 @@ def _quantizers(model: onnx.ModelProto) -> dict[str, tuple[float, float, float, 
         for name in node.input:
             readers.setdefault(name, []).append(node.name)
     by_name = {node.name: node for node in model.graph.node}
+    producers = {out: node for node in model.graph.node for out in node.output}
     found: dict[str, tuple[float, float, float, float, tuple[str, ...]]] = {}
     for node in model.graph.node:
         if node.op_type != "QuantizeLinear" or node.input[0] in initializers:
@@ -219,10 +221,26 @@ def _quantizers(model: onnx.ModelProto) -> dict[str, tuple[float, float, float, 
         low, high = (-127, 127) if zero.dtype == np.int8 else (info.min, info.max)  # s8 grids are symmetric
         consumers = [reader for dq in readers.get(node.output[0], []) for out in by_name[dq].output
                      for reader in readers.get(out, [])]
+        producer = producers.get(node.input[0])
+        if producer is not None and producer.op_type in _PASS_THROUGH and _same_grid(producer, node, producers,
+                                                                                        initializers):
+            # The output of a pass-through op (MaxPool, Flatten) reuses its input's scale: the op decides it.
+            consumers = [producer.name]
         previous = found.get(node.input[0])
         merged = tuple(dict.fromkeys([*(previous[4] if previous else ()), *consumers]))
         found[node.input[0]] = (scale, float(zero.ravel()[0]), float(low), float(high), merged)
     return found
+
+
+def _same_grid(producer: onnx.NodeProto, quantizer: onnx.NodeProto, producers: dict[str, onnx.NodeProto],
+               initializers: dict[str, np.ndarray]) -> bool:
+    """Whether ``producer`` reads a dequantized input with the same scale and zero point ``quantizer`` uses."""
+    source = producers.get(producer.input[0]) if producer.input else None
+    if source is None or source.op_type != "DequantizeLinear" or len(source.input) < 3 or len(quantizer.input) < 3:
+        return False
+    return all(name_a in initializers and name_b in initializers
+               and np.array_equal(initializers[name_a], initializers[name_b])
+               for name_a, name_b in zip(source.input[1:3], quantizer.input[1:3], strict=True))
 
 
 def _tensor_names(model: onnx.ModelProto) -> set[str]:

@@ -60,12 +60,11 @@ def test_static_batch_calibration_leaves_padding_out(static_onnx: Path, fp32_onn
 
 
 def test_static_batch_gate_and_peer(static_onnx: Path, calib_batches: list, eval_batches: list,
-                                    sensitivity_batches: list, tmp_path: Path) -> None:
+                                    tmp_path: Path) -> None:
     batches = regroup(np.concatenate(calib_batches))
     table = calibrate(static_onnx, batches, method="entropy", data_hash=data_hash(batches))
     result = apply_accuracy_gate(static_onnx, table, tmp_path / "int8.onnx", flavour="onnxruntime",
-                                 eval_batches=eval_batches, max_drop_points=3.0,
-                                 sensitivity_batches=sensitivity_batches)
+                                 eval_batches=eval_batches, max_drop_points=3.0)
     assert result.fp32.images == 512 and result.fp32.top1 > 80.0 and result.drop_points <= 3.0
     assert BatchSession(tmp_path / "int8.onnx").static_batch == BatchSession(static_onnx).static_batch
     peer = peer_quantize_static_default(static_onnx, tmp_path / "peer.onnx", batches)
