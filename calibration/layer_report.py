@@ -105,10 +105,13 @@ def build_layer_report(
     fp32 = load_fp32_model(fp32_path)
     fp32_names = _tensor_names(fp32)
     names = [name for name in quantizers if name in fp32_names]
-    int8_names = [name for name in names if name in _tensor_names(qdq_model)]
     image_input = input_name(fp32)
+    # The INT8 side is read after each tensor's DequantizeLinear: what its consumers receive. (Its float
+    # name can hold another value: a fused ReLU's output name is given to the Add before it.)
+    dequantized = {name: quantizers[name][5] for name in names}
     fp32_session = BatchSession(_exposing(fp32, names), label=describe_model(fp32_path), level="basic")
-    int8_session = BatchSession(_exposing(qdq_model, int8_names), label=f"the {flavour} QDQ model", level="basic")
+    int8_session = BatchSession(_exposing(qdq_model, list(dequantized.values())), label=f"the {flavour} QDQ model",
+                                level="basic")
     stats = {name: np.zeros(4) for name in names}  # signal, local noise, cumulative noise, clipped count
     counts = dict.fromkeys(names, 0)
     seen = 0
@@ -118,29 +121,26 @@ def build_layer_report(
             break
         seen += len(batch)
         fetch = [name for name in names if name != image_input]
-        int8_fetch = [name for name in int8_names if name != image_input]
-        int8_pieces = int8_session.pieces(batch, int8_fetch, max_batch=MICRO_BATCH) if int8_fetch else None
+        int8_pieces = int8_session.pieces(batch, [dequantized[name] for name in names], max_batch=MICRO_BATCH)
         for chunk, outputs in fp32_session.pieces(batch, fetch, max_batch=MICRO_BATCH):
             reference = dict(zip(fetch, outputs, strict=True))
             reference[image_input] = chunk
-            quantized = dict(zip(int8_fetch, next(int8_pieces)[1], strict=True)) if int8_pieces else {}
-            quantized[image_input] = chunk
+            quantized = dict(zip(names, next(int8_pieces)[1], strict=True))
             for name in names:
                 x = reference[name].astype(np.float64)
                 scale, zero_point, low, high = quantizers[name][:4]
                 codes = np.round(x / scale) + zero_point
-                dequantized = (np.clip(codes, low, high) - zero_point) * scale
-                stats[name] += (np.sum(x * x), np.sum((x - dequantized) ** 2),
-                                np.sum((x - quantized[name]) ** 2) if name in quantized else np.nan,
+                fake = (np.clip(codes, low, high) - zero_point) * scale
+                stats[name] += (np.sum(x * x), np.sum((x - fake) ** 2), np.sum((x - quantized[name]) ** 2),
                                 np.count_nonzero((codes < low) | (codes > high)))
                 counts[name] += x.size
     errors = []
     for name in names:
         signal, local, cumulative, clipped = stats[name]
-        scale, zero_point, low, high, consumers = quantizers[name]
+        scale, zero_point, low, high, consumers, _ = quantizers[name]
         errors.append(TensorError(
             tensor=name, consumers=consumers, sqnr_db=_sqnr(signal, local),
-            cumulative_sqnr_db=None if np.isnan(cumulative) else _sqnr(signal, cumulative),
+            cumulative_sqnr_db=_sqnr(signal, cumulative),
             clipped_pct=100.0 * clipped / max(counts[name], 1),
             grid=((low - zero_point) * scale, (high - zero_point) * scale),
         ))
@@ -200,8 +200,9 @@ def plot_layer_reports(reports: dict[str, LayerReport], path: Path) -> Path:
     return atomic_write_with(path, lambda temporary: canvas.print_png(str(temporary)))
 
 
-def _quantizers(model: onnx.ModelProto) -> dict[str, tuple[float, float, float, float, tuple[str, ...]]]:
-    """Per quantized activation: scale, zero point, lowest and highest code, and the nodes that read it."""
+def _quantizers(model: onnx.ModelProto) -> dict[str, tuple[float, float, float, float, tuple[str, ...], str]]:
+    """Per quantized activation: scale, zero point, lowest and highest code, the nodes that read it, and
+    the output of (the first of) its DequantizeLinear nodes."""
     from onnx import numpy_helper
 
     initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
@@ -211,7 +212,7 @@ def _quantizers(model: onnx.ModelProto) -> dict[str, tuple[float, float, float, 
             readers.setdefault(name, []).append(node.name)
     by_name = {node.name: node for node in model.graph.node}
     producers = {out: node for node in model.graph.node for out in node.output}
-    found: dict[str, tuple[float, float, float, float, tuple[str, ...]]] = {}
+    found: dict[str, tuple[float, float, float, float, tuple[str, ...], str]] = {}
     for node in model.graph.node:
         if node.op_type != "QuantizeLinear" or node.input[0] in initializers:
             continue
@@ -228,7 +229,8 @@ def _quantizers(model: onnx.ModelProto) -> dict[str, tuple[float, float, float, 
             consumers = [producer.name]
         previous = found.get(node.input[0])
         merged = tuple(dict.fromkeys([*(previous[4] if previous else ()), *consumers]))
-        found[node.input[0]] = (scale, float(zero.ravel()[0]), float(low), float(high), merged)
+        first_dq = previous[5] if previous else by_name[readers[node.output[0]][0]].output[0]
+        found[node.input[0]] = (scale, float(zero.ravel()[0]), float(low), float(high), merged, first_dq)
     return found
 
 
