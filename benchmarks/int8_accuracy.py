@@ -8,7 +8,9 @@ ImageNet-style ResNet-18 at 64×64 RGB) in one run on one machine:
 2. on the same FP32 ONNX (the bundle's model_fp32.onnx) and the same calibration images the export
    used (checked by the data hash): ONNX Runtime `quantize_static` defaults, `nncf.quantize`
    defaults, and NVIDIA ModelOpt `quantize(quantize_mode="int8")` defaults (in ModelOpt's own
-   environment, a subprocess, with the calibration images saved to .npy);
+   environment, a subprocess, with the calibration images saved to .npy), once as is (its FP16
+   high-precision parts are what TensorRT runs, not what ONNX Runtime's CPU runs faithfully) and once
+   with `high_precision_dtype="fp32"`;
 3. every artifact scored against FP32 on score images never used for calibration or method choice,
    as a paired comparison: top-1, drop with its 95% interval, agreement, image count. Our bundles
    also show the interval the export's gate stated on its own evaluation split, and whether it covers
@@ -51,12 +53,20 @@ def main() -> None:
     from edgeresnet.environment import environment
 
     work = args.work or Path(tempfile.mkdtemp(prefix="edgeresnet-int8-"))
-    results: dict[str, Any] = {"environment": environment(), "command": " ".join(["python", *sys.argv]),
-                               "cases": {}}
     for name in args.cases.split(","):
-        results["cases"][name] = run_case(CASES[name], work, args, _log)
-        _write(results, args.output)  # after every case: a long run keeps what it measured
+        started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        record = {"environment": environment(), "command": " ".join(["python", *sys.argv]), "started": started,
+                  "case": run_case(CASES[name], work, args, _log)}
+        # One JSON per case (cases can run as separate processes); the Markdown gathers every case's.
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / f"int8_accuracy.{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        (args.output / "int8_accuracy.md").write_text(_markdown(_gather(args.output)))
     _log(f"wrote {args.output / 'int8_accuracy.md'}")
+
+
+def _gather(output: Path) -> dict[str, dict[str, Any]]:
+    records = {path.name.split(".")[1]: json.loads(path.read_text()) for path in output.glob("int8_accuracy.*.json")}
+    return {name: records[name] for name in CASES if name in records}
 
 
 def run_case(case: Case, work: Path, args: argparse.Namespace, log: Any) -> dict[str, Any]:
@@ -166,17 +176,18 @@ def _peers(fp32: Path, calib: np.ndarray, out: Path, skip_modelopt: bool, log: A
     peers["peer nncf.quantize"] = peer_nncf_default(fp32, out / "peer-nncf" / "model.xml", [im[None] for im in calib])
     if skip_modelopt:
         return peers
-    log("peer: ModelOpt int8 defaults (subprocess)")
     np.save(out / "calibration.npy", calib)
-    target = out / "peer-modelopt.onnx"
-    run = subprocess.run([str(MODELOPT_PYTHON), str(Path(__file__).parent / "modelopt_peer.py"), str(fp32),
-                          str(out / "calibration.npy"), str(target)], capture_output=True, text=True, timeout=1800,
-                         check=False)
-    if run.returncode != 0 or not target.exists():
-        tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]
-        peers["peer modelopt int8"] = f"ModelOpt failed: {tail[0][:300]}"
-    else:
-        peers["peer modelopt int8"] = target
+    for label, extra in (("peer modelopt int8", []), ("peer modelopt int8 (FP32 high precision)", ["fp32"])):
+        log(f"{label} (subprocess)")
+        target = out / f"peer-modelopt{'-' + extra[0] if extra else ''}.onnx"
+        run = subprocess.run([str(MODELOPT_PYTHON), str(Path(__file__).parent / "modelopt_peer.py"), str(fp32),
+                              str(out / "calibration.npy"), str(target), *extra], capture_output=True, text=True,
+                             timeout=1800, check=False)
+        if run.returncode != 0 or not target.exists():
+            tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]
+            peers[label] = f"ModelOpt failed: {tail[0][:300]}"
+        else:
+            peers[label] = target
     return peers
 
 
@@ -201,56 +212,58 @@ def _onnx_logits(model: Path, batches: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([session.logits(batch) for batch in batches]).astype(np.float32)
 
 
-def _write(results: dict[str, Any], output: Path) -> None:
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "int8_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
-    (output / "int8_accuracy.md").write_text(_markdown(results))
-
-
-def _markdown(results: dict[str, Any]) -> str:
-    env = results["environment"]
-    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+def _markdown(records: dict[str, dict[str, Any]]) -> str:
     lines = ["# INT8 accuracy across data sets, beside the peers' defaults", "",
-             f"Machine: {env['cpu']['model']}, {env['cpu']['usable_cores']} cores usable, shared; {env['platform']}.",
-             f"Versions: {versions}.",
-             f"Command: `{results['command']}`.", "",
              ("Drops are FP32 top-1 minus INT8 top-1 in points on the same score images (paired), with Tango's 95% "
               "interval; agreement is the share of images whose top-1 class is FP32's. `vs best peer`: our top-1 "
               f"minus the best peer default's, paired; the target is within {TARGET_MARGIN} points, or an interval "
-              "that cannot exclude it."), ""]
-    for name, case in results["cases"].items():
-        calibration = case["calibration"]
-        choice = calibration.get("auto_choice") or {}
-        setup = (f"Training: {case['train']['model']}, {case['train']['epochs']} epochs, "
-                 f"{case['train']['seconds']:.0f} s (cached under runs/bench-int8/). Export `--int8 --target all` "
-                 f"with defaults: {case['export_seconds']:.0f} s; calibration {calibration['samples']} images, "
-                 f"method {calibration['method']} ({choice.get('decided_by', 'given')}). Score set: {case['score_set']}.")
-        lines += [f"## {name}: {case['description']}", "", setup, "",
-                  ("| artifact | top-1 | drop (pt) | 95% interval | agreement | images | vs best peer | gate's stated "
-                   "interval (covers?) |"), "|---|---|---|---|---|---|---|---|"]
-        for row_name, row in case["rows"].items():
-            if "error" in row:
-                lines.append(f"| {row_name} | error: {row['error']} | | | | | | |")
-                continue
-            c = row["comparison"]
-            versus = row.get("versus_best_peer")
-            versus_text = (f"{-versus['drop_points']:+.2f} ({-versus['drop_ci95_points'][1]:+.2f} to "
-                           f"{-versus['drop_ci95_points'][0]:+.2f}) {'✓' if row['meets_target'] else '✗'}"
-                           if versus else "")
-            stated = row.get("gate_stated")
-            stated_text = (f"{stated['drop_ci95_points'][0]:+.2f} to {stated['drop_ci95_points'][1]:+.2f} on "
-                           f"{stated['images']} ({'yes' if row['gate_interval_covers_score_drop'] else 'no'})"
-                           if stated else "")
-            lines.append(f"| {row_name} | {c['candidate_top1']:.2f}% | {c['drop_points']:+.2f} | "
-                         f"{c['drop_ci95_points'][0]:+.2f} to {c['drop_ci95_points'][1]:+.2f} | {c['agreement_pct']:.2f}% | "
-                         f"{c['images']:,} | {versus_text} | {stated_text} |")
-        if case.get("default_export_gate_failure"):
-            failure = case["default_export_gate_failure"]
-            lines += ["", f"**The default export failed its accuracy gate** (our rows: gate off): {failure}"]
-        first = next((row for row in case["rows"].values() if "comparison" in row), None)
-        if first:
-            lines += ["", f"FP32 top-1 on the score set: {first['comparison']['reference_top1']:.2f}%.", ""]
+              "that cannot exclude it. All INT8 models run in ONNX Runtime / OpenVINO on the CPU named per case "
+              "(TensorRT's QDQ model too: no TensorRT here)."), ""]
+    for name, record in records.items():
+        case, env = record["case"], record["environment"]
+        versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+        where = (f"Run {record['started']} on {env['cpu']['model']} ({env['cpu']['usable_cores']} cores usable, "
+                 f"shared; flags {', '.join(env['cpu']['flags']) or 'none listed'}); {versions}. "
+                 f"Command: `{record['command']}`.")
+        lines += [f"## {name}: {case['description']}", "", where, ""]
+        lines += _case_lines(case)
     return "\n".join(lines) + "\n"
+
+
+def _case_lines(case: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    calibration = case["calibration"]
+    choice = calibration.get("auto_choice") or {}
+    setup = (f"Training: {case['train']['model']}, {case['train']['epochs']} epochs, "
+             f"{case['train']['seconds']:.0f} s (cached under runs/bench-int8/). Export `--int8 --target all` "
+             f"with defaults: {case['export_seconds']:.0f} s; calibration {calibration['samples']} images, "
+             f"method {calibration['method']} ({choice.get('decided_by', 'given')}). Score set: {case['score_set']}.")
+    lines += [setup, "",
+              ("| artifact | top-1 | drop (pt) | 95% interval | agreement | images | vs best peer | gate's stated "
+               "interval (covers?) |"), "|---|---|---|---|---|---|---|---|"]
+    for row_name, row in case["rows"].items():
+        if "error" in row:
+            lines.append(f"| {row_name} | error: {row['error']} | | | | | | |")
+            continue
+        c = row["comparison"]
+        versus = row.get("versus_best_peer")
+        versus_text = (f"{-versus['drop_points']:+.2f} ({-versus['drop_ci95_points'][1]:+.2f} to "
+                       f"{-versus['drop_ci95_points'][0]:+.2f}) {'✓' if row['meets_target'] else '✗'}"
+                       if versus else "")
+        stated = row.get("gate_stated")
+        stated_text = (f"{stated['drop_ci95_points'][0]:+.2f} to {stated['drop_ci95_points'][1]:+.2f} on "
+                       f"{stated['images']} ({'yes' if row['gate_interval_covers_score_drop'] else 'no'})"
+                       if stated else "")
+        lines.append(f"| {row_name} | {c['candidate_top1']:.2f}% | {c['drop_points']:+.2f} | "
+                     f"{c['drop_ci95_points'][0]:+.2f} to {c['drop_ci95_points'][1]:+.2f} | {c['agreement_pct']:.2f}% | "
+                     f"{c['images']:,} | {versus_text} | {stated_text} |")
+    if case.get("default_export_gate_failure"):
+        failure = case["default_export_gate_failure"]
+        lines += ["", f"**The default export failed its accuracy gate** (our rows: gate off): {failure}"]
+    first = next((row for row in case["rows"].values() if "comparison" in row), None)
+    if first:
+        lines += ["", f"FP32 top-1 on the score set: {first['comparison']['reference_top1']:.2f}%.", ""]
+    return lines
 
 
 def _log(message: str) -> None:

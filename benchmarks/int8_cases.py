@@ -46,6 +46,7 @@ class Case:
     write_data: Callable[[Path, float], str]  # (case directory, scale) -> data source string
     input_size: int | None = None
     train_limit: int | None = None  # class-balanced training images, to keep training bounded on 2 cores
+    batch_size: int = 128
     score_on_fmnist_test: int | None = None  # score on this many Fashion-MNIST test images, not the split
 
 
@@ -116,10 +117,11 @@ CASES: dict[str, Case] = {
     "fmnist-full": Case("fmnist-full", "ResNet-20, Fashion-MNIST (1 epoch on 12,000 training images), 10,000 test "
                         "images", "resnet20", 1, _fmnist_full, train_limit=12_000),
     "small-folder": Case("small-folder", "ResNet-20, 1,500-image folder from Fashion-MNIST train, scored on 2,000 "
-                         "Fashion-MNIST test images", "resnet20", 12, _small_folder, score_on_fmnist_test=2000),
+                         "Fashion-MNIST test images", "resnet20", 15, _small_folder, score_on_fmnist_test=2000,
+                         batch_size=32),
     "imagenet-style": Case("imagenet-style", "ResNet-18 at 64×64 RGB, ImageNet-style train/ + val/ folder of "
                            "Fashion-MNIST resized to 64×64 and written as RGB", "resnet18", 3, _imagenet_style,
-                           input_size=64),
+                           input_size=64, batch_size=32),
 }
 
 
@@ -137,10 +139,11 @@ def prepare(case: Case, scale: float = 1.0, *, log: Callable[[str], None] = prin
     log(f"{case.name}: training {case.model} for {case.epochs} epochs on {data}")
     started = time.perf_counter()
     result = train(TrainConfig(model=case.model, data=data, epochs=case.epochs, output=str(checkpoint),
-                               input_size=case.input_size, train_limit=case.train_limit, progress=False,
+                               input_size=case.input_size, train_limit=case.train_limit,
+                               batch_size=case.batch_size, progress=False,
                                overwrite=True))
     record = {"model": case.model, "data": data, "epochs": case.epochs, "input_size": case.input_size,
-              "train_limit": case.train_limit,
+              "train_limit": case.train_limit, "batch_size": case.batch_size,
               "seconds": round(time.perf_counter() - started, 1), "split_top1": result.top1}
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     log(f"{case.name}: trained in {record['seconds']} s, top-1 {result.top1:.2f}% on its evaluation split")
