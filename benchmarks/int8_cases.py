@@ -117,11 +117,10 @@ CASES: dict[str, Case] = {
     "fmnist-full": Case("fmnist-full", "ResNet-20, Fashion-MNIST (1 epoch on 12,000 training images), 10,000 test "
                         "images", "resnet20", 1, _fmnist_full, train_limit=12_000),
     "small-folder": Case("small-folder", "ResNet-20, 1,500-image folder from Fashion-MNIST train, scored on 2,000 "
-                         "Fashion-MNIST test images", "resnet20", 15, _small_folder, score_on_fmnist_test=2000,
-                         batch_size=32),
+                         "Fashion-MNIST test images", "resnet20", 12, _small_folder, score_on_fmnist_test=2000),
     "imagenet-style": Case("imagenet-style", "ResNet-18 at 64×64 RGB, ImageNet-style train/ + val/ folder of "
                            "Fashion-MNIST resized to 64×64 and written as RGB", "resnet18", 3, _imagenet_style,
-                           input_size=64, batch_size=32),
+                           input_size=64),
 }
 
 
