@@ -17,6 +17,7 @@ ImageNet-style ResNet-18 at 64×64 RGB) in one run on one machine:
    the drop measured on the score images.
 
 Usage: python benchmarks/int8_accuracy.py [--cases a,b] [--score-limit N] [--scale S] [--no-modelopt]
+(--score-limit bounds a run on a busy machine: the export's --eval-limit and the score set both take N.)
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ TARGET_MARGIN = 0.1  # points: each target within 0.1 of the best peer default (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--score-limit", type=int, default=None, help="score on at most this many images")
+    parser.add_argument("--score-limit", type=int, default=None,
+                        help="score on at most this many images, and let the export's gate evaluate on as many")
     parser.add_argument("--scale", type=float, default=1.0, help="share of the imagenet-style folder to write")
     parser.add_argument("--no-modelopt", action="store_true", help="skip the ModelOpt peer")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
@@ -79,7 +81,8 @@ def run_case(case: Case, work: Path, args: argparse.Namespace, log: Any) -> dict
     from edgeresnet.errors import AccuracyGateError
 
     started = time.perf_counter()
-    options = ExportOptions(output=out / "export", int8=True, targets=("all",), calib_data=data, data=data)
+    options = ExportOptions(output=out / "export", int8=True, targets=("all",), calib_data=data, data=data,
+                            eval_limit=args.score_limit)
     gate_failure = None
     try:
         export = run_export(source, options, progress=lambda message: log(f"{case.name}: {message}"))
