@@ -311,3 +311,18 @@ def test_uninstalled_target_through_the_cli(tiny_checkpoint: Path, tmp_path: Pat
     result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--target", "openvino",
                                       "--output", str(tmp_path / "o")])
     assert result.exit_code == 2 and "pip install 'edgeresnet[openvino]'" in result.output
+
+
+def test_one_class_calibration_folder_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    folder = _fashion_folder(tmp_path / "folder", 300)
+    for extra in sorted(folder.iterdir())[1:]:  # keep one class only
+        for image in extra.iterdir():
+            image.unlink()
+        extra.rmdir()
+    output = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
+                                      "--calib-data", str(folder), "--data", "fashion-mnist", "--eval-limit", "50",
+                                      "--output", str(output)])
+    assert result.exit_code == 2, result.output
+    assert "has 1 classes but the model predicts 10" in result.output and "Traceback" not in result.output
+    assert not [p for p in output.iterdir() if p.is_dir()]
