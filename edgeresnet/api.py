@@ -68,10 +68,11 @@ def export_model(
     targets: Sequence[Target] | None = None,
     data: str | None = None,
     calib_data: str | None = None,
-    calib_size: int = 512,
+    calib_size: int | None = None,
     calib_method: CalibMethod = "auto",
     calib_table: str | Path | None = None,
     max_accuracy_drop: float = 1.0,
+    strict_gate: bool = False,
     num_classes: int | None = None,
     in_chans: int | None = None,
     input_size: int | None = None,
@@ -85,6 +86,8 @@ def export_model(
     """Export ``model`` (a checkpoint directory, or an architecture name with ``weights``) into ``output``.
 
     One bundle per target and precision, plus ``export_report.json``, land in ``output`` together.
+    ``calib_size`` None sizes calibration from the data's calibration split (up to 512 images);
+    ``strict_gate`` requires the drop's 95% upper bound, not only its estimate, within the budget.
     """
     from edgeresnet.export.sources import load_model_source
     from edgeresnet.export.workflow import ExportOptions, run_export
@@ -95,7 +98,7 @@ def export_model(
         output=Path(output), int8=int8, targets=tuple(targets) if targets else None, data=data,
         calib_data=calib_data, calib_size=calib_size, calib_method=calib_method,
         calib_table=Path(calib_table) if calib_table else None, max_accuracy_drop=max_accuracy_drop,
-        opset=opset, batch=batch, eval_limit=eval_limit, threads=threads, overwrite=overwrite,
+        strict_gate=strict_gate, opset=opset, batch=batch, eval_limit=eval_limit, threads=threads, overwrite=overwrite,
     )
     return run_export(source, options, progress=progress)
 

@@ -37,7 +37,7 @@ class PipelineOptions:
     batch_sizes: tuple[int, ...] = (1, 32)
     threads: int | None = None
     max_accuracy_drop: float = 1.0
-    calib_size: int = 512
+    calib_size: int | None = None  # None: sized from the calibration split (calibration/plan.py)
     train_limit: int | None = None
     eval_limit: int | None = None
     min_time_s: float = 1.0

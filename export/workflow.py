@@ -24,7 +24,8 @@ from edgeresnet.bundle.files import assemble_bundle
 from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.bundle.records import AccuracyRecord, InputSpec, ParityRecord
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, CalibMethod
-from edgeresnet.data import ImageSet, open_source
+from edgeresnet.calibration.layer_report import LAYER_REPORT_FILES
+from edgeresnet.data import open_source
 from edgeresnet.errors import DatasetError, ExportError
 from edgeresnet.export.onnx import INPUT_NAME, check_parity, export_onnx, parity_ok
 from edgeresnet.export.sources import ModelSource, source_provenance
@@ -37,8 +38,6 @@ NOT_MEASURED_NOTE = ("not measured: exported without labelled data (pass --data 
                      "parity with PyTorch was checked on generated inputs")
 GOLDEN_COUNT = 8
 PARITY_IMAGES = 256
-AUTO_HELD_OUT = 1000
-SENSITIVITY_IMAGES = 256
 EVAL_BATCH = 250
 REPORT_FILE = "export_report.json"
 GENERATED_IMAGES = 128
@@ -56,10 +55,11 @@ class ExportOptions:
     targets: tuple[str, ...] | None = None
     data: str | None = None
     calib_data: str | None = None
-    calib_size: int = 512
+    calib_size: int | None = None  # None: as many as the calibration split holds, up to the default (plan.py)
     calib_method: CalibMethod = "auto"
     calib_table: Path | None = None
     max_accuracy_drop: float = 1.0
+    strict_gate: bool = False
     opset: int = 17
     batch: int | None = None
     eval_limit: int | None = None
@@ -86,12 +86,14 @@ class _Context:
     golden_inputs: np.ndarray
     fp32_accuracy: dict[str, Any]
     parity: dict[str, Any]
+    eval_labels: np.ndarray
+    fp32_logits: np.ndarray  # FP32 ONNX on the evaluation images: every INT8 comparison is paired with these
     table: Any = None
     table_path: Path | None = None
     calibration: dict[str, Any] | None = None
     calib_batches: list[np.ndarray] = field(default_factory=list)
-    sensitivity_batches: list[np.ndarray] = field(default_factory=list)
     gated: dict[str, tuple[Path, Any]] = field(default_factory=dict)
+    layer_reports: dict[str, Any] = field(default_factory=dict)  # bundle name -> LayerReport
     progress: Progress = lambda message: None
     accuracy_measured: bool = True  # False for an FP32 export without labelled data
 
@@ -112,7 +114,8 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
     baseline = [SOURCE_CHECKPOINT] if source.checkpoint is None and source.weights is not None else []
     # One placement for the whole export: every bundle and the report land together or not at all.
     with place_outputs(options.output, overwrite=options.overwrite,
-                       expect=[*names, *baseline, REPORT_FILE]) as staging:
+                       expect=[*names, *baseline, REPORT_FILE, *(LAYER_REPORT_FILES if options.int8 else ())]
+                       ) as staging:
         work = staging.path.parent / "work"
         work.mkdir()
         if baseline:
@@ -129,11 +132,15 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
             built = TARGETS[target].build(context, precision)
             _write_target_bundle(context, built, target, precision, staging.path / name)
             summaries[name] = {"model_file": built.model_file, "accuracy": built.accuracy,
-                               "quantization": built.quantization}
+                               "quantization": built.quantization,
+                               "comparison": built.comparison.to_dict() if built.comparison else None}
+            if built.layer_report is not None:
+                context.layer_reports[name] = built.layer_report
         report = {**_report(context, summaries, time.perf_counter() - started),
                   "accuracy_measured": context.accuracy_measured,
                   "provenance": source_provenance(source).to_dict()}
         atomic_write_json(staging.path / REPORT_FILE, report)
+        _write_layer_reports(context, staging.path)
         shutil.rmtree(work)  # scratch space freed before the moves; the staging directory goes after them
     output = Path(options.output)
     return ExportResult(output=output, bundles={name: output / name for name in names}, report=report)
@@ -204,8 +211,10 @@ def _generated_images(spec: Any, count: int, seed: int = 0) -> np.ndarray:
 def _check_options(options: ExportOptions) -> None:
     if not options.int8 and (options.calib_data is not None or options.calib_table is not None):
         raise ExportError("--calib-data and --calib-table need --int8")
-    if options.calib_size < 1:
+    if options.calib_size is not None and options.calib_size < 1:
         raise ExportError(f"--calib-size must be at least 1, got {options.calib_size}")
+    if options.strict_gate and not options.int8:
+        raise ExportError("--strict-gate needs --int8")
     if options.max_accuracy_drop < 0:
         raise ExportError(f"--max-accuracy-drop must be >= 0, got {options.max_accuracy_drop}")
     if options.calib_table is not None:
@@ -246,63 +255,69 @@ def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: 
         )
     say(f"parity with PyTorch: max |Δlogit| {parity.max_abs_diff:.1e}, top-1 agreement "
         f"{parity.top1_agreement:.1%} on {parity.images} images")
-    from edgeresnet.calibration import evaluate_onnx
+    from edgeresnet.calibration.session import BatchSession
+    from edgeresnet.evaluation import AccuracyCounter
 
-    fp32 = evaluate_onnx(fp32_onnx, eval_batches)
+    session = BatchSession(fp32_onnx)
+    fp32_logits = np.concatenate([session.logits(images) for images, _ in eval_batches])
+    labels = np.concatenate([labels for _, labels in eval_batches])
+    counter = AccuracyCounter()
+    counter.update(fp32_logits, labels)
+    fp32 = counter.result()
     say(f"FP32 top-1 {fp32.top1:.2f}% on {fp32.images} evaluation images")
     return _Context(
         source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=eval_batches,
         golden_inputs=np.concatenate([b for b, _ in eval_batches])[: options.batch or GOLDEN_COUNT],
-        fp32_accuracy=accuracy_record(fp32), parity=parity.to_dict(), progress=say,
+        fp32_accuracy=accuracy_record(fp32), parity=parity.to_dict(), eval_labels=labels,
+        fp32_logits=fp32_logits, progress=say,
     )
 
 
 def _calibrate(context: _Context, say: Progress) -> None:
     from edgeresnet.calibration import CalibrationTable, calibrate, calibrate_all, check_calibration_data
+    from edgeresnet.calibration.plan import plan_data
 
     options = context.options
     data = open_source(options.calib_data or options.data or context.source.data_source or "")
     spec = context.source.preprocessing
-    label_map = label_mapping(data.class_names, context.source.class_names, what=data.name)
+    label_mapping(data.class_names, context.source.class_names, what=data.name)  # other classes: refused
     split = data.split("calibration")
-    size = options.calib_size
-    if size > len(split):
-        if options.calib_table is None:
-            raise DatasetError(
-                f"--calib-size {options.calib_size} is larger than the calibration split of {data.name} "
-                f"({len(split)} images)"
-            )
-        size = len(split)  # a table brings its ranges: these images only check the data and rank layers
-    samples = split.balanced_sample(size)
+    plan = plan_data(len(split), len(context.eval_labels), requested_calibration=options.calib_size,
+                     eval_limit=options.eval_limit, data_name=data.name)
+    for line in plan.lines():
+        say(line)
+    samples = split.balanced_sample(plan.calibration_images)
     context.calib_batches = [images for images, _ in samples.batches(spec, 64)]
     decoded = sum(len(b) for b in context.calib_batches)
-    if decoded < max(1, size // 2):
-        raise DatasetError(f"only {decoded} of {size} calibration images in {data.name} "
+    if decoded < max(1, plan.calibration_images // 2):
+        raise DatasetError(f"only {decoded} of {plan.calibration_images} calibration images in {data.name} "
                            f"could be decoded ({samples.skipped} skipped); fix or remove the broken files")
     if samples.skipped:
         say(f"skipped {samples.skipped} undecodable calibration images; calibrating on the "
             f"{len(samples) - samples.skipped} others")
     for batch in context.calib_batches:
         check_calibration_data(batch)
-    held_out = _held_out(split, samples, label_map)
-    context.sensitivity_batches = [b for b, _ in held_out.images.head(SENSITIVITY_IMAGES).batches(spec, 64)] \
-        if len(held_out) else context.calib_batches[:4]
 
+    choice = None
     if options.calib_table is not None:
         table = CalibrationTable.load(options.calib_table)
         table.check_model(context.fp32_onnx)
         say(f"using calibration table {options.calib_table} ({table.method}, {table.num_samples} images)")
-        chosen, candidates = table, {}
+        chosen = table
     else:
         say(f"calibrating on {len(samples)} class-balanced images from {data.name}'s calibration split")
         digest = samples.fingerprint()
         if options.calib_method == "auto":
+            from edgeresnet.calibration.choice import choose_method
+
             tables = calibrate_all(context.fp32_onnx, context.calib_batches, data_hash=digest)
-            chosen, candidates = _pick_method(context, tables, held_out, say)
+            selection = split.balanced_sample(plan.selection_images)
+            choice = choose_method(context.fp32_onnx, tables, [b for b, _ in selection.batches(spec, 64)])
+            say(f"calibration methods on {choice.scores[0].images} calibration-split images: {choice.summary()}")
+            chosen = tables[choice.method]
         else:
             chosen = calibrate(context.fp32_onnx, context.calib_batches, method=options.calib_method,
                                data_hash=digest)
-            candidates = {}
     context.table = chosen
     context.table_path = context.work / "calibration.json"
     chosen.save(context.table_path)
@@ -311,49 +326,9 @@ def _calibrate(context: _Context, say: Progress) -> None:
         "data_hash": chosen.data_hash, "data": data.name, "split": "calibration",
         "skipped_images": samples.skipped,
         "requested_method": options.calib_method if options.calib_table is None else "table",
-        "auto_candidates": candidates,
+        "plan": plan.to_dict(),
+        "auto_choice": choice.to_dict() if choice else None,
     }
-
-
-@dataclass
-class _HeldOut:
-    """Calibration-split images not used for calibration, with labels in the model's class order."""
-
-    images: ImageSet
-    label_map: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def labelled_batches(self, spec: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(images, self.label_map[labels]) for images, labels in self.images.batches(spec, EVAL_BATCH)]
-
-
-def _held_out(split: ImageSet, used: ImageSet, label_map: np.ndarray) -> _HeldOut:
-    used_ids = set(np.asarray(used.item_ids).tolist())
-    remaining = np.flatnonzero([item not in used_ids for item in np.asarray(split.item_ids).tolist()])
-    rest = split.subset(remaining)
-    return _HeldOut(rest.balanced_sample(min(AUTO_HELD_OUT, len(rest))) if len(rest) else rest, label_map)
-
-
-def _pick_method(context: _Context, tables: dict[str, Any], held_out: _HeldOut, say: Progress) -> tuple[Any, dict]:
-    """``auto``: keep the method whose ONNX Runtime INT8 model is most accurate on held-out images."""
-    from edgeresnet.calibration import QdqQuantizer, evaluate_onnx
-
-    if len(held_out) == 0:
-        say("no held-out calibration images to compare methods; using entropy")
-        return tables["entropy"], {}
-    labelled = held_out.labelled_batches(context.source.preprocessing)
-    scores: dict[str, float] = {}
-    for method, table in tables.items():
-        model, _ = QdqQuantizer(context.fp32_onnx, table, flavour="onnxruntime").build()
-        scores[method] = evaluate_onnx(model, labelled).top1
-    # Ties go to the method listed first in this preference order (tighter ranges first).
-    preference = ["entropy", "percentile", "minmax"]
-    best = max(scores, key=lambda m: (round(scores[m], 6), -preference.index(m) if m in preference else -99))
-    say("calibration methods on held-out images: "
-        + ", ".join(f"{m} {s:.2f}%" for m, s in scores.items()) + f" → {best}")
-    return tables[best], {m: {"held_out_top1": s, "held_out_images": len(held_out)} for m, s in scores.items()}
 
 
 def _take_images(batches: Sequence[tuple[np.ndarray, np.ndarray]], count: int, size: int = 64) -> list[np.ndarray]:
@@ -365,10 +340,8 @@ def _write_target_bundle(context: _Context, built: Any, target: str, precision: 
     source = context.source
     c, h, w = source.preprocessing.input_shape()[1:]
     accuracy: dict[str, Any] | AccuracyRecord = (
-        {"fp32": context.fp32_accuracy, precision: built.accuracy,
-         "drop_points": round(context.fp32_accuracy["top1"] - built.accuracy["top1"], 4),
-         "split": "evaluation"}
-        if context.accuracy_measured else AccuracyRecord.not_measured(NOT_MEASURED_NOTE)
+        _accuracy_section(context, built, precision) if context.accuracy_measured
+        else AccuracyRecord.not_measured(NOT_MEASURED_NOTE)
     )
     parity_inputs = "evaluation images" if context.accuracy_measured else "generated inputs (no --data)"
     manifest = Manifest(
@@ -392,6 +365,19 @@ def _write_target_bundle(context: _Context, built: Any, target: str, precision: 
         files.setdefault("calibration.json", context.table_path)
     return assemble_bundle(destination, manifest, files, golden_inputs=context.golden_inputs,
                            golden_outputs=built.golden_outputs)
+
+
+def _accuracy_section(context: _Context, built: Any, precision: str) -> dict[str, Any]:
+    """The manifest's ``accuracy``: an INT8 bundle carries its paired comparison with FP32, key by key."""
+    section = {"fp32": context.fp32_accuracy, precision: built.accuracy,
+               "drop_points": round(context.fp32_accuracy["top1"] - built.accuracy["top1"], 4),
+               "images": context.fp32_accuracy["images"], "split": "evaluation"}
+    if built.comparison is not None:
+        record = built.comparison.to_dict()
+        section.update(drop_points=record["drop_points"], drop_ci95_points=record["drop_ci95_points"],
+                       agreement_pct=record["agreement_pct"], images=record["images"], comparison=record,
+                       max_drop_points=context.options.max_accuracy_drop, strict_gate=context.options.strict_gate)
+    return section
 
 
 def _with_static_batch(files: dict[str, Path], batch: int | None, directory: Path) -> dict[str, Path]:
@@ -419,8 +405,18 @@ def _report(context: _Context, summaries: dict[str, Any], seconds: float) -> dic
         "calibration": context.calibration,
         "bundles": summaries,
         "max_accuracy_drop": context.options.max_accuracy_drop,
+        "strict_gate": context.options.strict_gate,
+        "layer_reports": {name: report.to_dict() for name, report in context.layer_reports.items()},
         "seconds": round(seconds, 1),
     }
+
+
+def _write_layer_reports(context: _Context, output: Path) -> None:
+    """layer_report.md/.json/.png beside export_report.json (INT8 exports only)."""
+    if context.layer_reports:
+        from edgeresnet.calibration.layer_report import write_layer_reports
+
+        write_layer_reports(output, context.layer_reports)
 
 
 def label_mapping(data_names: Sequence[str], model_names: Sequence[str], *, what: str) -> np.ndarray:

@@ -121,6 +121,8 @@ class AccuracyRecord:
     agreement_pct: float | None = None
     comparison: dict[str, Any] | None = None
     note: str | None = None
+    max_drop_points: float | None = None  # the accuracy gate's budget, in points
+    strict_gate: bool = False  # whether the budget applied to the interval's upper end
 
     @classmethod
     def not_measured(cls, note: str) -> AccuracyRecord:
@@ -134,6 +136,7 @@ class AccuracyRecord:
             "drop_points": self.drop_points,
             "drop_ci95_points": list(self.drop_ci95_points) if self.drop_ci95_points else None,
             "agreement_pct": self.agreement_pct, "comparison": self.comparison, "note": self.note,
+            "max_drop_points": self.max_drop_points, "strict_gate": self.strict_gate,
         }
 
     @classmethod
@@ -168,6 +171,8 @@ class AccuracyRecord:
             agreement_pct=_optional_number(record.get("agreement_pct", (comparison or {}).get("agreement_pct")),
                                            "accuracy.agreement_pct"),
             comparison=comparison, note=_text(record.get("note"), "accuracy.note", optional=True),
+            max_drop_points=_optional_number(record.get("max_drop_points"), "accuracy.max_drop_points"),
+            strict_gate=_flag(record.get("strict_gate", False), "accuracy.strict_gate"),
         )
 
 
@@ -232,6 +237,8 @@ class CalibrationRecord:
     skipped_images: int = 0
     requested_method: str | None = None
     candidates: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] = field(default_factory=dict)  # how many images calibration, choice and evaluation used
+    auto_choice: dict[str, Any] = field(default_factory=dict)  # ``auto``'s scores and whether the data resolved them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,6 +257,8 @@ class CalibrationRecord:
             skipped_images=_count(record.get("skipped_images", 0), "calibration.skipped_images"),
             requested_method=_text(record.get("requested_method"), "calibration.requested_method", optional=True),
             candidates=_mapping(candidates, "calibration.candidates"),
+            plan=_mapping(record.get("plan") or {}, "calibration.plan"),
+            auto_choice=_mapping(record.get("auto_choice") or {}, "calibration.auto_choice"),
         )
 
 
@@ -357,3 +366,9 @@ class Provenance:
 
 __all__ = ["AccuracyRecord", "CalibrationRecord", "EngineRecord", "InputSpec", "ParityRecord", "Provenance",
            "QuantizationRecord", "TopK", "malformed"]
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise malformed(f"{what!r} must be true or false")
+    return value

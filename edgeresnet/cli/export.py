@@ -31,14 +31,19 @@ TARGET_CHOICES = [*TARGETS, "all"]
               help="Evaluation data (its evaluation split). Default: --calib-data, else the checkpoint's data.")
 @click.option("--calib-data", default=None,
               help="Calibration data (its calibration split, never the evaluation split).")
-@click.option("--calib-size", type=click.IntRange(min=1), default=512, show_default=True,
-              help="Class-balanced calibration images.")
+@click.option("--calib-size", type=click.IntRange(min=1), default=None,
+              help="Class-balanced calibration images. Default: the whole calibration split, up to 512; "
+                   "a size larger than the split is refused.")
 @click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="auto",
-              show_default=True, help="Range method; auto keeps the most accurate on held-out images.")
+              show_default=True,
+              help="Range method; auto keeps the one whose INT8 model agrees best with FP32 on the calibration split.")
 @click.option("--calib-table", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Rebuild INT8 from this calibration table instead of recalibrating.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Allowed top-1 drop of INT8 versus FP32, in points; sensitive layers fall back to float.")
+              help="Allowed top-1 drop of INT8 versus FP32, in points (on the point estimate); the layers with "
+                   "the worst quantization error fall back to float.")
+@click.option("--strict-gate", is_flag=True,
+              help="Require the upper end of the drop's 95% interval, not its estimate, to be within the budget.")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Static batch size (default: dynamic).")
 @click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True)
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None,
@@ -48,8 +53,8 @@ TARGET_CHOICES = [*TARGETS, "all"]
 def export_command(
     model: str, output: Path, weights: Path | None, num_classes: int | None, in_chans: str | None,
     input_size: int | None, int8: bool, targets: tuple[str, ...], data: str | None, calib_data: str | None,
-    calib_size: int, calib_method: str, calib_table: Path | None, max_accuracy_drop: float,
-    batch: int | None, opset: int, eval_limit: int | None, threads: int | None, overwrite: bool,
+    calib_size: int | None, calib_method: str, calib_table: Path | None, max_accuracy_drop: float,
+    strict_gate: bool, batch: int | None, opset: int, eval_limit: int | None, threads: int | None, overwrite: bool,
 ) -> None:
     """Export MODEL to ONNX and, with --int8, to calibrated INT8 for ONNX Runtime, OpenVINO and TensorRT.
 
@@ -63,7 +68,8 @@ def export_command(
 
     if not int8:
         context = click.get_current_context()
-        given = [f"--{name.replace('_', '-')}" for name in ("calib_data", "calib_size", "calib_method", "calib_table")
+        given = [f"--{name.replace('_', '-')}" for name in ("calib_data", "calib_size", "calib_method", "calib_table",
+                                                                   "strict_gate")
                  if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"{', '.join(given)} need --int8")
@@ -72,8 +78,9 @@ def export_command(
         model, output, weights=weights, num_classes=num_classes, in_chans=int(in_chans) if in_chans else None,
         input_size=input_size, int8=int8, targets=targets or None, data=data, calib_data=calib_data,
         calib_size=calib_size, calib_method=calib_method, calib_table=calib_table,  # type: ignore[arg-type]
-        max_accuracy_drop=max_accuracy_drop, opset=opset, batch=batch, eval_limit=eval_limit, threads=threads,
-        overwrite=overwrite, progress=lambda message: click.echo(f"· {message}", err=True),
+        max_accuracy_drop=max_accuracy_drop, strict_gate=strict_gate, opset=opset, batch=batch,
+        eval_limit=eval_limit, threads=threads, overwrite=overwrite,
+        progress=lambda message: click.echo(f"· {message}", err=True),
     )
     if not result.report.get("accuracy_measured", True):
         for name in result.report["bundles"]:
@@ -82,9 +89,14 @@ def export_command(
         click.echo(f"bundles in {result.output} ({result.report['seconds']:.0f}s)")
         return
     fp32 = result.report["fp32"]["top1"]
-    click.echo(f"{'bundle':<22} {'top-1':>8} {'drop':>7}  notes")
+    click.echo(f"{'bundle':<22} {'top-1':>8} {'drop':>7} {'95% CI':>16} {'agree':>7}  notes")
     for name, summary in result.report["bundles"].items():
         top1 = summary["accuracy"]["top1"]
+        comparison = summary.get("comparison")
+        interval = (f"{comparison['drop_ci95_points'][0]:+.2f}..{comparison['drop_ci95_points'][1]:+.2f}"
+                    if comparison else "")
+        agreement = f"{comparison['agreement_pct']:.2f}%" if comparison else ""
+        drop = comparison["drop_points"] if comparison else fp32 - top1
         quantization = summary.get("quantization") or {}
         notes = []
         if quantization.get("float_nodes"):
@@ -92,5 +104,12 @@ def export_command(
             notes.append(f"{count} layer{'s' if count != 1 else ''} kept in float")
         if quantization.get("chosen"):
             notes.append(f"via {quantization['chosen']}")
-        click.echo(f"{name:<22} {top1:>7.2f}% {fp32 - top1:>+6.2f}  {', '.join(notes)}")
+        click.echo(f"{name:<22} {top1:>7.2f}% {drop:>+6.2f} {interval:>16} {agreement:>7}  {', '.join(notes)}")
+    images = result.report["fp32"]["images"]
+    click.echo(f"drops in top-1 points against FP32 on {images:,} evaluation images (paired 95% interval)")
+    warnings = {(summary.get("quantization") or {}).get("warning") for summary in result.report["bundles"].values()}
+    for warning in sorted(w for w in warnings if w):
+        click.echo(f"warning: {warning}", err=True)
+    if result.report.get("layer_reports"):
+        click.echo(f"per-layer quantization report: {result.output / 'layer_report.md'}")
     click.echo(f"bundles in {result.output} ({result.report['seconds']:.0f}s)")

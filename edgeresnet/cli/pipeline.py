@@ -26,7 +26,8 @@ from edgeresnet.cli.export import TARGET_CHOICES
 @click.option("--batch-sizes", type=IntListType(), default="1,32", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all usable).")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True)
-@click.option("--calib-size", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--calib-size", type=click.IntRange(min=1), default=None,
+              help="Calibration images (default: the whole calibration split, up to 512).")
 @click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a subset (quick runs).")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on a subset (quick runs).")
 @click.option("--min-time", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -35,7 +36,7 @@ from edgeresnet.cli.export import TARGET_CHOICES
 def pipeline_command(
     model_name: str, data: str, output: Path, epochs: int, checkpoint: Path | None, weights: Path | None,
     targets: tuple[str, ...], batch_sizes: list[int], threads: int | None, max_accuracy_drop: float,
-    calib_size: int, train_limit: int | None, eval_limit: int | None, min_time: float, overwrite: bool,
+    calib_size: int | None, train_limit: int | None, eval_limit: int | None, min_time: float, overwrite: bool,
 ) -> None:
     """Train → export FP32 and INT8 for every installed target → compile → benchmark → one report.
 

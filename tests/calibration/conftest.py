@@ -144,12 +144,6 @@ def eval_batches() -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 @pytest.fixture(scope="session")
-def sensitivity_batches() -> list[np.ndarray]:
-    images, _ = smooth_images(128, seed=4)
-    return batched(images, 64)
-
-
-@pytest.fixture(scope="session")
 def tables(fp32_onnx: Path, calib_batches: list[np.ndarray]) -> dict:
     from edgeresnet.calibration import calibrate_all
 

@@ -1,4 +1,4 @@
-"""The accuracy gate: pass within budget, fall back to float layers, or fail loudly."""
+"""The accuracy gate: paired against FP32, pass within budget, fall back to float layers, or fail loudly."""
 
 from __future__ import annotations
 
@@ -56,21 +56,20 @@ def test_evaluate_onnx_refuses_bad_evaluation_data_in_one_line(fp32_onnx: Path, 
     assert "\n" not in message and "tiny_resnet.onnx" in message and "(128, 1, 32, 32)" in message
 
 
-def test_gate_passes_within_budget(tables: dict, fp32_onnx: Path, eval_batches: list, sensitivity_batches: list,
+def test_gate_passes_within_budget(tables: dict, fp32_onnx: Path, eval_batches: list,
                                    tmp_path: Path) -> None:
     out = tmp_path / "model.int8.onnx"
     result = apply_accuracy_gate(fp32_onnx, tables["entropy"], out, flavour="onnxruntime", eval_batches=eval_batches,
-                                 max_drop_points=3.0, sensitivity_batches=sensitivity_batches)
+                                 max_drop_points=3.0)
     assert result.drop_points <= 3.0 and result.float_nodes == () and result.steps == ()
     assert result.report.path == str(out) and inspect_qdq(out)["float_nodes"] == []
     assert result.drop_points == pytest.approx(result.fp32.top1 - result.int8.top1)
 
 
-def test_gate_record_is_in_percent(tables: dict, fp32_onnx: Path, eval_batches: list, sensitivity_batches: list,
+def test_gate_record_is_in_percent(tables: dict, fp32_onnx: Path, eval_batches: list,
                                    tmp_path: Path) -> None:
     result = apply_accuracy_gate(fp32_onnx, tables["entropy"], tmp_path / "model.int8.onnx", flavour="onnxruntime",
-                                 eval_batches=eval_batches, max_drop_points=3.0,
-                                 sensitivity_batches=sensitivity_batches)
+                                 eval_batches=eval_batches, max_drop_points=3.0)
     assert result.fp32.top1 > 80.0  # clearly more than 1 % accurate, so a fraction would show as <= 1
     record = json.loads(json.dumps(result.to_dict()))
     values = list(accuracies(record))
@@ -89,14 +88,14 @@ def test_gate_record_is_in_percent(tables: dict, fp32_onnx: Path, eval_batches: 
     ],
 )
 def test_gate_falls_back_to_float_layers(tables: dict, fp32_onnx: Path, eval_batches: list,
-                                         sensitivity_batches: list, tmp_path: Path, flavour: str,
+                                         tmp_path: Path, flavour: str,
                                          broken_tensor: str, expected_float: set) -> None:
     table = tables["entropy"]
     low, high = table.ranges[broken_tensor]
     broken = dataclasses.replace(table, ranges={**table.ranges, broken_tensor: (low * 0.01, high * 0.01)})
     out = tmp_path / f"{flavour}.onnx"
     result = apply_accuracy_gate(fp32_onnx, broken, out, flavour=flavour, eval_batches=eval_batches,
-                                 max_drop_points=2.0, sensitivity_batches=sensitivity_batches)
+                                 max_drop_points=2.0)
     assert result.fp32.top1 - result.int8_all_quantized.top1 > 20  # points: the broken range really hurts
     assert set(result.float_nodes) == expected_float
     assert result.drop_points <= 2.0 and result.fallback_cost_points > 20
@@ -112,16 +111,63 @@ def test_gate_falls_back_to_float_layers(tables: dict, fp32_onnx: Path, eval_bat
 
 
 def test_gate_raises_when_the_budget_cannot_be_met(tables: dict, fp32_onnx: Path, eval_batches: list,
-                                                   sensitivity_batches: list, tmp_path: Path) -> None:
+                                                   tmp_path: Path) -> None:
     table = tables["minmax"]
     hopeless = dataclasses.replace(table, ranges={name: (lo * 0.01, hi * 0.01) for name, (lo, hi) in table.ranges.items()})
     out = tmp_path / "model.int8.onnx"
-    with pytest.raises(AccuracyGateError, match=r"misses the accuracy budget by \d+\.\d\d points") as caught:
+    with pytest.raises(AccuracyGateError, match=r"misses the accuracy budget: top-1 drop \d+\.\d\d > 1 points") as caught:
         apply_accuracy_gate(fp32_onnx, hopeless, out, flavour="tensorrt", eval_batches=eval_batches,
-                            max_drop_points=1.0, sensitivity_batches=sensitivity_batches)
-    assert "1 of 7 layers kept in float" in str(caught.value)  # TensorRT quantizes 7 layers of this model
+                            max_drop_points=1.0)
+    assert "1 of 7 layers kept in float" in str(caught.value)  # TensorRT quantizes 7 of this model's layers
     assert re.search(r"FP32 top-1 \d\d\.\d\d%", str(caught.value))  # percent, not a fraction
     assert not out.exists()
     with pytest.raises(ExportError, match="max_drop_points"):
         apply_accuracy_gate(fp32_onnx, table, out, flavour="tensorrt", eval_batches=eval_batches,
-                            max_drop_points=-1, sensitivity_batches=sensitivity_batches)
+                            max_drop_points=-1)
+
+
+def test_gate_records_the_paired_comparison(tables: dict, fp32_onnx: Path, eval_batches: list, tmp_path: Path) -> None:
+    from edgeresnet.calibration.session import BatchSession
+    from edgeresnet.evaluation import compare_paired
+
+    out = tmp_path / "model.int8.onnx"
+    result = apply_accuracy_gate(fp32_onnx, tables["minmax"], out, flavour="onnxruntime", eval_batches=eval_batches,
+                                 max_drop_points=3.0)
+    labels = np.concatenate([labels for _, labels in eval_batches])
+    images = np.concatenate([images for images, _ in eval_batches])
+    expected = compare_paired(labels, BatchSession(fp32_onnx).logits(images), BatchSession(out).logits(images))
+    assert result.comparison == expected and result.comparison.images == 512
+    record = result.to_dict()
+    assert record["comparison"] == expected.to_dict()
+    assert record["drop_ci95_points"] == expected.to_dict()["drop_ci95_points"]
+    low, high = record["drop_ci95_points"]
+    assert low <= record["drop_points"] <= high and high - low > 0.1  # 512 images: never a zero-width interval
+
+
+def test_budget_the_data_cannot_resolve_is_stated_in_one_line(tables: dict, fp32_onnx: Path, eval_batches: list,
+                                                              tmp_path: Path) -> None:
+    few = [(eval_batches[0][0][:100], eval_batches[0][1][:100])]
+    result = apply_accuracy_gate(fp32_onnx, tables["minmax"], tmp_path / "a.onnx", flavour="onnxruntime",
+                                 eval_batches=few, max_drop_points=1.0)
+    warning = result.resolution_warning
+    assert warning is not None and warning.startswith("100 evaluation images cannot resolve a 1.0-point budget: ")
+    assert "\n" not in warning and result.to_dict()["warning"] == warning
+    wide = apply_accuracy_gate(fp32_onnx, tables["minmax"], tmp_path / "b.onnx", flavour="onnxruntime",
+                               eval_batches=eval_batches, max_drop_points=50.0)
+    assert wide.resolution_warning is None and wide.to_dict()["resolves_budget"] is True
+
+
+def test_strict_gate_judges_the_interval_not_the_estimate(tables: dict, fp32_onnx: Path, eval_batches: list,
+                                                         tmp_path: Path) -> None:
+    loose = apply_accuracy_gate(fp32_onnx, tables["minmax"], tmp_path / "loose.onnx", flavour="onnxruntime",
+                                eval_batches=eval_batches, max_drop_points=1.0)
+    budget = max(loose.drop_points, 0.0) + 0.05  # the estimate passes; the interval's upper end cannot
+    assert loose.comparison.drop_ci95_points[1] > budget
+    passed = apply_accuracy_gate(fp32_onnx, tables["minmax"], tmp_path / "again.onnx", flavour="onnxruntime",
+                                 eval_batches=eval_batches, max_drop_points=budget)
+    assert passed.float_nodes == () and not passed.strict
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(AccuracyGateError, match="upper end of the drop's 95% interval"):
+        apply_accuracy_gate(fp32_onnx, tables["minmax"], out, flavour="onnxruntime", eval_batches=eval_batches,
+                            max_drop_points=budget, strict=True, max_float_fraction=0.0)
+    assert not out.exists()

@@ -41,6 +41,25 @@ def test_every_target_gets_fp32_and_int8_bundles(exported: Path) -> None:
         if manifest.precision == "int8":
             assert manifest.calibration.method == "minmax" and manifest.calibration.samples == 128
             assert {"calibration.json", "model_fp32.onnx"} <= set(manifest.files)
+            accuracy = manifest.accuracy
+            low, high = accuracy.drop_ci95_points
+            assert low <= accuracy.drop_points <= high and accuracy.images == 300
+            assert accuracy.comparison["images"] == 300 and 90.0 < accuracy.agreement_pct <= 100.0
+            assert accuracy.drop_points == accuracy.comparison["drop_points"]
+            assert report["bundles"][name]["comparison"] == accuracy.comparison
+
+
+def test_layer_report_is_written_and_ranked(exported: Path) -> None:
+    report = json.loads((exported / "layer_report.json").read_text())
+    assert set(report) == {"onnxruntime-int8", "tensorrt-int8"} | ({"openvino-int8"} if "openvino-int8" in report else set())
+    for name, entry in report.items():
+        local = [t["sqnr_db"] for t in entry["tensors"] if t["sqnr_db"] is not None]
+        assert len(entry["tensors"]) >= 10 and local == sorted(local), name  # worst first
+        assert all(t["consumers"] for t in entry["tensors"]), name
+    assert (exported / "layer_report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Per-layer INT8 quantization report" in (exported / "layer_report.md").read_text()
+    export_report = json.loads((exported / "export_report.json").read_text())
+    assert export_report["layer_reports"] == report
 
 
 def test_onnx_metadata_and_parity(exported: Path) -> None:
@@ -151,6 +170,70 @@ def test_unreadable_calibration_images_are_skipped_and_counted(tiny_checkpoint: 
     assert skipped > 0 and f"skipped {skipped} undecodable calibration images" in result.output
 
 
+def _fashion_folder(root: Path, count: int) -> Path:
+    """``count`` class-balanced Fashion-MNIST training images written as a PNG class folder."""
+    from PIL import Image
+
+    from edgeresnet.data import open_source
+    from edgeresnet.data.splits import balanced_indices
+
+    source = open_source("fashion-mnist").split("train")
+    picked = balanced_indices(source.labels[:20_000], 10, count, seed=5)
+    for index in picked:
+        directory = root / source.class_names[int(source.labels[index])].replace("/", "-")
+        directory.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(source.raw(int(index))).save(directory / f"{index}.png")
+    return root
+
+
+@pytest.mark.parametrize(("images", "calibration", "evaluation"), [(300, 30, 30), (1500, 150, 150)])
+def test_default_int8_export_fits_small_folders(tiny_checkpoint: Path, tmp_path: Path, images: int,
+                                                calibration: int, evaluation: int) -> None:
+    folder = _fashion_folder(tmp_path / "folder", images)
+    output = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
+                                      "--calib-data", str(folder), "--data", str(folder), "--output", str(output),
+                                      "--max-accuracy-drop", "5"])
+    assert result.exit_code == 0, result.output
+    assert f"calibration: {calibration} images (the whole calibration split" in result.output
+    assert f"evaluation: {evaluation} images" in result.output
+    manifest = read_manifest(output / "onnxruntime-int8")
+    plan = manifest.calibration.plan
+    assert plan["calibration_images"] == calibration == manifest.calibration.samples
+    assert plan["selection_images"] == calibration and plan["evaluation_images"] == evaluation
+    assert manifest.calibration.auto_choice["scores"][0]["images"] == calibration
+    assert manifest.accuracy.images == evaluation
+    # The warning appears exactly when the interval is wider than the budget; one image is 3.3 points
+    # of 30, so 30 images can never resolve 5 points.
+    from edgeresnet.evaluation import PairedComparison
+
+    resolves = PairedComparison.from_dict(manifest.accuracy.comparison).resolves(5.0)
+    warned = f"{evaluation} evaluation images cannot resolve a 5.0-point budget" in result.output
+    assert warned == (not resolves) and (evaluation > 30 or warned)
+
+
+def test_calibration_split_below_the_minimum_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    folder = _fashion_folder(tmp_path / "folder", 100)  # a 10-image calibration split
+    output = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
+                                      "--calib-data", str(folder), "--data", "fashion-mnist", "--eval-limit", "100",
+                                      "--output", str(output)])
+    assert result.exit_code == 2, result.output
+    assert "has 10 images; INT8 calibration needs at least 20" in result.output and "Traceback" not in result.output
+    assert not output.exists()  # a failed export leaves no directory behind
+
+
+def test_strict_gate_option_reaches_the_manifest(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
+                                      "--strict-gate", "--max-accuracy-drop", "30", "--output", str(output), *FAST])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(output / "onnxruntime-int8")
+    assert manifest.accuracy.strict_gate is True and manifest.accuracy.drop_ci95_points[1] <= 30
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--strict-gate", "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--strict-gate need --int8" in result.output
+
+
 def test_calibration_data_for_other_classes_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     smooth = np.clip(np.cumsum(rng.normal(size=(200, 28, 28)), axis=2) * 10 + 128, 0, 255).astype(np.uint8)
@@ -229,3 +312,18 @@ def test_uninstalled_target_through_the_cli(tiny_checkpoint: Path, tmp_path: Pat
     result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--target", "openvino",
                                       "--output", str(tmp_path / "o")])
     assert result.exit_code == 2 and "pip install 'edgeresnet[openvino]'" in result.output
+
+
+def test_one_class_calibration_folder_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    folder = _fashion_folder(tmp_path / "folder", 300)
+    for extra in sorted(folder.iterdir())[1:]:  # keep one class only
+        for image in extra.iterdir():
+            image.unlink()
+        extra.rmdir()
+    output = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
+                                      "--calib-data", str(folder), "--data", "fashion-mnist", "--eval-limit", "50",
+                                      "--output", str(output)])
+    assert result.exit_code == 2, result.output
+    assert "has 1 classes but the model predicts 10" in result.output and "Traceback" not in result.output
+    assert not output.exists()  # a failed export leaves no directory behind
