@@ -18,10 +18,10 @@ from edgeresnet.train import TrainConfig, train
 
 def test_tiny_training_learns(tiny_checkpoint: Path) -> None:
     card = read_card(tiny_checkpoint)
-    # 28 steps on 1,800 images: far above the 10% of guessing (30% of 200 images is p < 1e-9 by chance),
-    # far below a full run; between 37% and 61% across seeds and thread counts.
-    assert card.metrics["top1"] > 30.0
-    assert card.metrics["selection"]["kept_epoch"] == 1 and card.data["validation_images"] == 200
+    # 56 steps on 1,800 images: far above the 10% of guessing (50% of 200 images is p < 1e-9 by chance),
+    # far below a full run.
+    assert card.metrics["top1"] > 50.0
+    assert card.metrics["selection"]["kept_epoch"] in (1, 2) and card.data["validation_images"] == 200
     model, card = load_checkpoint(tiny_checkpoint)
     assert card.params == sum(p.numel() for p in model.parameters())
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

@@ -23,7 +23,7 @@ _AUGMENTS = ("auto", "none", "shift", "flip")
               help="Checkpoint directory (weights .safetensors + card.json), rewritten every epoch.")
 @click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Default: 128, or smaller for small data sets (about 32 steps an epoch, at least 32).")
+              help="Default: 128, or smaller for small data sets (about 64 steps an epoch, at least 32).")
 @click.option("--lr", type=float, default=None,
               help="Peak learning rate (SGD, Nesterov momentum 0.9). Default: 0.4 × batch size / 256.")
 @click.option("--warmup-steps", type=click.IntRange(min=1), default=None,

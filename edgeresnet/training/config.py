@@ -37,7 +37,7 @@ BASE_LR_PER_256 = 0.4
 MAX_BATCH_SIZE = 128
 MIN_AUTO_BATCH_SIZE = 32
 # The automatic batch size aims at this many steps an epoch, so small sets still get enough updates.
-TARGET_STEPS_PER_EPOCH = 32
+TARGET_STEPS_PER_EPOCH = 64
 WARMUP_SHARE = 0.1  # of all optimizer steps, linear from ~0 to the peak
 # ...but never fewer steps than this (or the whole run): a 5-step run with a 1-step warm-up took its
 # first step at the peak rate and its first-epoch loss rose to 2.43, above ln(10) = 2.30.
@@ -189,7 +189,7 @@ def resolve_recipe(
 
 
 def auto_batch_size(train_images: int) -> int:
-    """128 for large sets; for small ones the power of two that gives ~32 steps an epoch (at least 32)."""
+    """128 for large sets; for small ones the power of two that gives ~64 steps an epoch (at least 32)."""
     wanted = max(1, train_images // TARGET_STEPS_PER_EPOCH)
     power = 1 << (wanted.bit_length() - 1)
     return max(MIN_AUTO_BATCH_SIZE, min(MAX_BATCH_SIZE, power))

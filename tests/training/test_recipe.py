@@ -12,7 +12,7 @@ from edgeresnet.errors import EdgeResNetError
 from edgeresnet.training.config import TrainConfig, auto_batch_size, resolve_recipe
 
 
-@pytest.mark.parametrize(("images", "batch"), [(300, 32), (1_100, 32), (5_000, 128), (1_281_167, 128)])
+@pytest.mark.parametrize(("images", "batch"), [(300, 32), (1_100, 32), (5_000, 64), (1_281_167, 128)])
 def test_batch_size_follows_the_data(images: int, batch: int) -> None:
     assert auto_batch_size(images) == batch
 
