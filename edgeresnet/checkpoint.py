@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeresnet.atomic import atomic_write_json
 from edgeresnet.data.preprocessing import PreprocessSpec
-from edgeresnet.errors import CheckpointError
+from edgeresnet.errors import CheckpointError, EdgeResNetError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -49,20 +49,36 @@ class ModelCard:
         return {"format": CARD_FORMAT, "format_version": CARD_VERSION, **record}
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> ModelCard:
-        if record.get("format") != CARD_FORMAT:
+    def from_dict(cls, record: Any) -> ModelCard:
+        if not isinstance(record, dict) or record.get("format") != CARD_FORMAT:
             raise CheckpointError("not an edgeresnet model card (missing 'format': 'edgeresnet-checkpoint')")
-        if int(record.get("format_version", 0)) > CARD_VERSION:
+        version = record.get("format_version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CheckpointError(f"model card has no valid format_version (got {version!r})")
+        if version > CARD_VERSION:
             raise CheckpointError(
-                f"model card format {record['format_version']} is newer than this edgeresnet "
-                f"understands ({CARD_VERSION}); upgrade edgeresnet"
+                f"model card format {version} is newer than this edgeresnet understands ({CARD_VERSION}); "
+                "upgrade edgeresnet"
             )
         values = {k: v for k, v in record.items() if k not in ("format", "format_version")}
+        for name, kind in _CARD_FIELD_TYPES.items():
+            if name in values and not isinstance(values[name], kind) or isinstance(values.get(name), bool):
+                raise CheckpointError(f"model card is malformed: {name!r} must be a {kind.__name__}")
+        if not all(isinstance(name, str) for name in values.get("class_names") or []):
+            raise CheckpointError("model card is malformed: 'class_names' must be a list of strings")
         try:
             values["preprocessing"] = PreprocessSpec.from_dict(values["preprocessing"])
             return cls(**values)
-        except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"model card is incomplete or malformed: {error}") from error
+        except (KeyError, TypeError, ValueError, AttributeError, EdgeResNetError) as error:
+            raise CheckpointError(f"model card is incomplete or malformed: {first_line(error)}") from error
+
+
+# The types a card's fields must have, checked before use so a malformed card is an error, not a crash.
+_CARD_FIELD_TYPES: dict[str, type] = {
+    "architecture": str, "num_classes": int, "in_chans": int, "preprocessing": dict, "class_names": list,
+    "overrides": dict, "metrics": dict, "data": dict, "training": dict, "params": int, "macs": int,
+    "versions": dict, "weights_sha256": str,
+}
 
 
 def is_checkpoint_dir(path: str | Path) -> bool:

@@ -128,8 +128,6 @@ def test_card_reader_as_export_uses_it(workdir: Path, data: st.DataObject) -> No
     assert snapshot(checkpoint) == before
 
 
-@pytest.mark.xfail(strict=True, reason="checkpoint.ModelCard.from_dict raises TypeError for e.g. "
-                   "'format_version': null (training engineer's file; export guards its boundary)")
 @FUZZ
 @given(data=st.data())
 def test_card_reader_itself(workdir: Path, data: st.DataObject) -> None:
