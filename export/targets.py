@@ -38,6 +38,7 @@ class BuiltArtifact:
     extra: dict[str, Any] = field(default_factory=dict)
     comparison: PairedComparison | None = None  # INT8 against FP32 on the evaluation images
     layer_report: Any = None  # calibration.layer_report.LayerReport of the quantizers this artifact holds
+    pixel_model: str | None = None  # the file among ``files`` that takes uint8 NHWC pixels (ONNX Runtime)
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,22 @@ def resolve_targets(requested: Iterable[str] | None) -> list[str]:
 
 def _onnxruntime_build(context: _Context, precision: str) -> BuiltArtifact:
     if precision == "fp32":
-        return _onnx_artifact(context, context.fp32_onnx, context.fp32_accuracy)
+        return _with_pixel_model(context, _onnx_artifact(context, context.fp32_onnx, context.fp32_accuracy), precision)
     path, gate = _gated_qdq(context, "onnxruntime")
     artifact = _onnx_artifact(context, path, accuracy_record(gate.int8), quantization=_gate_record(gate, "onnxruntime"))
     artifact.comparison, artifact.layer_report = gate.comparison, gate.layer_report
+    return _with_pixel_model(context, artifact, precision)
+
+
+def _with_pixel_model(context: _Context, artifact: BuiltArtifact, precision: str) -> BuiltArtifact:
+    """Add the copy of the model that normalises uint8 pixels itself, so apps skip numpy per image."""
+    from edgeresnet.bundle.layout import PIXEL_MODEL_FILE
+    from edgeresnet.export.onnx import add_pixel_input
+
+    path = add_pixel_input(artifact.files["model.onnx"], context.work / f"pixels-{precision}" / PIXEL_MODEL_FILE,
+                           context.source.preprocessing)
+    artifact.files[PIXEL_MODEL_FILE] = path
+    artifact.pixel_model = PIXEL_MODEL_FILE
     return artifact
 
 

@@ -186,13 +186,17 @@ def _prepare_without_data(source: ModelSource, options: ExportOptions, work: Pat
     if not parity_ok(parity):
         raise ExportError(f"ONNX export disagrees with PyTorch on generated inputs: max |Δlogit| "
                           f"{parity.max_abs_diff:.2e}, top-1 agreement {parity.top1_agreement:.2%}")
-    from edgeresnet.calibration import evaluate_onnx
+    from edgeresnet.calibration.session import BatchSession
+    from edgeresnet.evaluation import AccuracyCounter
 
-    agreement = evaluate_onnx(fp32_onnx, batches)
+    fp32_logits = BatchSession(fp32_onnx).logits(images)
+    counter = AccuracyCounter()
+    counter.update(fp32_logits, predictions)  # agreement with PyTorch, not accuracy: there are no labels
     return _Context(
         source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=batches,
-        golden_inputs=images[: options.batch or GOLDEN_COUNT], fp32_accuracy=accuracy_record(agreement),
-        parity=parity.to_dict(), progress=say, accuracy_measured=False,
+        golden_inputs=images[: options.batch or GOLDEN_COUNT], fp32_accuracy=accuracy_record(counter.result()),
+        parity=parity.to_dict(), eval_labels=predictions, fp32_logits=fp32_logits, progress=say,
+        accuracy_measured=False,
     )
 
 
@@ -354,6 +358,7 @@ def _write_target_bundle(context: _Context, built: Any, target: str, precision: 
         calibration=context.calibration if precision == "int8" else None,  # type: ignore[arg-type]
         quantization=built.quantization,  # type: ignore[arg-type]
         provenance=source_provenance(source),
+        pixel_model=built.pixel_model,
         extra=dict(built.extra),  # notes for people (export's TensorRT notes); no code reads them
     )
     files = _with_static_batch(dict(built.files), context.options.batch, context.work / f"static-{target}-{precision}")

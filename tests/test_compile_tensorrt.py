@@ -33,7 +33,9 @@ def test_an_older_bundles_timing_cache_is_only_read(tmp_path: Path, monkeypatch:
     with pytest.raises(_Built):
         compile_bundle(older, target="tensorrt", precision="fp32", output=tmp_path / "new", timing_cache=cache)
     assert seen["read"] == cache and seen["written"] != cache
-    assert seen["written"].name == "timing.cache" and seen["written"].parent.name.startswith(".new.compile.")
+    # The updated cache is written into the new bundle's staging area, never into the older bundle.
+    assert seen["written"].name == "timing.cache" and older not in seen["written"].parents
+    assert (tmp_path / "new") != seen["written"].parent and tmp_path in seen["written"].parents
     assert check_files(older, read_manifest(older)) == []  # the older bundle still verifies
 
 

@@ -140,7 +140,11 @@ def test_a_set_left_half_moved_by_a_kill_is_refused_by_readers(exported: Path, t
     staging = output / ".edgeresnet-staging-abcd1234"
     (staging / "new").mkdir(parents=True)
     (staging / JOURNAL_FILE).write_text(json.dumps({"entries": ["onnxruntime-fp32", "export_report.json"]}))
-    for command in (["verify", output / "onnxruntime-fp32"], ["predict", output / "onnxruntime-fp32", output]):
+    from PIL import Image
+
+    image = tmp_path / "image.png"
+    Image.new("L", (28, 28), 128).save(image)
+    for command in (["verify", output / "onnxruntime-fp32"], ["predict", output / "onnxruntime-fp32", image]):
         assert_one_line_refusal(run(*command), "interrupted while moving its results into place")
 
 
