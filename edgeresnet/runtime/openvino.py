@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from edgeresnet.bundle.vocabulary import RuntimePrecision
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "fp16", "bf16", "int8"]
+Precision = RuntimePrecision  # the one vocabulary: edgeresnet.bundle.vocabulary
 PerformanceHint = Literal["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"]
 
 # The execution precision asked of OpenVINO for each artifact precision. Without a hint the CPU

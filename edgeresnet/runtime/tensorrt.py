@@ -16,17 +16,17 @@ import logging
 import weakref
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from edgeresnet.bundle.vocabulary import Precision
 from edgeresnet.environment import GpuInfo, cuda_runtime, gpu_info
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "fp16", "int8"]
 
 INSTALL_HINT = ("pip install 'edgeresnet[tensorrt]' (TensorRT 11, CUDA 13) or 'edgeresnet[tensorrt10]' "
                 "(TensorRT 10, CUDA 12: older drivers, Jetson) on the machine with the GPU")
