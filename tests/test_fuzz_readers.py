@@ -7,6 +7,7 @@ message, and writes nothing (the directory is byte-identical afterwards).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from edgeresnet.errors import EdgeResNetError
 
 V1_BUNDLE = Path(__file__).parent / "fixtures" / "bundle_v1"
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=int(os.environ.get("EDGERESNET_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=12),

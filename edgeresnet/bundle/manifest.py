@@ -136,6 +136,8 @@ class Manifest:
         if version == 1:
             record = migrate_v1(record)
         for name, kind in _FIELD_TYPES.items():
+            if name in record and record[name] is None and name not in _NULLABLE:
+                raise malformed(f"{name!r} must not be null")
             if name in record and record[name] is not None and not isinstance(record[name], kind):
                 raise malformed(f"{name!r} must be a {kind.__name__}")
         if not all(isinstance(label, str) for label in record.get("labels") or [None]):
@@ -171,6 +173,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "quantization": dict, "engine": dict, "provenance": dict, "golden": dict, "build": dict, "extra": dict,
     "files": dict, "manifest_sha256": str, "pixel_model": str,
 }
+# The parts a manifest may leave null (an FP32 bundle has no calibration, an ONNX one no engine, ...).
+_NULLABLE = frozenset({"accuracy", "calibration", "quantization", "engine", "pixel_model"})
 _ENGINE_NOTES = ("tensorrt", "openvino")
 # The largest input side a manifest may declare: far above any classifier's (ImageNet models use 224-600).
 MAX_INPUT_SIDE = 8192
