@@ -25,7 +25,7 @@ from typing import Any
 from edgeresnet.environment import environment
 from edgeresnet.export.sources import load_model_source
 from edgeresnet.export.workflow import ExportOptions, run_export
-from edgeresnet.train import TrainConfig, train
+from edgeresnet.training import TrainConfig, train
 
 
 def main() -> None:

@@ -126,7 +126,7 @@ CASES: dict[str, Case] = {
 
 def prepare(case: Case, scale: float = 1.0, *, log: Callable[[str], None] = print) -> tuple[str, Path, dict[str, Any]]:
     """The case's data source and trained checkpoint (cached), and what training measured."""
-    from edgeresnet.train import TrainConfig, train
+    from edgeresnet.training import TrainConfig, train
 
     directory = CACHE / case.name
     directory.mkdir(parents=True, exist_ok=True)

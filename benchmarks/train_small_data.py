@@ -48,7 +48,7 @@ from edgeresnet.data import PreprocessSpec, open_source
 from edgeresnet.environment import environment
 from edgeresnet.evaluation import compare_paired, wilson_interval
 from edgeresnet.models import create_model
-from edgeresnet.train import TrainConfig, train
+from edgeresnet.training import TrainConfig, train
 
 CASES = ("500", "1500", "5000", "full", "finetune")
 REFERENCES = ("ref-sgd-onecycle", "ref-sgd-cosine", "ref-adamw")

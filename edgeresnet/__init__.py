@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 # Public functions named like a submodule (``edgeresnet.train`` the function, ``edgeresnet/train.py``
 # the module): importing the submodule must not replace the function on the package. The module is
-# still ``sys.modules["edgeresnet.train"]``, which ``from edgeresnet.train import ...`` uses.
+# still ``sys.modules["edgeresnet.train"]``, which ``from edgeresnet.training import ...`` uses.
 _FUNCTIONS_OVER_SUBMODULES = frozenset({"train"})
 
 

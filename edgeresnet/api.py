@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from edgeresnet.bench.engine import BenchmarkResult
     from edgeresnet.bundle import Manifest
     from edgeresnet.export.workflow import ExportResult
-    from edgeresnet.train import TrainResult
+    from edgeresnet.training import TrainResult
 
 Progress = Callable[[str], None]
 
@@ -47,11 +47,11 @@ def train(
 ) -> TrainResult:
     """Train (or fine-tune from ``weights``) ``model`` on ``data`` into the checkpoint directory ``output``.
 
-    ``options`` are the other fields of :class:`edgeresnet.train.TrainConfig` (``batch_size``, ``lr``,
+    ``options`` are the other fields of :class:`edgeresnet.training.TrainConfig` (``batch_size``, ``lr``,
     ``schedule``, ``input_size``, ``augment``, ``train_limit``, ``threads``, ...).
     """
-    from edgeresnet.train import TrainConfig
-    from edgeresnet.train import train as run_training
+    from edgeresnet.training import TrainConfig
+    from edgeresnet.training import train as run_training
 
     config = TrainConfig(model=model, data=data, output=str(output), epochs=epochs,
                          weights=str(weights) if weights else None, resume=resume, overwrite=overwrite,

@@ -104,7 +104,7 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
     if options.checkpoint is not None:
         say(f"using checkpoint {options.checkpoint}")
         return Path(options.checkpoint)
-    from edgeresnet.train import TrainConfig, train
+    from edgeresnet.training import TrainConfig, train
 
     say(f"training {options.model} on {options.data} for {options.epochs} epochs")
 

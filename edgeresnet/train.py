@@ -1,36 +1,11 @@
 """Training and fine-tuning (the implementation lives in :mod:`edgeresnet.training`).
 
-Kept as the import path callers already use: ``from edgeresnet.train import TrainConfig, train``.
+Kept for code written against earlier releases (the project itself imports edgeresnet.training): ``from edgeresnet.training import TrainConfig, train``.
 """
 
 from __future__ import annotations
 
-from edgeresnet.training import (
-    AUGMENTS,
-    RESUME_FILE,
-    Augment,
-    EpochMetrics,
-    Recipe,
-    Schedule,
-    TrainConfig,
-    TrainResult,
-    augment_batch,
-    evaluate,
-    resolve_recipe,
-    train,
-)
+from edgeresnet import training as _training
+from edgeresnet.training import *
 
-__all__ = [
-    "AUGMENTS",
-    "RESUME_FILE",
-    "Augment",
-    "EpochMetrics",
-    "Recipe",
-    "Schedule",
-    "TrainConfig",
-    "TrainResult",
-    "augment_batch",
-    "evaluate",
-    "resolve_recipe",
-    "train",
-]
+__all__ = list(_training.__all__)

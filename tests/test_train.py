@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from edgeresnet.checkpoint import load_checkpoint, read_card
-from edgeresnet.train import TrainConfig, train
+from edgeresnet.training import TrainConfig, train
 
 
 def test_tiny_training_learns(tiny_checkpoint: Path) -> None:
@@ -68,3 +68,12 @@ def test_weights_that_do_not_match_the_card_are_refused(tiny_checkpoint: Path, t
     save_weights(create_model("resnet20", num_classes=10, in_chans=1), copy / "model.safetensors")
     with pytest.raises(CheckpointError, match="does not match card.json"):
         load_checkpoint(copy)
+
+
+def test_the_old_import_path_still_gives_the_training_package_and_the_api_function_survives_it() -> None:
+    import edgeresnet
+    import edgeresnet.training
+    from edgeresnet.train import TrainConfig as OldPath
+
+    assert OldPath is edgeresnet.training.TrainConfig
+    assert callable(edgeresnet.train) and edgeresnet.train.__module__ == "edgeresnet.api"

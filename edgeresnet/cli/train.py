@@ -80,7 +80,7 @@ def train_command(
 
     Example: edgeresnet train --model resnet20 --data fashion-mnist --epochs 2 --output runs/r20
     """
-    from edgeresnet.train import TrainConfig, train
+    from edgeresnet.training import TrainConfig, train
 
     config = TrainConfig(
         model=model_name, data=data, output=str(output), epochs=epochs, batch_size=batch_size, lr=lr,

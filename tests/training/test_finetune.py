@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from edgeresnet.errors import WeightsError
-from edgeresnet.train import TrainConfig, train
+from edgeresnet.training import TrainConfig, train
 from edgeresnet.training.finetune import HEAD, check_weights_fit, inspect_weights, set_phase
 
 TINY = {"train_limit": 128, "eval_limit": 50, "batch_size": 32, "threads": 1, "progress": False}

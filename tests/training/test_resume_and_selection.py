@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from edgeresnet.train import TrainConfig, train
+from edgeresnet.training import TrainConfig, train
 from edgeresnet.training.dataprep import carve_validation
 from edgeresnet.training.selection import ValidationScore, choose, describe_choice
 
