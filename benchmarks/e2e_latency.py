@@ -16,10 +16,13 @@ Each round times every configuration once, in a rotated order; a figure is the m
 that round's p50 (or images/s). Ratios are taken within the run.
 
 The fast path's agreement with a plain full-resolution decode is measured on a JPEG evaluation set with
-real labels: Fashion-MNIST evaluation images upscaled to 112, 224, 448 and 896 px (so every DCT scale,
-1/1 to 1/8, is exercised) and stored as JPEGs, classified by a ResNet-20 trained here for one short epoch
-(``--train-limit``), once through the fast path (``PreprocessSpec.load``) and once through a plain
-decode (Pillow ``open`` + ``convert``, no draft) + the same resize.
+real labels: Fashion-MNIST evaluation images upscaled to 112 to 896 px and stored as JPEGs (every DCT
+scale, 1/1 to 1/8, is exercised; 270, 300 and 336 px put the 1/8 decode at 1.2, 1.34 and 1.5 times the
+28-px input, where a 12-MP photo's 1/8 decode lands for a 224-px model: 378 px for a 256-px resize, 1.48
+times), classified by a ResNet-20 trained with the default recipe (``--agreement-checkpoint`` reuses one),
+once through the fast path (``PreprocessSpec.load``) and once through a plain decode (Pillow ``open`` +
+``convert``, no draft) + the same resize. Beside it, without a model: the pixel difference (PSNR) between
+the two paths on real photos at the ResNet-50 preprocessing (resize 256, crop 224), from 640×427 to 12 MP.
 
     python benchmarks/e2e_latency.py                     # the full run (a quiet machine, ~10 min)
     python benchmarks/e2e_latency.py --rounds 2 --seconds 1 --agreement-images 400   # a bounded run
@@ -56,6 +59,10 @@ from edgeresnet.environment import environment
 log = suite_models.log
 SPEC = PreprocessSpec(input_size=(224, 224), resize_to=256, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 TWELVE_MP = (4032, 3024)
+# Phone and camera sizes between 640×427 and 12 MP (8, 5, 2 and 1.2 MP), downscaled from the 12-MP file.
+PHOTO_SIZES = ((3264, 2448), (2592, 1944), (1600, 1200), (1280, 960))
+# JPEG sides of the agreement set (the model's input is 28 px; see the module docstring).
+AGREEMENT_SIDES = (112, 224, 270, 300, 336, 448, 896)
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -207,17 +214,19 @@ def agreement(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     from edgeresnet.data import open_source
     from edgeresnet.runtime.torch_runner import TorchRunner
 
-    checkpoint = work / "resnet20-agreement"
+    checkpoint = args.agreement_checkpoint or work / "resnet20-agreement"
     if not (checkpoint / "card.json").is_file():
-        log.info("training ResNet-20 for the agreement set (%d images, 1 epoch)", args.train_limit)
+        limit = ["--train-limit", str(args.train_limit)] if args.train_limit else []
+        log.info("training ResNet-20 for the agreement set (default recipe, 2 epochs)")
         subprocess.run([sys.executable, "-m", "edgeresnet", "-q", "train", "--model", "resnet20", "--data",
-                        "fashion-mnist", "--epochs", "1", "--train-limit", str(args.train_limit), "--output",
-                        str(checkpoint), "--overwrite"], check=True)
-    spec = read_card(checkpoint).preprocessing
+                        "fashion-mnist", "--epochs", "2", *limit, "--output", str(checkpoint), "--overwrite"],
+                       check=True)
+    card = read_card(checkpoint)
+    spec = card.preprocessing
     images = open_source("fashion-mnist").split("evaluation").balanced_sample(args.agreement_images)
-    folder = work / f"agreement-jpegs-{args.agreement_images}"
-    folder.mkdir(exist_ok=True)
-    sides = (112, 224, 448, 896)
+    sides = AGREEMENT_SIDES
+    folder = work / f"agreement-jpegs-{args.agreement_images}-{'-'.join(map(str, sides))}"
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in range(len(images)):
         path = folder / f"{k:05d}.jpg"
@@ -236,7 +245,9 @@ def agreement(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                                                             margin, sides)
     chosen = by_margin.get(f"{decoding.DRAFT_MARGIN:g}")
     return {
-        "images": len(paths), "sides_px": list(sides), "checkpoint_train_limit": args.train_limit,
+        "images": len(paths), "sides_px": list(sides), "checkpoint": str(checkpoint),
+        "checkpoint_train_images": card.data.get("train_images"),
+        "checkpoint_epochs": len(card.metrics.get("history", [])),
         "checkpoint_top1_pct_plain_decode": 100.0 * float((plain_logits.argmax(1) == images.labels).mean()),
         "draft_margin_in_use": decoding.DRAFT_MARGIN,
         "top1_agreement_pct": chosen["top1_agreement_pct"] if chosen else None,
@@ -275,6 +286,37 @@ def _fast_path_agreement(runner: Any, spec: PreprocessSpec, paths: list[Path], l
 def _plain_decode(path: Path, spec: PreprocessSpec) -> Image.Image:
     with Image.open(path) as image:
         return image.convert(spec.channels)
+
+
+def photo_faithfulness(photos: list[Path], phone: Path, work: Path, margins: list[float]) -> dict[str, Any]:
+    """Fast path versus plain decode on real photos at the ResNet-50 preprocessing, by draft margin (no model)."""
+    files = list(photos)
+    for size in PHOTO_SIZES:
+        path = work / f"phone-{size[0]}x{size[1]}.jpg"
+        if not path.is_file():
+            with Image.open(phone) as image:
+                image.resize(size, Image.Resampling.LANCZOS).save(path, quality=92)
+        files.append(path)
+    files.append(phone)
+    plain = {path.name: SPEC.pixels(_plain_decode(path, SPEC)).astype(np.float64) for path in files}
+    by_margin: dict[str, Any] = {}
+    kept = decoding.DRAFT_MARGIN
+    try:
+        for margin in margins:
+            decoding.DRAFT_MARGIN = margin
+            rows = {}
+            for path in files:
+                with decoding.open_image(path, SPEC.draft_size) as reduced:
+                    decoded_size = list(reduced.size)
+                fast = SPEC.load(path).astype(np.float64)
+                mse = float(np.mean((fast - plain[path.name]) ** 2))
+                rows[path.name] = {"decoded_at": decoded_size,
+                                   "psnr_db": round(10 * np.log10(255**2 / mse), 1) if mse else None,
+                                   "max_abs_diff": int(np.abs(fast - plain[path.name]).max())}
+            by_margin[f"{margin:g}"] = rows
+    finally:
+        decoding.DRAFT_MARGIN = kept
+    return {"files": {path.name: list(Image.open(path).size) for path in files}, "by_margin": by_margin}
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -316,8 +358,9 @@ def markdown(record: dict[str, Any]) -> str:
                     f"draft margin {agreement_record['draft_margin_in_use']:g})",
                     agreement_record["top1_agreement_pct"], 99.5, below=False, unit="%"),
             "", (f"JPEG evaluation set: {agreement_record['images']} Fashion-MNIST evaluation images upscaled to "
-                 f"{agreement_record['sides_px']} px; ResNet-20 trained on {agreement_record['checkpoint_train_limit']} "
-                 f"images for one epoch, top-1 {agreement_record['checkpoint_top1_pct_plain_decode']:.2f}% "
+                 f"{agreement_record['sides_px']} px; ResNet-20 trained with the default recipe on "
+                 f"{agreement_record['checkpoint_train_images']} images for {agreement_record['checkpoint_epochs']} "
+                 f"epochs, top-1 {agreement_record['checkpoint_top1_pct_plain_decode']:.2f}% "
                  "through the plain decode."), "",
             "| draft margin | top-1 agreement % | by side (px → %) | accuracy plain → fast | mean abs Δpixel | decode s |",
             "| ---: | ---: | --- | --- | ---: | ---: |",
@@ -326,6 +369,17 @@ def markdown(record: dict[str, Any]) -> str:
             lines.append(f"| {margin} | {entry['top1_agreement_pct']:.2f} | {entry['agreement_pct_by_side']} | "
                          f"{entry['summary']} | {entry['pixel_mean_abs_diff']:.3f} | {entry['decode_seconds']:.2f} |")
         lines.append(f"\nPlain full-resolution decode of the same files: {agreement_record['plain_decode_seconds']:.2f} s.")
+    faithfulness = record.get("photo_faithfulness")
+    if faithfulness:
+        names = list(faithfulness["files"])
+        lines += ["", "Real photos at resize 256 + crop 224, fast path vs plain full decode: PSNR dB (decoded size)", "",
+                  "| draft margin | " + " | ".join(f"{name} {'×'.join(map(str, faithfulness['files'][name]))}"
+                                                 for name in names) + " |",
+                  "| ---: |" + " ---: |" * len(names)]
+        for margin, rows in faithfulness["by_margin"].items():
+            cells = [f"{rows[name]['psnr_db'] if rows[name]['psnr_db'] is not None else 'identical'} "
+                     f"({'×'.join(map(str, rows[name]['decoded_at']))})" for name in names]
+            lines.append(f"| {margin} | " + " | ".join(cells) + " |")
     lines += ["", (f"Folder: {record['folder_files']} files; {timing['folder_b8_images_per_s']:.1f} images/s "
               f"end to end vs {timing['model_b8_images_per_s']:.1f} images/s model-only at batch 8.")]
     return "\n".join(lines) + "\n"
@@ -347,8 +401,11 @@ def main() -> None:
     parser.add_argument("--calib-images", type=int, default=64)
     parser.add_argument("--folder-files", type=int, default=32)
     parser.add_argument("--agreement-images", type=int, default=2000)
-    parser.add_argument("--train-limit", type=int, default=6000)
-    parser.add_argument("--margins", default="1,1.5,2", help="draft margins whose agreement is measured")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="train the agreement model on this many images (default: the whole split)")
+    parser.add_argument("--agreement-checkpoint", type=Path, default=None,
+                        help="a ResNet-20 checkpoint trained on Fashion-MNIST to classify the agreement set")
+    parser.add_argument("--margins", default="1,1.25,1.4,1.5,2,2.5", help="draft margins whose agreement is measured")
     parser.add_argument("--skip-agreement", action="store_true")
     parser.add_argument("--agreement-only", action="store_true",
                         help="measure the agreement and merge it into an existing e2e_latency.json")
@@ -361,6 +418,9 @@ def main() -> None:
     if args.agreement_only:
         record = json.loads((args.output / "e2e_latency.json").read_text())
         record["agreement"] = agreement(args.work, args)
+        photos = sklearn_photos(args.work)
+        record["photo_faithfulness"] = photo_faithfulness(
+            photos, synthesise_12mp(photos[0], args.work / "phone-12mp.jpg"), args.work, args.margins)
         record["agreement_command"] = "python benchmarks/e2e_latency.py " + " ".join(sys.argv[1:])
         _write(record, args.output)
         return
@@ -385,6 +445,7 @@ def main() -> None:
         record["timing"] = measure_rounds(configurations(classifier, photos, phone, folder), args, len(folder))
     if not args.skip_agreement:
         record["agreement"] = agreement(args.work, args)
+        record["photo_faithfulness"] = photo_faithfulness(photos, phone, args.work, args.margins)
     record["environment"] = environment()
     _write(record, args.output)
 

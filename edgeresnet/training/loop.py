@@ -28,6 +28,7 @@ from edgeresnet.errors import DatasetError, EdgeResNetError
 from edgeresnet.evaluation import AccuracyCounter, wilson_interval
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
 from edgeresnet.training import dataprep, finetune, state
+from edgeresnet.training.allocator import keep_freed_memory
 from edgeresnet.training.augment import augment_batch
 from edgeresnet.training.config import FEW_STEPS, Recipe, TrainConfig, resolve_recipe
 from edgeresnet.training.selection import BestEpoch, ValidationScore, choose, describe_choice
@@ -96,6 +97,8 @@ def train(config: TrainConfig, *, on_epoch: ProgressCallback | None = None) -> T
         state.check_output(output, resume=config.resume, overwrite=config.overwrite)
         if config.threads:
             torch.set_num_threads(config.threads)
+        if world.device.type == "cpu":
+            keep_freed_memory()
         with state.output_directory(output):
             return _train(config, output, world, on_epoch)
     finally:

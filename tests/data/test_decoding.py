@@ -49,13 +49,24 @@ def full_decode_reference(path: Path, spec: PreprocessSpec) -> np.ndarray:
 
 
 def test_a_large_jpeg_is_decoded_reduced_but_never_below_the_margin(tmp_path: Path) -> None:
-    path = save_jpeg(tmp_path / "big.jpg", photo_like(1600, 1200))
+    path = save_jpeg(tmp_path / "big.jpg", photo_like(800, 600))
     reduced = open_image(path, SPEC.draft_size)
-    target_w, target_h = SPEC.draft_size(1600, 1200)  # 85×64
-    # 1/4 scale gives 400×300, the smallest at least 2.5× above the 85×64 resize target (1/8 would be 200×150).
-    assert reduced.size == (400, 300)
+    target_w, target_h = SPEC.draft_size(800, 600)  # 85×64
+    # 1/4 scale gives 200×150, the smallest at least 1.4× above the 85×64 resize target: 1/8 would give
+    # 100×75, which covers the target but leaves the final resize too little to do.
+    assert reduced.size == (200, 150)
     assert reduced.width >= DRAFT_MARGIN * target_w and reduced.height >= DRAFT_MARGIN * target_h
-    assert open_image(path).size == (1600, 1200)  # no draft asked: full resolution
+    assert not (reduced.width / 2 >= DRAFT_MARGIN * target_w and reduced.height / 2 >= DRAFT_MARGIN * target_h)
+    assert open_image(path).size == (800, 600)  # no draft asked: full resolution
+
+
+def test_a_12_megapixel_photo_decodes_at_one_eighth_for_a_224_pixel_model(tmp_path: Path) -> None:
+    # 504×378 is the scale Pillow's draft picks for 224 px; a margin that forced 1/4 here doubled the
+    # decode time of the commonest phone photo (issue 10's 12-MP target).
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(photo_like(1008, 756)).resize((4032, 3024)).save(path, quality=85)
+    imagenet = PreprocessSpec(input_size=(224, 224), resize_to=256)
+    assert open_image(path, imagenet.draft_size).size == (504, 378)
 
 
 def test_the_reduced_decode_agrees_with_a_full_decode(tmp_path: Path) -> None:
@@ -68,15 +79,15 @@ def test_the_reduced_decode_agrees_with_a_full_decode(tmp_path: Path) -> None:
 
 
 def test_a_draft_to_the_target_itself_would_stray_further(tmp_path: Path) -> None:
-    # The reason for the margin: decoding straight to the resize target (margin 1, here 1/4 scale
-    # instead of 1/2) leaves the final resize almost nothing to do, and strays further from a full decode.
-    assert DRAFT_MARGIN > 1.5
-    path = save_jpeg(tmp_path / "vga.jpg", photo_like(640, 480, seed=3))
-    assert open_image(path, SPEC.draft_size).size == (320, 240)
+    # The reason for the margin: decoding straight to the resize target (margin 1, here 1/8 scale
+    # instead of 1/4) leaves the final resize almost nothing to do, and strays further from a full decode.
+    assert DRAFT_MARGIN > 1.25
+    path = save_jpeg(tmp_path / "svga.jpg", photo_like(800, 600, seed=3))
+    assert open_image(path, SPEC.draft_size).size == (200, 150)
     reference = full_decode_reference(path, SPEC).astype(np.int16)
     with Image.open(path) as image:
-        image.draft("RGB", SPEC.draft_size(640, 480))
-        assert image.size == (160, 120)
+        image.draft("RGB", SPEC.draft_size(800, 600))
+        assert image.size == (100, 75)
         too_small = SPEC.pixels(np.asarray(image.convert("RGB"))).astype(np.int16)
     fast = SPEC.load(path).astype(np.int16)
     assert np.abs(fast - reference).mean() < 0.8 * np.abs(too_small - reference).mean()
@@ -98,7 +109,7 @@ def test_a_rotated_large_jpeg_is_reduced_by_its_upright_size(tmp_path: Path) -> 
     path = save_jpeg(tmp_path / "rotated.jpg", stored, orientation=6)
     spec = PreprocessSpec(input_size=(56, 56))  # resize the whole image to 56×56
     image = open_image(path, spec.draft_size)
-    assert image.size == (200, 150)  # upright, 1/8 scale, still ≥ 2.5 × 56 on both sides
+    assert image.size == (200, 150)  # upright, 1/8 scale, still ≥ 1.4 × 56 on both sides
 
 
 def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
