@@ -36,9 +36,9 @@ from edgeresnet.bundle.files import assemble_bundle, check_files, read_golden, r
 from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.bundle.records import EngineRecord, ParityRecord, Provenance
 from edgeresnet.errors import BundleError, ExportError
+from edgeresnet.parity import check_parity
 from edgeresnet.placement import place_outputs
 from edgeresnet.runtime.select import AUTO_DEVICE, get_backend, open_runner, resolve_device
-from edgeresnet.verify import check_parity
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def compile_bundle(
             raise ExportError(f"the compiled {target} {precision} model does not reproduce its source "
                               f"{compiled.source_model.name}: {comparison.describe()}")
         log.debug("compiled %s %s: %s", target, precision, comparison.describe())
-        record = ParityRecord.from_comparison(f"source {compiled.source_model.name}", comparison,
+        record = ParityRecord.from_check(f"source {compiled.source_model.name}", comparison,
                                               inputs="golden inputs")
         manifest = _compiled_manifest(source, target, precision, compiled, record)
         assemble_bundle(staging.path / output.name, manifest, compiled.files, golden_inputs=inputs,

@@ -1,14 +1,15 @@
-"""Accuracy and logit agreement: the one definition every stage uses (numpy only, no torch).
+"""Accuracy and paired top-1 comparison: the one definition every stage uses (numpy only, no torch).
 
 Training-time evaluation, the accuracy gate, the export's per-target evaluation, ``verify`` and the
 benchmark all score models here, so "top-1" means the same thing in a model card, a manifest and a
-benchmark report. Accuracies are percentages (0-100) everywhere they are stored or printed.
+benchmark report. Accuracies are percentages (0-100) everywhere they are stored or printed. Whether two
+models' logits match (parity) is judged in :mod:`edgeresnet.parity`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,40 +60,6 @@ def evaluate_logits(logits_fn: LogitsFn, batches: Iterable[tuple[np.ndarray, np.
     for images, labels in batches:
         counter.update(logits_fn(images), labels)
     return counter.result()
-
-
-@dataclass(frozen=True)
-class LogitComparison:
-    """How closely a candidate's logits follow a reference's on the same inputs."""
-
-    max_abs_diff: float
-    mean_abs_diff: float
-    logit_range: float
-    top1_agreement: float  # fraction of images whose top-1 class is the same, 0-1
-    images: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def within(self, relative_tolerance: float, min_agreement: float) -> bool:
-        """Max difference within ``relative_tolerance`` of the reference's logit range, and agreement."""
-        return (self.max_abs_diff <= relative_tolerance * max(1.0, self.logit_range)
-                and self.top1_agreement >= min_agreement)
-
-
-def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> LogitComparison:
-    reference = np.asarray(reference, dtype=np.float64)
-    candidate = np.asarray(candidate, dtype=np.float64)
-    if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
-        raise EdgeResNetError(f"cannot compare logits of shapes {reference.shape} and {candidate.shape}")
-    difference = np.abs(reference - candidate)
-    return LogitComparison(
-        max_abs_diff=float(difference.max()),
-        mean_abs_diff=float(difference.mean()),
-        logit_range=float(reference.max() - reference.min()),
-        top1_agreement=float((reference.argmax(1) == candidate.argmax(1)).mean()),
-        images=len(reference),
-    )
 
 
 # --- paired comparison of two models on the same images -------------------------------------------

@@ -5,7 +5,8 @@ follows the bundle schema (``edgeresnet/bundle/schema.json``), every file matche
 recorded (a warning for ONNX Runtime/OpenVINO; for a TensorRT engine the TensorRT version and GPU
 must match, or the engine cannot be trusted to load), the labels and input size agree with the model
 file itself (a re-signed manifest cannot make ``predict`` allocate a 100000×100000 input), and the model reproduces its golden outputs
-within the tolerance of its precision (:func:`check_parity`, which ``compile`` uses too).
+within the tolerance of its precision (:func:`edgeresnet.parity.check_parity`, the judge export and
+``compile`` use too).
 """
 
 from __future__ import annotations
@@ -15,101 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgeresnet.bundle import MANIFEST_FILE
 from edgeresnet.bundle.files import check_files, manifest_from_record, read_golden, read_manifest_record
 from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.bundle.schema import schema_problems
 from edgeresnet.environment import package_version
 from edgeresnet.errors import EdgeResNetError
-from edgeresnet.evaluation import LogitComparison, compare_logits
+from edgeresnet.parity import ParityCheck, check_parity
 from edgeresnet.runtime.classifier import bundle_runner_options
 from edgeresnet.runtime.select import AUTO_DEVICE, Backend, backend_for, open_runner, resolve_device
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How far a model's logits may be from a reference and still count as the same model.
-
-    Args:
-        relative: the largest allowed |Δlogit|, as a fraction of the reference's logit range (at least 1).
-        min_top1: the smallest allowed share of images whose top-1 agrees, counting a disagreement only
-            when the reference's margin between the two classes exceeds the allowed |Δlogit| (a near
-            tie may flip under any rounding and says nothing about the model).
-    """
-
-    relative: float
-    min_top1: float
-
-
-# FP32 reorderings move logits by ~1e-5 relative; FP16 rounding by ~1e-3; INT8 kernels differ between
-# CPUs (VNNI or not) and runtimes by a few quantization steps of the output, ~1-5% of the range.
-TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(relative=1e-3, min_top1=1.0),
-    "fp16": Tolerance(relative=2e-2, min_top1=1.0),
-    "bf16": Tolerance(relative=5e-2, min_top1=0.95),
-    "int8": Tolerance(relative=0.15, min_top1=0.9),
-}
-
-
-@dataclass(frozen=True)
-class ParityCheck:
-    """A logit comparison (:func:`edgeresnet.evaluation.compare_logits`) judged by a precision's tolerance."""
-
-    precision: str
-    comparison: LogitComparison
-    allowed_abs_diff: float
-    decisive_top1_agreement: float  # 0-1, like the comparison's top1_agreement
-    passed: bool
-
-    @property
-    def images(self) -> int:
-        return self.comparison.images
-
-    @property
-    def max_abs_diff(self) -> float:
-        return self.comparison.max_abs_diff
-
-    @property
-    def top1_agreement(self) -> float:
-        return self.comparison.top1_agreement
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat, as manifests record parity: the comparison's fields plus the verdict."""
-        return {"precision": self.precision, **self.comparison.to_dict(), "allowed_abs_diff": self.allowed_abs_diff,
-                "decisive_top1_agreement": self.decisive_top1_agreement, "passed": self.passed}
-
-    def describe(self) -> str:
-        return (f"{self.images} images, max |Δlogit| {self.max_abs_diff:.2e} "
-                f"(allowed {self.allowed_abs_diff:.2e} for {self.precision}), "
-                f"top-1 agreement {self.top1_agreement:.0%}")
-
-
-def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: str) -> ParityCheck:
-    """Compare ``candidate`` logits with ``reference`` under the tolerance of ``precision``."""
-    if precision not in TOLERANCES:
-        raise EdgeResNetError(f"no tolerance for precision {precision!r}; known: {', '.join(TOLERANCES)}")
-    reference, candidate = np.asarray(reference), np.asarray(candidate)
-    if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
-        raise EdgeResNetError(f"logits of shape {candidate.shape} cannot be compared with {reference.shape}")
-    tolerance = TOLERANCES[precision]
-    comparison = compare_logits(reference, candidate)
-    allowed = tolerance.relative * max(1.0, comparison.logit_range)
-    # A top-1 flip counts only where the reference's margin between the two classes exceeds the
-    # allowed |Δlogit|: a near tie may flip under any rounding and says nothing about the model.
-    reference = reference.astype(np.float64)
-    ref_top, cand_top = reference.argmax(1), candidate.argmax(1)
-    rows = np.arange(len(reference))
-    margin = reference[rows, ref_top] - reference[rows, cand_top]
-    decisive_agreement = 1.0 - float(((ref_top != cand_top) & (margin > allowed)).mean())
-    return ParityCheck(
-        precision=precision,
-        comparison=comparison,
-        allowed_abs_diff=allowed,
-        decisive_top1_agreement=decisive_agreement,
-        passed=bool(comparison.max_abs_diff <= allowed and decisive_agreement >= tolerance.min_top1),
-    )
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 from edgeresnet.atomic import atomic_write_bytes
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import ExportError
-from edgeresnet.evaluation import LogitComparison, compare_logits
+from edgeresnet.parity import ParityCheck, check_parity
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-# FP32 reorderings (BN folding, fused kernels) move logits by ~1e-5 relative; 1e-3 of the logit
-# range leaves room for that and still catches a wrong graph, which is off by whole units.
-PARITY_RELATIVE_TOLERANCE = 1e-3
-PARITY_MIN_AGREEMENT = 0.999
 
 
 def export_onnx(
@@ -179,10 +175,14 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {prop.key: prop.value for prop in proto.metadata_props}
 
 
-def check_parity(
+def onnx_parity(
     model: torch.nn.Module, onnx_path: str | Path, batches: Iterable[np.ndarray], *, threads: int | None = None
-) -> LogitComparison:
-    """Run the same real batches through PyTorch and ONNX Runtime and compare their logits."""
+) -> ParityCheck:
+    """Run the same real batches through PyTorch and ONNX Runtime and judge the FP32 export's logits.
+
+    The verdict is :func:`edgeresnet.parity.check_parity`'s at FP32, the judge ``verify`` and
+    ``compile`` use, so an export is never accepted on terms a later stage would refuse.
+    """
     import torch
 
     from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
@@ -195,8 +195,4 @@ def check_parity(
             candidates.append(runner.infer(batch))
     if not references:
         raise ExportError("no images to check ONNX parity on")
-    return compare_logits(np.concatenate(references), np.concatenate(candidates))
-
-
-def parity_ok(parity: LogitComparison) -> bool:
-    return parity.within(PARITY_RELATIVE_TOLERANCE, PARITY_MIN_AGREEMENT)
+    return check_parity(np.concatenate(references), np.concatenate(candidates), "fp32")

@@ -33,7 +33,6 @@ class BuiltArtifact:
     files: dict[str, Path]
     accuracy: dict[str, Any]
     golden_outputs: np.ndarray
-    parity: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     comparison: PairedComparison | None = None  # INT8 against FP32 on the evaluation images

@@ -27,9 +27,10 @@ from edgeresnet.bundle.vocabulary import CALIB_METHODS, CalibMethod
 from edgeresnet.calibration.layer_report import LAYER_REPORT_FILES
 from edgeresnet.data import open_source
 from edgeresnet.errors import DatasetError, ExportError
-from edgeresnet.export.onnx import INPUT_NAME, check_parity, export_onnx, parity_ok
+from edgeresnet.export.onnx import INPUT_NAME, export_onnx, onnx_parity
 from edgeresnet.export.sources import ModelSource, source_provenance
 from edgeresnet.export.targets import TARGETS, accuracy_record, resolve_targets
+from edgeresnet.parity import ParityCheck
 from edgeresnet.placement import place_outputs
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class _Context:
     eval_batches: list[tuple[np.ndarray, np.ndarray]]
     golden_inputs: np.ndarray
     fp32_accuracy: dict[str, Any]
-    parity: dict[str, Any]
+    parity: ParityCheck  # PyTorch against the FP32 ONNX
     eval_labels: np.ndarray
     fp32_logits: np.ndarray  # FP32 ONNX on the evaluation images: every INT8 comparison is paired with these
     table: Any = None
@@ -182,10 +183,9 @@ def _prepare_without_data(source: ModelSource, options: ExportOptions, work: Pat
     batches = [(images[i : i + 64], predictions[i : i + 64]) for i in range(0, len(images), 64)]
     fp32_onnx = work / "model_fp32.onnx"
     export_onnx(source.model, spec, fp32_onnx, opset=options.opset, metadata=source.metadata())
-    parity = check_parity(source.model, fp32_onnx, [b for b, _ in batches], threads=options.threads)
-    if not parity_ok(parity):
-        raise ExportError(f"ONNX export disagrees with PyTorch on generated inputs: max |Δlogit| "
-                          f"{parity.max_abs_diff:.2e}, top-1 agreement {parity.top1_agreement:.2%}")
+    parity = onnx_parity(source.model, fp32_onnx, [b for b, _ in batches], threads=options.threads)
+    if not parity.passed:
+        raise ExportError(f"ONNX export disagrees with PyTorch on generated inputs: {parity.describe()}")
     from edgeresnet.calibration.session import BatchSession
     from edgeresnet.evaluation import AccuracyCounter
 
@@ -195,7 +195,7 @@ def _prepare_without_data(source: ModelSource, options: ExportOptions, work: Pat
     return _Context(
         source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=batches,
         golden_inputs=images[: options.batch or GOLDEN_COUNT], fp32_accuracy=accuracy_record(counter.result()),
-        parity=parity.to_dict(), eval_labels=predictions, fp32_logits=fp32_logits, progress=say,
+        parity=parity, eval_labels=predictions, fp32_logits=fp32_logits, progress=say,
         accuracy_measured=False,
     )
 
@@ -251,14 +251,11 @@ def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: 
     # artifacts as they are written (the arithmetic is identical, only the declared shape changes).
     export_onnx(source.model, spec, fp32_onnx, opset=options.opset, metadata=source.metadata())
     parity_batches = _take_images(eval_batches, PARITY_IMAGES)
-    parity = check_parity(source.model, fp32_onnx, parity_batches, threads=options.threads)
-    if not parity_ok(parity):
-        raise ExportError(
-            f"ONNX export disagrees with PyTorch: max |Δlogit| {parity.max_abs_diff:.2e}, "
-            f"top-1 agreement {parity.top1_agreement:.2%} on {parity.images} images"
-        )
+    parity = onnx_parity(source.model, fp32_onnx, parity_batches, threads=options.threads)
+    if not parity.passed:
+        raise ExportError(f"ONNX export disagrees with PyTorch: {parity.describe()}")
     say(f"parity with PyTorch: max |Δlogit| {parity.max_abs_diff:.1e}, top-1 agreement "
-        f"{parity.top1_agreement:.1%} on {parity.images} images")
+        f"{parity.top1_agreement_pct:.1f}% on {parity.images} images")
     from edgeresnet.calibration.session import BatchSession
     from edgeresnet.evaluation import AccuracyCounter
 
@@ -272,7 +269,7 @@ def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: 
     return _Context(
         source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=eval_batches,
         golden_inputs=np.concatenate([b for b, _ in eval_batches])[: options.batch or GOLDEN_COUNT],
-        fp32_accuracy=accuracy_record(fp32), parity=parity.to_dict(), eval_labels=labels,
+        fp32_accuracy=accuracy_record(fp32), parity=parity, eval_labels=labels,
         fp32_logits=fp32_logits, progress=say,
     )
 
@@ -353,8 +350,7 @@ def _write_target_bundle(context: _Context, built: Any, target: str, precision: 
         model_file=built.model_file, preprocessing=source.preprocessing, labels=source.class_names,
         input=InputSpec(name=INPUT_NAME, shape=(context.options.batch, c, h, w)),
         accuracy=accuracy,  # type: ignore[arg-type]
-        parity=(ParityRecord.from_dict({**context.parity, "inputs": parity_inputs}, reference="pytorch fp32"),
-                *(ParityRecord.from_dict(record, reference=name) for name, record in built.parity.items())),
+        parity=(ParityRecord.from_check("pytorch fp32", context.parity, inputs=parity_inputs),),
         calibration=context.calibration if precision == "int8" else None,  # type: ignore[arg-type]
         quantization=built.quantization,  # type: ignore[arg-type]
         provenance=source_provenance(source),
@@ -406,7 +402,7 @@ def _report(context: _Context, summaries: dict[str, Any], seconds: float) -> dic
     return {
         "architecture": context.source.architecture,
         "fp32": context.fp32_accuracy,
-        "parity": context.parity,
+        "parity": context.parity.to_dict(),
         "calibration": context.calibration,
         "bundles": summaries,
         "max_accuracy_drop": context.options.max_accuracy_drop,

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeresnet.errors import BundleError
+
+if TYPE_CHECKING:
+    from edgeresnet.parity import ParityCheck
 
 
 def malformed(what: str) -> BundleError:
@@ -214,14 +217,12 @@ class ParityRecord:
         )
 
     @classmethod
-    def from_comparison(cls, reference: str, comparison: Any, *, inputs: str = "evaluation images") -> ParityRecord:
-        """From a :class:`~edgeresnet.evaluation.LogitComparison` or a verify ``ParityCheck``."""
-        base = getattr(comparison, "comparison", comparison)
-        return cls(reference=reference, images=base.images, max_abs_diff=float(base.max_abs_diff),
-                   top1_agreement_pct=100.0 * float(base.top1_agreement), mean_abs_diff=float(base.mean_abs_diff),
-                   logit_range=float(base.logit_range),
-                   allowed_abs_diff=getattr(comparison, "allowed_abs_diff", None),
-                   passed=getattr(comparison, "passed", None), inputs=inputs)
+    def from_check(cls, reference: str, check: ParityCheck, *, inputs: str = "evaluation images") -> ParityRecord:
+        """From the parity judge's verdict (:func:`edgeresnet.parity.check_parity`); both keep agreement in percent."""
+        return cls(reference=reference, images=check.images, max_abs_diff=check.max_abs_diff,
+                   top1_agreement_pct=check.top1_agreement_pct, mean_abs_diff=check.mean_abs_diff,
+                   logit_range=check.logit_range, allowed_abs_diff=check.allowed_abs_diff, passed=check.passed,
+                   inputs=inputs)
 
 
 @dataclass(frozen=True)

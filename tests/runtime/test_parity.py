@@ -1,6 +1,6 @@
 """Runtime parity: the same images give the same answers through every backend, within stated tolerances.
 
-Reference: the PyTorch module in FP32. Tolerances are verify's (TOLERANCES): FP32 |Δlogit| ≤ 1e-3 of
+Reference: the PyTorch module in FP32. Tolerances are the one parity judge's (edgeresnet.parity.TOLERANCES): FP32 |Δlogit| ≤ 1e-3 of
 the logit range, FP16 ≤ 2%, INT8 ≤ 15%, and top-1 agreement on every image whose reference margin
 exceeds that bound (all images for FP32/FP16, 90% for INT8 and bf16 autocast).
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeresnet.parity import check_parity
 from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
 from edgeresnet.runtime.torch_runner import TorchRunner
-from edgeresnet.verify import check_parity
 from tests.runtime.tiny_bundle import SPEC, blob_images, tiny_model
 
 IMAGES = SPEC.apply_batch(blob_images(64, seed=21)[0])
