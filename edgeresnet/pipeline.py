@@ -16,7 +16,7 @@ from typing import Any
 
 from edgeresnet.atomic import atomic_write_text
 from edgeresnet.errors import EdgeResNetError
-from edgeresnet.placement import check_replaceable, place_outputs
+from edgeresnet.placement import check_claimable, place_outputs
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,10 @@ def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) 
     say = progress or log.info
     output = Path(options.output)
     with place_outputs(output, overwrite=options.overwrite, expect=[SUMMARY_FILE]) as staging:
-        if options.checkpoint is None:  # refuse now, not after training, what training would replace
-            check_replaceable(output / "checkpoint", overwrite=options.overwrite)
+        if options.checkpoint is None:  # refuse now, not after training, what training would refuse then
+            from edgeresnet.training.state import TOOL_FILES
+
+            check_claimable(output / "checkpoint", writes=TOOL_FILES, overwrite=options.overwrite)
         seconds: dict[str, float] = {}
 
         started = time.perf_counter()

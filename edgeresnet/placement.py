@@ -26,6 +26,9 @@ The rules, each in one function below:
   and ``.NAME.compile.*`` directories older versions wrote, ``.NAME.*.tmp`` files) are recognised by name
   and ownership and removed by the next run.
 - **A failed run leaves no empty directories**: the root and parents it created are removed if empty.
+
+A run that must rewrite files in place (``train``: a checkpoint every epoch, which ``--resume`` continues)
+claims its directory instead (:func:`claim_directory`): the same ownership, lock and cleanup, without staging.
 """
 
 from __future__ import annotations
@@ -123,30 +126,85 @@ def place_outputs(
 
 @contextlib.contextmanager
 def claim_directory(
-    path: str | Path, *, overwrite: bool = False, resume: bool = False, what: str = "--output"
+    path: str | Path,
+    *,
+    writes: Iterable[str] = CHECKPOINT_FILES,
+    overwrite: bool = False,
+    resume: bool = False,
+    what: str = "--output",
 ) -> Iterator[Path]:
-    """Hold ``path`` for a run that rewrites it in place (training writes its checkpoint every epoch).
+    """Hold ``path`` for a run that rewrites its own files in place (training writes its checkpoint every epoch).
 
-    For the training engineer's ``train --output``: refuses a directory that is not ours (a card and only
-    checkpoint files), an existing checkpoint without ``overwrite`` or ``resume``, and a second run into
-    the same directory; on failure removes what it created if nothing was written. The files inside are
-    still each written atomically by the caller (``edgeresnet.atomic``).
+    Nothing is staged: a resumed run must find the state the last epoch wrote, so the caller writes each
+    of its files (``writes``) atomically into ``path`` (``edgeresnet.atomic``). :func:`check_claimable`
+    decides, before any work and again under the lock, whether this run may write there. A second run into
+    the same directory is refused while the first runs; a killed run's temporaries are removed; on failure,
+    the directories this run created are removed if nothing was written into them.
     """
     path = Path(path)
-    if not resume:
-        check_replaceable(path, overwrite=overwrite, what=what)
-    elif path.exists() and foreign_files(path):
-        check_replaceable(path, overwrite=False, what=what)  # resuming never writes into a foreign directory
+    names = frozenset(writes)
+    check_claimable(path, writes=names, overwrite=overwrite, resume=resume, what=what)
     created = _make_directories(path, what)
     succeeded = False
     try:
         with _lock(path.parent / f".{path.name}.lock", path, what):
+            # Again under the lock: another run may have written here since the first look.
+            check_claimable(path, writes=names, overwrite=overwrite, resume=resume, what=what)
             recover(path)
             yield path
             succeeded = True
     finally:
         if not succeeded:
             _remove_if_empty(created)
+
+
+def check_claimable(
+    path: Path, *, writes: Iterable[str] = CHECKPOINT_FILES, overwrite: bool = False, resume: bool = False,
+    what: str = "--output",
+) -> None:
+    """Refuse unless a run that writes the files ``writes`` into the directory ``path`` in place loses nothing.
+
+    An absent or empty directory is free. Our checkpoint (its card) is continued with ``resume`` or rewritten
+    with ``overwrite``. Any other directory is not ours: a file in it under a name the run writes is never
+    replaced, even with ``overwrite``; its other files are never touched, and ``overwrite`` lets the run
+    write beside them. Leftovers of a killed run (which :func:`recover` removes) do not count.
+    """
+    if not path.exists():
+        if path.is_symlink():
+            raise PlacementError(f"{what} {path} is a broken symbolic link")
+        if resume:
+            raise PlacementError(f"nothing to resume: {path} does not exist")
+        return
+    if not path.is_dir():
+        raise PlacementError(f"{what} {path} is a file, not a directory")
+    if (path / "manifest.json").is_file() and _owned_files(path) is not None:  # our bundle's manifest
+        raise PlacementError(f"{path} is a bundle, not a checkpoint directory: choose another {what}")
+    if _is_checkpoint(path):
+        if not (resume or overwrite):
+            raise PlacementError(f"{path} already holds a checkpoint: continue it with --resume, pass --overwrite "
+                                 f"to replace it, or choose another {what}")
+        return
+    present = _files_within(path)
+    taken = sorted(present & set(writes))
+    if taken:
+        raise PlacementError(f"{path} holds {_listing(taken)} that edgeresnet did not write (no checkpoint card): "
+                             f"refusing to replace {'them' if len(taken) > 1 else 'it'}, even with --overwrite; "
+                             f"move {'them' if len(taken) > 1 else 'it'} away or choose another {what}")
+    if resume:
+        raise PlacementError(f"nothing to resume: {path} is not a checkpoint directory edgeresnet wrote")
+    if present and not overwrite:
+        raise PlacementError(f"{path} is a directory edgeresnet did not write (it holds {_listing(sorted(present))}): "
+                             f"pass --overwrite to write beside its files, which are kept, or choose another {what}")
+
+
+def _files_within(directory: Path) -> set[str]:
+    """The files under ``directory`` (relative names), without the leftovers :func:`recover` removes."""
+    return {p.relative_to(directory).as_posix() for p in directory.rglob("*")
+            if (p.is_file() or p.is_symlink()) and not _is_leftover_name(p.relative_to(directory).parts[0])}
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def preflight(root: str | Path, names: Iterable[str], *, overwrite: bool, what: str = "--output") -> None:
@@ -167,7 +225,8 @@ def preflight(root: str | Path, names: Iterable[str], *, overwrite: bool, what: 
 def check_replaceable(path: Path, *, overwrite: bool, what: str = "--output") -> None:
     """Refuse unless writing ``path`` loses nothing: it is absent, or ours and ``overwrite`` is given.
 
-    This is the one judge of "is this ours". Training calls it for its checkpoint directory.
+    This is the one judge of "is this ours" for an entry replaced whole; :func:`check_claimable` applies
+    the same ownership (our card) to a checkpoint directory rewritten in place.
     """
     if not path.exists() and not path.is_symlink():
         return
@@ -209,13 +268,15 @@ def _owned_files(directory: Path) -> set[str] | None:
         if not isinstance(record, dict) or record.get("format") != "edgeresnet-bundle" or not isinstance(files, dict):
             return None
         return {str(name) for name in files} | {"manifest.json"}
-    card = directory / "card.json"
-    if card.is_file():
-        record = _read_json(card)
-        if not isinstance(record, dict) or record.get("format") != "edgeresnet-checkpoint":
-            return None
-        return set(CHECKPOINT_FILES)
+    if (directory / "card.json").is_file():
+        return set(CHECKPOINT_FILES) if _is_checkpoint(directory) else None
     return None
+
+
+def _is_checkpoint(directory: Path) -> bool:
+    """Whether ``directory`` holds our checkpoint card (``edgeresnet.checkpoint.CARD_FORMAT``)."""
+    record = _read_json(directory / "card.json")
+    return isinstance(record, dict) and record.get("format") == "edgeresnet-checkpoint"
 
 
 def publish(staging_dir: Path, root: Path, *, overwrite: bool, what: str = "--output") -> list[Path]:
@@ -429,5 +490,5 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["LOCK_FILE", "Staging", "check_replaceable", "claim_directory", "foreign_files", "interrupted_publish",
+__all__ = ["LOCK_FILE", "Staging", "check_claimable", "check_replaceable", "claim_directory", "foreign_files", "interrupted_publish",
            "place_outputs", "preflight", "publish", "recover"]

@@ -167,9 +167,88 @@ def test_claim_directory_for_a_run_that_rewrites_in_place(tmp_path: Path) -> Non
     with claim_directory(checkpoint, resume=True), pytest.raises(PlacementError, match="another edgeresnet run"), \
             claim_directory(checkpoint, overwrite=True):
         pass
+    # A file of the user's beside a checkpoint is never touched by a run writing in place, so it blocks nothing.
     (checkpoint / "my-notes.txt").write_text("mine")
-    with pytest.raises(PlacementError, match="did not write"), claim_directory(checkpoint, resume=True):
+    with claim_directory(checkpoint, resume=True):
         pass
+    assert (checkpoint / "my-notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r20"]  # the lock went with its run
+
+
+def _checkpoint(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "card.json").write_text(json.dumps({"format": "edgeresnet-checkpoint"}))
+    (directory / "model.safetensors").write_bytes(b"ours")
+    return directory
+
+
+def test_a_users_file_under_a_name_training_writes_is_never_replaced(tmp_path: Path) -> None:
+    from edgeresnet.placement import claim_directory
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.safetensors").write_bytes(b"my weights")
+    for overwrite in (False, True):
+        with pytest.raises(PlacementError, match="model.safetensors that edgeresnet did not write.*even with"), \
+                claim_directory(mine, overwrite=overwrite):
+            pytest.fail("claimed a directory holding the user's weights")
+    (mine / "card.json").write_text(json.dumps({"format": "someone-elses"}))  # a card, but not ours
+    with pytest.raises(PlacementError, match="card.json, model.safetensors that edgeresnet did not write"), \
+            claim_directory(mine, overwrite=True):
+        pass
+    assert snapshot(mine) == {"card.json": b'{"format": "someone-elses"}', "model.safetensors": b"my weights"}
+
+
+def test_a_directory_that_is_not_a_checkpoint_needs_overwrite_and_keeps_its_files(tmp_path: Path) -> None:
+    from edgeresnet.placement import check_claimable
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    check_claimable(empty)  # nothing in it to lose
+    (tmp_path / "yours").mkdir()
+    (tmp_path / "yours" / "notes.txt").write_text("mine")
+    with pytest.raises(PlacementError, match="directory edgeresnet did not write .*notes.txt.*pass --overwrite"):
+        check_claimable(tmp_path / "yours")
+    check_claimable(tmp_path / "yours", overwrite=True)
+    with pytest.raises(PlacementError, match="nothing to resume: .* is not a checkpoint"):
+        check_claimable(tmp_path / "yours", resume=True)
+    with pytest.raises(PlacementError, match="nothing to resume: .* does not exist"):
+        check_claimable(tmp_path / "absent", resume=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PlacementError, match="is a file, not a directory"):
+        check_claimable(tmp_path / "file", overwrite=True)
+
+
+def test_training_into_a_bundle_is_refused(tmp_path: Path) -> None:
+    from edgeresnet.placement import check_claimable
+
+    with place_outputs(tmp_path) as staging:
+        fake_bundle(staging.path / "bundle")
+    with pytest.raises(PlacementError, match="is a bundle, not a checkpoint directory"):
+        check_claimable(tmp_path / "bundle", overwrite=True)
+
+
+def test_a_claim_removes_a_killed_writes_temporaries_but_not_look_alikes(tmp_path: Path) -> None:
+    from edgeresnet.placement import check_claimable, claim_directory
+
+    checkpoint = _checkpoint(tmp_path / "ckpt")
+    (checkpoint / ".train_state.pt.a1b2c3d4.tmp").write_bytes(b"half")
+    (checkpoint / ".my-draft.txt").write_text("a hidden file of the user's")
+    with claim_directory(checkpoint, resume=True):
+        pass
+    assert sorted(p.name for p in checkpoint.iterdir()) == [".my-draft.txt", "card.json", "model.safetensors"]
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".model.safetensors.a1b2c3d4.tmp").write_bytes(b"half")  # the first epoch's write, killed
+    check_claimable(fresh)  # a leftover is not the user's file: the directory counts as empty
+
+
+def test_the_files_training_writes_are_checkpoint_files() -> None:
+    from edgeresnet.placement import CHECKPOINT_FILES
+    from edgeresnet.training.state import TOOL_FILES
+
+    # A checkpoint's own files are judged by this list: a file training writes outside it would look foreign.
+    assert set(TOOL_FILES) <= CHECKPOINT_FILES
 
 
 def test_a_staging_directory_in_use_by_another_run_is_left_alone(tmp_path: Path) -> None:

@@ -48,8 +48,8 @@ _AUGMENTS = ("auto", "none", "shift", "flip")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
               help="Share of the training images (at most 2,500) held out to choose the best epoch; 0 keeps the last.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output after its last finished epoch.")
-@click.option("--overwrite", is_flag=True, help="Replace the checkpoint files (model.safetensors, card.json, "
-              "train_state.pt) in --output; other files are never touched.")
+@click.option("--overwrite", is_flag=True, help="Replace a checkpoint an earlier train wrote in --output, or write into a "
+              "directory of yours beside its files; a file of yours is never replaced.")
 @click.option("--train-limit", type=click.IntRange(min=1), default=None,
               help="Train on a class-balanced subset of this many images (quick runs).")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None,

@@ -8,6 +8,7 @@ writes the checkpoint (the best epoch's weights so far) and a resume state atomi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -27,6 +28,7 @@ from edgeresnet.environment import tool_versions
 from edgeresnet.errors import DatasetError, EdgeResNetError
 from edgeresnet.evaluation import AccuracyCounter, wilson_interval
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
+from edgeresnet.placement import check_claimable, claim_directory
 from edgeresnet.training import dataprep, finetune, state
 from edgeresnet.training.allocator import keep_freed_memory
 from edgeresnet.training.augment import augment_batch
@@ -94,12 +96,18 @@ def train(config: TrainConfig, *, on_epoch: ProgressCallback | None = None) -> T
     world = init_distributed()
     try:
         output = Path(config.output)
-        state.check_output(output, resume=config.resume, overwrite=config.overwrite)
+        if config.resume:
+            state.require_resume_state(output)
+        # Every rank checks, so a refusal stops them all before any work; only the main rank writes,
+        # so only it claims (and locks) the directory.
+        check_claimable(output, writes=state.TOOL_FILES, overwrite=config.overwrite, resume=config.resume)
         if config.threads:
             torch.set_num_threads(config.threads)
         if world.device.type == "cpu":
             keep_freed_memory()
-        with state.output_directory(output):
+        claim = (claim_directory(output, writes=state.TOOL_FILES, overwrite=config.overwrite, resume=config.resume)
+                 if world.is_main else contextlib.nullcontext(output))
+        with claim:
             return _train(config, output, world, on_epoch)
     finally:
         if world.size > 1 and torch.distributed.is_initialized():

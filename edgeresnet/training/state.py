@@ -1,19 +1,14 @@
-"""The output directory of a run and the resume state inside it.
+"""The resume state inside a run's output directory.
 
-``train`` writes three files into ``--output``: ``model.safetensors`` and ``card.json`` (the
-checkpoint, the kept epoch's weights) and ``train_state.pt`` (the last epoch's weights, optimizer,
-history and best epoch, for ``--resume``). It never replaces a file of those names that it did not
-write (no ``card.json`` beside it) without ``--overwrite``, never touches any other file, and a run
-that fails before its first checkpoint leaves no directory behind that it created.
+``train`` writes three files into ``--output`` (:data:`TOOL_FILES`): ``model.safetensors`` and
+``card.json`` (the checkpoint, the kept epoch's weights) and ``train_state.pt`` (the last epoch's
+weights, optimizer, history and best epoch, for ``--resume``), each atomically, after every epoch.
+Whether the run may write there at all is the placement policy's to decide
+(:func:`edgeresnet.placement.claim_directory`), as for every other output.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,54 +61,10 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
 
 
-def check_output(output: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse, before any work, an --output that this run may not write into."""
-    if output.exists() and not output.is_dir():
-        raise CheckpointError(f"--output {output} is a file, not a directory")
-    has_card = (output / CARD_FILE).is_file()
-    if resume:
-        if not (output / RESUME_FILE).is_file():
-            raise CheckpointError(f"nothing to resume: {output / RESUME_FILE} does not exist")
-        if not has_card:
-            raise CheckpointError(f"{output} has {RESUME_FILE} but no {CARD_FILE}: not a checkpoint edgeresnet "
-                                  "train wrote, so it is not resumed")
-        return
-    if overwrite:
-        return
-    if has_card:
-        raise CheckpointError(f"{output} already holds a checkpoint: continue it with --resume, "
-                              "replace it with --overwrite, or choose another --output")
-    foreign = [name for name in (WEIGHTS_FILE, RESUME_FILE) if (output / name).exists()]
-    if foreign:
-        raise CheckpointError(f"{output} holds {' and '.join(foreign)} that edgeresnet train did not write "
-                              f"(no {CARD_FILE}): choose another --output, or --overwrite to replace "
-                              f"{'them' if len(foreign) > 1 else 'it'}")
-
-
-@contextlib.contextmanager
-def output_directory(output: Path) -> Iterator[Path]:
-    """Create ``output`` (and missing parents); if the block fails, remove what was created and is empty."""
-    created: list[Path] = []
-    for parent in [output, *output.parents]:
-        if parent.exists():
-            break
-        created.append(parent)
-    output.mkdir(parents=True, exist_ok=True)
-    _check_writable(output)
-    try:
-        yield output
-    except BaseException:
-        for directory in created:  # innermost first
-            with contextlib.suppress(OSError):
-                directory.rmdir()  # only when empty: a checkpoint already written is kept
-        raise
-
-
-def _check_writable(output: Path) -> None:
-    """An unwritable --output fails now, not after an epoch of training."""
-    fd, name = tempfile.mkstemp(prefix=".write-check.", dir=output)
-    os.close(fd)
-    os.unlink(name)
+def require_resume_state(output: Path) -> None:
+    """``--resume`` needs the state file; checked before anything is created or locked."""
+    if not (output / RESUME_FILE).is_file():
+        raise CheckpointError(f"nothing to resume: {output / RESUME_FILE} does not exist")
 
 
 def save_state(output: Path, record: dict[str, Any]) -> None:
@@ -139,11 +90,3 @@ def load_state(output: Path, identity: RunIdentity, epochs: int) -> dict[str, An
         raise CheckpointError(f"{output} already finished {done} epochs; raise --epochs above {done} "
                               "to train further")
     return state
-
-
-def remove_stale_temporaries(output: Path) -> None:
-    """Leftovers of a killed atomic write (``.name.*.tmp``) of the tool's own files."""
-    for name in TOOL_FILES:
-        for leftover in output.glob(f".{name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                leftover.unlink() if leftover.is_file() else shutil.rmtree(leftover)

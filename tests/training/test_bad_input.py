@@ -104,12 +104,17 @@ def test_weights_and_state_the_tool_did_not_write_are_not_overwritten(tmp_path, 
     output.mkdir()
     (output / "model.safetensors").write_bytes(b"my own weights")
     (output / "notes.txt").write_text("keep me")
+    for flags in ((), ("--overwrite",)):  # --overwrite replaces only what edgeresnet wrote
+        _one_line_error(_train("--data", data, "--output", str(output), *flags, *QUICK),
+                        "model.safetensors that edgeresnet did not write", "even with --overwrite")
+        assert sorted(p.name for p in output.iterdir()) == ["model.safetensors", "notes.txt"]
+        assert (output / "model.safetensors").read_bytes() == b"my own weights"
+    (output / "model.safetensors").rename(tmp_path / "moved-away.safetensors")
     _one_line_error(_train("--data", data, "--output", str(output), *QUICK), "did not write", "--overwrite")
-    assert (output / "model.safetensors").read_bytes() == b"my own weights"
     result = _train("--data", data, "--output", str(output), "--overwrite", *QUICK)
     assert result.exit_code == 0, result.output
     assert json.loads((output / "card.json").read_text())["metrics"]["epoch"] == 1
-    assert (output / "notes.txt").read_text() == "keep me"  # --overwrite replaces only the tool's files
+    assert (output / "notes.txt").read_text() == "keep me"  # written beside the user's file, never over it
 
 
 def test_a_failed_run_keeps_an_existing_checkpoint_untouched(tmp_path, npz_run, fmnist_arrays) -> None:
@@ -119,3 +124,35 @@ def test_a_failed_run_keeps_an_existing_checkpoint_untouched(tmp_path, npz_run, 
     one_class = write_npz(tmp_path / "one.npz", images[:40], np.zeros(40, dtype=np.int64), ["only"])
     _one_line_error(_train("--data", one_class, "--output", str(output), "--overwrite", *QUICK), "at least 2")
     assert _digests(output) == before
+
+
+def test_a_failed_run_removes_the_directories_it_created(tmp_path, fmnist_arrays) -> None:
+    images, _ = fmnist_arrays
+    data = write_npz(tmp_path / "one.npz", images[:40], np.zeros(40, dtype=np.int64), ["only"])
+    _one_line_error(_train("--data", data, "--output", str(tmp_path / "runs" / "new" / "out"), *QUICK), "at least 2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.npz"]  # no runs/new/out, nor a lock file
+
+
+def test_a_second_run_into_a_checkpoint_being_written_is_refused(npz_run) -> None:
+    from edgeresnet.placement import claim_directory
+
+    output, data = npz_run
+    before = _digests(output)
+    with claim_directory(output, resume=True):  # the first run, still training
+        result = _train("--data", data, "--output", str(output), "--overwrite", *QUICK)
+    _one_line_error(result, "being written by another edgeresnet run")
+    assert _digests(output) == before
+
+
+def test_resume_removes_a_killed_writes_temporaries_and_keeps_the_users_files(tmp_path, npz_run) -> None:
+    import shutil
+
+    output, data = npz_run
+    copy = Path(shutil.copytree(output, tmp_path / "run"))
+    (copy / ".model.safetensors.k1ll3d_x.tmp").write_bytes(b"half a file")  # killed inside atomic_write_with
+    (copy / "notes.txt").write_text("mine")
+    result = _train("--data", data, "--output", str(copy), "--resume", *QUICK, "--epochs", "2")  # one more epoch
+    assert result.exit_code == 0, result.output
+    assert json.loads((copy / "card.json").read_text())["metrics"]["epoch"] == 2
+    assert sorted(p.name for p in copy.iterdir()) == ["card.json", "model.safetensors", "notes.txt", "train_state.pt"]
+    assert (copy / "notes.txt").read_text() == "mine"
