@@ -95,7 +95,8 @@ def main() -> None:
     parser.add_argument("--case-epochs", default="full=2",
                         help="per-case epoch budgets overriding --epochs, e.g. full=2,5000=5")
     parser.add_argument("--pretrain-images", type=int, default=27_500, help="classes 0-4 images to pretrain on")
-    parser.add_argument("--pretrain-epochs", type=int, default=3)
+    parser.add_argument("--pretrain-epochs", type=int, default=4)
+    parser.add_argument("--finetune-seeds", default="0,1,2", help="training seeds of the fine-tuning case")
     parser.add_argument("--test-images", type=int, default=10_000, help="class-balanced test images scored")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy CPU)")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
@@ -108,6 +109,7 @@ def main() -> None:
     unknown = sorted(set(cases) - set(CASES)) + sorted(set(recipes) - set(REFERENCES))
     if unknown:
         parser.error(f"unknown case or recipe: {', '.join(unknown)}")
+    args.finetune_seeds = [int(seed) for seed in args.finetune_seeds.split(",") if seed.strip()]
     args.case_epochs = {key.strip(): int(value) for key, _, value in
                         (item.partition("=") for item in args.case_epochs.split(",") if item.strip())}
     work = args.work or Path(tempfile.mkdtemp(prefix="edgeresnet-train-bench-"))
@@ -157,24 +159,49 @@ def _finetune_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     test = test_split.subset(wanted[: min(len(wanted), args.test_images)])
     test_labels = test.labels - FINETUNE_CLASSES[0]
 
-    started = time.perf_counter()
-    pretrained = train(TrainConfig(data=pretrain_npz, output=str(work / "pretrain"), epochs=args.pretrain_epochs,
-                                   progress=False, threads=args.threads, overwrite=True))
-    pretrain_seconds = time.perf_counter() - started
-    _log(f"pretrained on classes 0-4: {pretrained.top1:.2f}% on its own evaluation split")
+    pretraining = _pretrain(pretrain_npz, work, args)
     weights = str(work / "pretrain" / "model.safetensors")
-    outcomes = [
-        _default_recipe(finetune_npz, None, args.case_epochs.get("finetune", args.epochs), work / "finetuned", test, test_labels, args,
-                        weights=weights, label="default fine-tuned from classes 0-4"),
-        _default_recipe(finetune_npz, None, args.case_epochs.get("finetune", args.epochs), work / "scratch", test, test_labels, args,
-                        label="default from scratch"),
-    ]
     epochs = args.case_epochs.get("finetune", args.epochs)
+    outcomes, seed_pairs = [], []
+    # Several seeds: the paired interval covers the test images' sampling, not the spread between training
+    # runs, and a fine-tuning gain of a fraction of a point is the size of that spread.
+    for seed in args.finetune_seeds:
+        finetuned = _default_recipe(finetune_npz, None, epochs, work / f"finetuned-{seed}", test, test_labels, args,
+                                    weights=weights, label=f"default fine-tuned from classes 0-4, seed {seed}",
+                                    seed=seed)
+        scratch = _default_recipe(finetune_npz, None, epochs, work / f"scratch-{seed}", test, test_labels, args,
+                                  label=f"default from scratch, seed {seed}", seed=seed)
+        outcomes += [finetuned, scratch]
+        paired = compare_paired(test_labels, scratch.logits, finetuned.logits)
+        low, high = paired.drop_ci95_points
+        seed_pairs.append({"seed": seed, "finetuned_minus_scratch_points": round(-paired.drop_points, 2),
+                           "ci95": [round(-high, 2), round(-low, 2)], "images": paired.images})
     record = _case_record(f"fine-tuning: 500 images of classes 5-9, {epochs} epochs", 500, epochs,
                           test_labels, outcomes)
-    record["pretraining"] = {"classes": list(PRETRAIN_CLASSES), "images": pretrained.card.data["train_images"],
-                             "epochs": args.pretrain_epochs,
-                             "seconds": round(pretrain_seconds, 1), "own_evaluation_top1": round(pretrained.top1, 2)}
+    record["seed_pairs"] = seed_pairs
+    record["mean_finetuned_minus_scratch_points"] = round(
+        float(np.mean([pair["finetuned_minus_scratch_points"] for pair in seed_pairs])), 2)
+    record["pretraining"] = pretraining
+    return record
+
+
+def _pretrain(data: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The default recipe on classes 0-4, reused from an earlier run with the same settings (it is the slow part)."""
+    output, record_path = work / "pretrain", work / "pretrain.json"
+    settings = {"images": args.pretrain_images, "epochs": args.pretrain_epochs}
+    if record_path.is_file() and (output / "card.json").is_file():
+        record = json.loads(record_path.read_text())
+        if record.get("settings") == settings:
+            _log(f"reusing the pretrained ResNet-20 in {output}")
+            return record
+    started = time.perf_counter()
+    pretrained = train(TrainConfig(data=data, output=str(output), epochs=args.pretrain_epochs, progress=False,
+                                   threads=args.threads, overwrite=True))
+    record = {"settings": settings, "classes": list(PRETRAIN_CLASSES), "images": pretrained.card.data["train_images"],
+              "epochs": args.pretrain_epochs, "seconds": round(time.perf_counter() - started, 1),
+              "own_evaluation_top1": round(pretrained.top1, 2)}
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    _log(f"pretrained on classes 0-4: {pretrained.top1:.2f}% on its own evaluation split")
     return record
 
 
@@ -194,12 +221,12 @@ def _class_npz(split: Any, classes: tuple[int, ...], count: int, path: Path) -> 
 def _default_recipe(
     data: str, train_limit: int | None, epochs: int, output: Path, test: Any, labels: np.ndarray,
     args: argparse.Namespace,
-    *, weights: str | None = None, label: str = "default",
+    *, weights: str | None = None, label: str = "default", seed: int = 0,
 ) -> Outcome:
     started = time.perf_counter()
     result = train(TrainConfig(data=data, output=str(output), epochs=epochs, train_limit=train_limit,
                                weights=weights, progress=False, threads=args.threads, overwrite=True,
-                               eval_limit=100))
+                               eval_limit=100, seed=seed))
     seconds = time.perf_counter() - started
     model, card = load_checkpoint(output)
     logits = _logits(model, *_arrays(test, card.preprocessing)[:1])
@@ -328,6 +355,12 @@ def _markdown(results: dict[str, Any]) -> str:
             pre = record["pretraining"]
             lines += ["", (f"Pretraining: default recipe on {pre['images']:,} images of classes 0-4, "
                       f"{pre['epochs']} epochs, {pre['seconds']:.0f} s.")]
+        if record.get("seed_pairs"):
+            pairs = "; ".join(f"seed {pair['seed']}: {pair['finetuned_minus_scratch_points']:+.2f} pt "
+                              f"({pair['ci95'][0]:+.2f} to {pair['ci95'][1]:+.2f})" for pair in record["seed_pairs"])
+            lines += ["", (f"Fine-tuned minus scratch, paired on the same {record['seed_pairs'][0]['images']:,} test "
+                      f"images per training seed: {pairs}; mean over seeds "
+                      f"{record['mean_finetuned_minus_scratch_points']:+.2f} pt.")]
         lines.append("")
     return "\n".join(lines)
 

@@ -41,7 +41,7 @@ _AUGMENTS = ("auto", "none", "shift", "flip")
 @click.option("--freeze-epochs", type=click.IntRange(min=0), default=None,
               help="Fine-tuning: epochs that train only the new head. Default: 1 when --epochs > 2, else 0.")
 @click.option("--backbone-lr-scale", type=float, default=None,
-              help="Fine-tuning: learning rate of the pretrained layers relative to the head's. Default: 0.5.")
+              help="Fine-tuning: learning rate of the pretrained layers relative to the head's. Default: 0.75.")
 @click.option("--batchnorm", type=click.Choice(["auto", "train", "frozen"]), default="auto", show_default=True,
               help="BatchNorm statistics: frozen keeps the weights' running statistics (auto: when "
                    "fine-tuning with batches under 16).")

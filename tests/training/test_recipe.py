@@ -36,12 +36,12 @@ def test_an_explicit_batch_larger_than_the_data_is_clamped() -> None:
 
 def test_fine_tuning_freezes_the_backbone_first_then_rewarms_it_at_a_lower_rate() -> None:
     recipe = resolve_recipe(TrainConfig(epochs=10, weights="w.safetensors"), train_images=1_000, fine_tuning=True)
-    assert recipe.freeze_epochs == 1 and recipe.backbone_lr_scale == pytest.approx(0.5)
+    assert recipe.freeze_epochs == 1 and recipe.backbone_lr_scale == pytest.approx(0.75)
     first_free = recipe.freeze_steps
     assert recipe.backbone_lr(first_free - 1) == 0.0
-    assert 0.0 < recipe.backbone_lr(first_free) < 0.5 * recipe.head_lr(first_free)
+    assert 0.0 < recipe.backbone_lr(first_free) < 0.75 * recipe.head_lr(first_free)
     later = first_free + recipe.warmup_steps
-    assert recipe.backbone_lr(later) == pytest.approx(0.5 * recipe.head_lr(later))
+    assert recipe.backbone_lr(later) == pytest.approx(0.75 * recipe.head_lr(later))
     small = resolve_recipe(TrainConfig(epochs=10, batch_size=8, weights="w"), train_images=1_000, fine_tuning=True)
     assert small.frozen_batchnorm and not recipe.frozen_batchnorm
 
