@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from edgeresnet.checkpoint import read_card
 from edgeresnet.environment import environment
 from edgeresnet.export.sources import load_model_source
 from edgeresnet.export.workflow import ExportOptions, run_export
-from edgeresnet.training import TrainConfig, train
 
 
 def main() -> None:
@@ -40,12 +41,14 @@ def main() -> None:
     checkpoint = args.checkpoint
     if checkpoint is None:
         checkpoint = work / "r20"
+        # The command a user runs, in its own process: the wall time includes start-up and imports.
+        command = ["edgeresnet", "train", "--model", "resnet20", "--data", "fashion-mnist", "--epochs", "2"]
         started = time.perf_counter()
-        trained = train(TrainConfig(model="resnet20", data="fashion-mnist", epochs=2, output=str(checkpoint),
-                                    progress=False))
-        results["train"] = {"command": "edgeresnet train --model resnet20 --data fashion-mnist --epochs 2",
-                            "seconds": round(time.perf_counter() - started, 1), "top1": trained.top1,
-                            "top5": trained.top5, "kept_epoch": trained.kept_epoch,
+        subprocess.run([sys.executable, "-m", *command, "--output", str(checkpoint), "--no-progress"], check=True)
+        seconds = time.perf_counter() - started
+        metrics = read_card(checkpoint).metrics
+        results["train"] = {"command": " ".join(command), "seconds": round(seconds, 1), "top1": metrics["top1"],
+                            "top5": metrics["top5"], "kept_epoch": metrics["kept_epoch"],
                             "target": ">= 91% top-1 in < 240 s"}
         _log(f"trained: {results['train']}")
 
