@@ -30,7 +30,6 @@ from edgeresnet.evaluation import AccuracyCounter, wilson_interval
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
 from edgeresnet.placement import check_claimable, claim_directory
 from edgeresnet.training import dataprep, finetune, state
-from edgeresnet.training.allocator import keep_freed_memory
 from edgeresnet.training.augment import augment_batch
 from edgeresnet.training.config import FEW_STEPS, Recipe, TrainConfig, resolve_recipe
 from edgeresnet.training.selection import BestEpoch, ValidationScore, choose, describe_choice
@@ -103,8 +102,6 @@ def train(config: TrainConfig, *, on_epoch: ProgressCallback | None = None) -> T
         check_claimable(output, writes=state.TOOL_FILES, overwrite=config.overwrite, resume=config.resume)
         if config.threads:
             torch.set_num_threads(config.threads)
-        if world.device.type == "cpu":
-            keep_freed_memory()
         claim = (claim_directory(output, writes=state.TOOL_FILES, overwrite=config.overwrite, resume=config.resume)
                  if world.is_main else contextlib.nullcontext(output))
         with claim:
