@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
+# Beside the checkpoint, the last epoch's full state for `train --resume` (training/state.py writes it).
+RESUME_FILE = "train_state.pt"
+# Every file `train` writes into its --output: the one list the placement policy judges it by.
+CHECKPOINT_FILES = (WEIGHTS_FILE, CARD_FILE, RESUME_FILE)
 CARD_FORMAT = "edgeresnet-checkpoint"
 CARD_VERSION = 1
 

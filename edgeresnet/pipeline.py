@@ -74,9 +74,7 @@ def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) 
     output = Path(options.output)
     with place_outputs(output, overwrite=options.overwrite, expect=[SUMMARY_FILE]) as staging:
         if options.checkpoint is None:  # refuse now, not after training, what training would refuse then
-            from edgeresnet.training.state import TOOL_FILES
-
-            check_claimable(output / "checkpoint", writes=TOOL_FILES, overwrite=options.overwrite)
+            check_claimable(output / "checkpoint", overwrite=options.overwrite)
         seconds: dict[str, float] = {}
 
         started = time.perf_counter()

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from edgeresnet.checkpoint import CHECKPOINT_FILES as TRAIN_WRITES
 from edgeresnet.errors import PlacementError
 
 LOCK_FILE = ".edgeresnet.lock"
@@ -54,9 +55,9 @@ LEDGER_FILE = ".edgeresnet-written.json"
 STAGING_PREFIX = ".edgeresnet-staging-"
 # The files that make a directory ours: a bundle's manifest and a checkpoint's card.
 OWNER_FILES = ("manifest.json", "card.json")
-# Files a checkpoint directory holds besides its card (train.py writes them; the card lists none).
-CHECKPOINT_FILES = frozenset({"card.json", "model.safetensors", "train_state.pt", "metrics.json",
-                              "metrics.csv", "history.json"})
+# Files a checkpoint directory of ours may hold (the card lists none): what train writes now, and the
+# metrics files earlier versions wrote beside it.
+CHECKPOINT_FILES = frozenset(TRAIN_WRITES) | {"metrics.json", "metrics.csv", "history.json"}
 
 # Names of the temporaries this and older versions of edgeresnet created (tempfile's 8-character suffix).
 _TEMP = r"[a-z0-9_]{8}"
@@ -128,7 +129,7 @@ def place_outputs(
 def claim_directory(
     path: str | Path,
     *,
-    writes: Iterable[str] = CHECKPOINT_FILES,
+    writes: Iterable[str] = TRAIN_WRITES,
     overwrite: bool = False,
     resume: bool = False,
     what: str = "--output",
@@ -159,7 +160,7 @@ def claim_directory(
 
 
 def check_claimable(
-    path: Path, *, writes: Iterable[str] = CHECKPOINT_FILES, overwrite: bool = False, resume: bool = False,
+    path: Path, *, writes: Iterable[str] = TRAIN_WRITES, overwrite: bool = False, resume: bool = False,
     what: str = "--output",
 ) -> None:
     """Refuse unless a run that writes the files ``writes`` into the directory ``path`` in place loses nothing.

@@ -244,8 +244,8 @@ def test_a_claim_removes_a_killed_writes_temporaries_but_not_look_alikes(tmp_pat
 
 
 def test_the_files_training_writes_are_checkpoint_files() -> None:
+    from edgeresnet.checkpoint import CHECKPOINT_FILES as TOOL_FILES
     from edgeresnet.placement import CHECKPOINT_FILES
-    from edgeresnet.training.state import TOOL_FILES
 
     # A checkpoint's own files are judged by this list: a file training writes outside it would look foreign.
     assert set(TOOL_FILES) <= CHECKPOINT_FILES

@@ -99,10 +99,10 @@ def train(config: TrainConfig, *, on_epoch: ProgressCallback | None = None) -> T
             state.require_resume_state(output)
         # Every rank checks, so a refusal stops them all before any work; only the main rank writes,
         # so only it claims (and locks) the directory.
-        check_claimable(output, writes=state.TOOL_FILES, overwrite=config.overwrite, resume=config.resume)
+        check_claimable(output, overwrite=config.overwrite, resume=config.resume)
         if config.threads:
             torch.set_num_threads(config.threads)
-        claim = (claim_directory(output, writes=state.TOOL_FILES, overwrite=config.overwrite, resume=config.resume)
+        claim = (claim_directory(output, overwrite=config.overwrite, resume=config.resume)
                  if world.is_main else contextlib.nullcontext(output))
         with claim:
             return _train(config, output, world, on_epoch)

@@ -1,6 +1,6 @@
 """The resume state inside a run's output directory.
 
-``train`` writes three files into ``--output`` (:data:`TOOL_FILES`): ``model.safetensors`` and
+``train`` writes three files into ``--output`` (``edgeresnet.checkpoint.CHECKPOINT_FILES``): ``model.safetensors`` and
 ``card.json`` (the checkpoint, the kept epoch's weights) and ``train_state.pt`` (the last epoch's
 weights, optimizer, history and best epoch, for ``--resume``), each atomically, after every epoch.
 Whether the run may write there at all is the placement policy's to decide
@@ -16,11 +16,9 @@ from typing import Any
 import torch
 
 from edgeresnet.atomic import atomic_write_with
-from edgeresnet.checkpoint import CARD_FILE, WEIGHTS_FILE
+from edgeresnet.checkpoint import RESUME_FILE
 from edgeresnet.errors import CheckpointError
 
-RESUME_FILE = "train_state.pt"
-TOOL_FILES = (WEIGHTS_FILE, CARD_FILE, RESUME_FILE)
 STATE_VERSION = 2
 
 
