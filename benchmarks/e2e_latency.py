@@ -31,6 +31,7 @@ the two paths on real photos at the ResNet-50 preprocessing (resize 256, crop 22
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -264,14 +265,10 @@ def _fast_path_agreement(runner: Any, spec: PreprocessSpec, paths: list[Path], l
     """The fast path with DRAFT_MARGIN set to ``margin``, against the plain decode's labels."""
     from edgeresnet.evaluation import compare_paired
 
-    kept = decoding.DRAFT_MARGIN
-    decoding.DRAFT_MARGIN = margin
-    try:
+    with _draft_margin(margin):
         started = time.perf_counter()
         fast = np.stack([spec.load(path) for path in paths])
         fast_s = time.perf_counter() - started
-    finally:
-        decoding.DRAFT_MARGIN = kept
     fast_logits = _logits(runner, spec, fast)
     paired = compare_paired(labels, plain_logits, fast_logits)
     same = fast_logits.argmax(1) == plain_logits.argmax(1)
@@ -281,6 +278,17 @@ def _fast_path_agreement(runner: Any, spec: PreprocessSpec, paths: list[Path], l
         "plain_vs_fast": paired.to_dict(), "summary": paired.summary(), "decode_seconds": fast_s,
         "pixel_mean_abs_diff": float(np.abs(fast.astype(np.int16) - plain.astype(np.int16)).mean()),
     }
+
+
+@contextlib.contextmanager
+def _draft_margin(margin: float) -> Iterator[None]:
+    """Run the one decoder with another DRAFT_MARGIN (the margin sweep), restoring the committed one after."""
+    kept = decoding.DRAFT_MARGIN
+    decoding.DRAFT_MARGIN = margin
+    try:
+        yield
+    finally:
+        decoding.DRAFT_MARGIN = kept
 
 
 def _plain_decode(path: Path, spec: PreprocessSpec) -> Image.Image:
@@ -300,22 +308,17 @@ def photo_faithfulness(photos: list[Path], phone: Path, work: Path, margins: lis
     files.append(phone)
     plain = {path.name: SPEC.pixels(_plain_decode(path, SPEC)).astype(np.float64) for path in files}
     by_margin: dict[str, Any] = {}
-    kept = decoding.DRAFT_MARGIN
-    try:
-        for margin in margins:
-            decoding.DRAFT_MARGIN = margin
-            rows = {}
+    for margin in margins:
+        rows = {}
+        with _draft_margin(margin):
             for path in files:
-                with decoding.open_image(path, SPEC.draft_size) as reduced:
-                    decoded_size = list(reduced.size)
-                fast = SPEC.load(path).astype(np.float64)
+                reduced = decoding.open_image(path, SPEC.draft_size)  # what SPEC.load decodes, kept for its size
+                fast = SPEC.pixels(reduced).astype(np.float64)
                 mse = float(np.mean((fast - plain[path.name]) ** 2))
-                rows[path.name] = {"decoded_at": decoded_size,
+                rows[path.name] = {"decoded_at": list(reduced.size),
                                    "psnr_db": round(10 * np.log10(255**2 / mse), 1) if mse else None,
                                    "max_abs_diff": int(np.abs(fast - plain[path.name]).max())}
-            by_margin[f"{margin:g}"] = rows
-    finally:
-        decoding.DRAFT_MARGIN = kept
+        by_margin[f"{margin:g}"] = rows
     return {"files": {path.name: list(Image.open(path).size) for path in files}, "by_margin": by_margin}
 
 

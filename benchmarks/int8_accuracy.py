@@ -37,7 +37,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from int8_cases import CASES, Case, prepare
 
-MODELOPT_PYTHON = Path("/work/modelopt-venv/bin/python")
 OUR_BUNDLES = ("onnxruntime-int8", "openvino-int8", "tensorrt-int8")
 TARGET_MARGIN = 0.1  # points: each target within 0.1 of the best peer default (the target)
 
@@ -179,11 +178,19 @@ def _peers(fp32: Path, calib: np.ndarray, out: Path, skip_modelopt: bool, log: A
     peers["peer nncf.quantize"] = peer_nncf_default(fp32, out / "peer-nncf" / "model.xml", [im[None] for im in calib])
     if skip_modelopt:
         return peers
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.calibration.modelopt_support import ENV_VAR, modelopt_python
+
+    python = modelopt_python()  # ModelOpt's own interpreter: $EDGERESNET_MODELOPT_PYTHON or a probed venv
+    if python is None:
+        for label in ("peer modelopt int8", "peer modelopt int8 (FP32 high precision)"):
+            peers[label] = f"ModelOpt is not installed: set {ENV_VAR} to an interpreter that has it"
+        return peers
     np.save(out / "calibration.npy", calib)
     for label, extra in (("peer modelopt int8", []), ("peer modelopt int8 (FP32 high precision)", ["fp32"])):
         log(f"{label} (subprocess)")
         target = out / f"peer-modelopt{'-' + extra[0] if extra else ''}.onnx"
-        run = subprocess.run([str(MODELOPT_PYTHON), str(Path(__file__).parent / "modelopt_peer.py"), str(fp32),
+        run = subprocess.run([python, str(Path(__file__).parent / "modelopt_peer.py"), str(fp32),
                               str(out / "calibration.npy"), str(target), *extra], capture_output=True, text=True,
                              timeout=1800, check=False)
         if run.returncode != 0 or not target.exists():

@@ -333,8 +333,8 @@ def _write(results: dict[str, Any], output: Path) -> None:
 def _markdown(results: dict[str, Any]) -> str:
     env = results["environment"]
     lines = ["# Training on small data: default recipe vs plain references, and fine-tuning", "",
-             (f"Machine: {env['cpu']['model']}, {env['cpu']['usable_cores']} cores usable, shared with other "
-             f"jobs while this ran (wall times are comparable within this run only); {env['platform']}."),
+             (f"Machine: {env['cpu']['model']}, {env['cpu']['usable_cores']} cores usable (wall times are "
+             f"comparable within one run only); {env['platform']}."),
              "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".", "",
              *[f"Command: `{command}`" for command in _commands(results)], "",
              ("ResNet-20 on Fashion-MNIST 28×28. Top-1 on held-out test images with Wilson 95% intervals; "
