@@ -38,8 +38,10 @@ def test_python_dash_m_runs_the_cli() -> None:
 def test_every_subpackage_is_listed_for_wheels() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
-    mapping = {"edgeresnet.export": "export", "edgeresnet.calibration": "calibration"}
-    assert config["package-dir"] == mapping
+    assert "package-dir" not in config, "the stages are reached through edgeresnet/export and edgeresnet/calibration"
+    for stage in ("export", "calibration"):
+        link = ROOT / "edgeresnet" / stage
+        assert link.is_symlink() and link.resolve() == (ROOT / stage).resolve()
     found = set()
     for init in ROOT.glob("**/__init__.py"):
         relative = init.parent.relative_to(ROOT)
@@ -135,3 +137,13 @@ def test_the_wheel_runs_verify_predict_and_benchmark_in_a_venv_without_torch(tmp
     assert benchmark.returncode == 0, benchmark.stderr
     assert "onnxruntime" in benchmark.stdout and (tmp_path / "rep" / "benchmark.json").is_file()
     assert "Traceback" not in benchmark.stderr
+
+
+def test_a_plain_checkout_imports_the_stages_as_edgeresnet_modules(tmp_path: Path) -> None:
+    # From the repository root on PYTHONPATH (no install), as a contributor or a static tool sees it.
+    code = "import edgeresnet.export.workflow, edgeresnet.calibration.gate as g; print(g.__file__)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); {code}"],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).resolve() == (ROOT / "calibration" / "gate.py").resolve()
