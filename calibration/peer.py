@@ -19,11 +19,10 @@ from edgeresnet.calibration.model import input_name, load_fp32_model
 from edgeresnet.calibration.session import (
     describe_model,
     model_input_shape,
-    one_line,
     pad_batch,
     static_batch_size,
 )
-from edgeresnet.errors import CalibrationError
+from edgeresnet.errors import CalibrationError, one_line
 
 
 def peer_quantize_static_default(fp32: str | Path, out: str | Path, batches: Iterable[np.ndarray]) -> Path:

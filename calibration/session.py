@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeresnet.calibration.model import open_session
-from edgeresnet.errors import CalibrationError, ExportError
+from edgeresnet.errors import CalibrationError, ExportError, one_line
 
 if TYPE_CHECKING:
     import onnx
@@ -106,13 +106,6 @@ def describe_model(model: str | Path | onnx.ModelProto) -> str:
     if isinstance(model, (str, Path)):
         return f"the model {Path(model).name}"
     return f"the in-memory model {model.graph.name or '(unnamed)'}"
-
-
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """An error's message on one line (onnxruntime spreads the useful part over several)."""
-    text = " ".join(line.strip() for line in str(error).strip().splitlines() if line.strip())
-    text = text or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _shape_text(shape: Sequence[int | str | None]) -> str:

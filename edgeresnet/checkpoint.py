@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from edgeresnet.atomic import atomic_write_json
 from edgeresnet.data.preprocessing import PreprocessSpec
-from edgeresnet.errors import CheckpointError, EdgeResNetError, first_line
+from edgeresnet.digests import sha256_file
+from edgeresnet.errors import CheckpointError, EdgeResNetError, one_line
 
 if TYPE_CHECKING:
     import torch
@@ -74,7 +75,7 @@ class ModelCard:
             values["preprocessing"] = PreprocessSpec.from_dict(values["preprocessing"])
             return cls(**values)
         except (KeyError, TypeError, ValueError, AttributeError, EdgeResNetError) as error:
-            raise CheckpointError(f"model card is incomplete or malformed: {first_line(error)}") from error
+            raise CheckpointError(f"model card is incomplete or malformed: {one_line(error)}") from error
 
 
 # The types a card's fields must have, checked before use so a malformed card is an error, not a crash.
@@ -108,7 +109,6 @@ def write_checkpoint(directory: str | Path, model: torch.nn.Module, card: ModelC
     The card is last and records the weights' sha256, so a crash between the two writes leaves a
     pair that :func:`load_checkpoint` recognises as mismatched instead of silently mixing epochs.
     """
-    from edgeresnet.bundle import sha256_file
     from edgeresnet.models import save_weights
 
     directory = Path(directory)
@@ -128,8 +128,6 @@ def load_checkpoint(directory: str | Path) -> tuple[torch.nn.Module, ModelCard]:
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"checkpoint {directory} has a card but no {WEIGHTS_FILE}")
-    from edgeresnet.bundle import sha256_file
-
     if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
         raise CheckpointError(
             f"{weights} does not match {CARD_FILE} (sha256 differs): the checkpoint was interrupted while "

@@ -12,10 +12,21 @@ class EdgeResNetError(Exception):
     """Root of every error edgeresnet raises on purpose."""
 
 
-def first_line(error: BaseException | str) -> str:
-    """The first non-empty line of an error (third-party messages often run to a page)."""
+# OpenVINO prefixes its messages with source-location lines ("Exception from src/...", "Check '...'
+# failed at ..."); what the user needs comes after them.
+_TRACE_PREFIXES = ("Exception from ", "Check '", "FrontEnd API failed")
+
+
+def one_line(error: BaseException | str, limit: int = 300) -> str:
+    """An error's message on one line: its non-empty lines past any source-location lines, joined.
+
+    Third-party messages run to a page (OpenVINO, NNCF) or spread the useful part over several lines
+    (onnxruntime's "Got: 32 Expected: 28"); the result keeps that part and stays under ``limit``.
+    """
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else (error if isinstance(error, str) else type(error).__name__)
+    useful = [line for line in lines if not line.startswith(_TRACE_PREFIXES)] or lines
+    text = " ".join(useful) or (error if isinstance(error, str) else type(error).__name__)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class UnknownModelError(EdgeResNetError, KeyError):
@@ -69,6 +80,6 @@ def describe_os_error(error: OSError) -> str:
     """An OSError in words, naming the path, without Python's ``[Errno N]`` prefix."""
     import os
 
-    reason = os.strerror(error.errno) if error.errno else first_line(str(error))
+    reason = os.strerror(error.errno) if error.errno else one_line(str(error))
     where = f": {error.filename}" if error.filename else ""
     return f"{reason.lower()}{where}"

@@ -34,7 +34,6 @@ claims its directory instead (:func:`claim_directory`): the same ownership, lock
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from edgeresnet.checkpoint import CHECKPOINT_FILES as TRAIN_WRITES
+from edgeresnet.digests import sha256_file
 from edgeresnet.errors import PlacementError
 
 LOCK_FILE = ".edgeresnet.lock"
@@ -351,7 +351,7 @@ def _roll_forward(root: Path, staging_dir: Path, names: list[str]) -> None:
             os.replace(target, old / name)  # checked as ours before the journal was written
         os.replace(incoming, target)
         if target.is_file():
-            ledger[name] = _sha256(target)
+            ledger[name] = sha256_file(target)
         else:
             ledger.pop(name, None)  # a directory proves itself ours by its manifest or card
     if ledger != _read_ledger(root):
@@ -362,7 +362,7 @@ def _roll_forward(root: Path, staging_dir: Path, names: list[str]) -> None:
 
 def _ledger_owns(path: Path) -> bool:
     recorded = _read_ledger(path.parent).get(path.name)
-    return recorded is not None and recorded == _sha256(path)
+    return recorded is not None and recorded == sha256_file(path)
 
 
 def _read_ledger(root: Path) -> dict[str, str]:
@@ -481,14 +481,6 @@ def _write_json(path: Path, record: Any) -> None:
     from edgeresnet.atomic import atomic_write_json
 
     atomic_write_json(path, record)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 __all__ = ["LOCK_FILE", "Staging", "check_claimable", "check_replaceable", "claim_directory", "foreign_files", "interrupted_publish",

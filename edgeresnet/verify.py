@@ -265,9 +265,9 @@ def model_interface(path: Path) -> tuple[tuple[int | None, ...], int | None] | N
     except EdgeResNetError:
         raise
     except Exception as error:  # protobuf and XML parsers raise their own types for a corrupt file
-        from edgeresnet.errors import first_line
+        from edgeresnet.errors import one_line
 
-        raise EdgeResNetError(f"cannot read the model file {path.name}: {first_line(error)}") from error
+        raise EdgeResNetError(f"cannot read the model file {path.name}: {one_line(error)}") from error
     return None
 
 

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgeresnet.errors import BackendUnavailableError, CalibrationError, ExportError
-from edgeresnet.runtime.openvino import first_error_line, openvino_version, require_openvino
+from edgeresnet.errors import BackendUnavailableError, CalibrationError, ExportError, one_line
+from edgeresnet.runtime.openvino import openvino_version, require_openvino
 
 __all__ = [
     "convert_qdq_to_ir",
@@ -71,7 +71,7 @@ def fix_ir_batch(xml: str | Path, out_xml: str | Path, batch: int) -> Path:
     try:
         model = ov.Core().read_model(str(xml))
     except Exception as error:
-        raise ExportError(f"OpenVINO cannot read {xml}: {first_error_line(error)}") from error
+        raise ExportError(f"OpenVINO cannot read {xml}: {one_line(error)}") from error
     _fix_batch(model, batch, xml)
     return _save_ir(model, out_xml, compress_to_fp16=False)
 
@@ -216,9 +216,9 @@ def _run_nncf(nncf: Any, model: Any, dataset: Any, options: dict[str, Any], onnx
     except (CalibrationError, BackendUnavailableError):
         raise
     except nncf.ValidationError as error:  # e.g. an ignored node name the model does not have
-        raise ExportError(f"NNCF cannot quantize {onnx_path}: {first_error_line(error)}") from error
+        raise ExportError(f"NNCF cannot quantize {onnx_path}: {one_line(error)}") from error
     except RuntimeError as error:  # OpenVINO failing to infer a calibration item
-        raise ExportError(f"NNCF cannot quantize {onnx_path}: {first_error_line(error)}") from error
+        raise ExportError(f"NNCF cannot quantize {onnx_path}: {one_line(error)}") from error
 
 
 @contextlib.contextmanager
@@ -259,7 +259,7 @@ def _read_onnx(onnx_path: str | Path) -> Any:
     try:
         model = ov.convert_model(str(path))
     except Exception as error:  # the ONNX frontend raises GeneralFailure/RuntimeError on corrupt files
-        raise ExportError(f"OpenVINO cannot convert {path}: {first_error_line(error)}") from error
+        raise ExportError(f"OpenVINO cannot convert {path}: {one_line(error)}") from error
     _record_layout(ov, model)
     return model
 
@@ -281,7 +281,7 @@ def _fix_batch(model: Any, batch: int, onnx_path: str | Path) -> None:
     try:
         model.reshape(shapes)
     except Exception as error:
-        raise ExportError(f"cannot fix the batch of {onnx_path} to {batch}: {first_error_line(error)}") from error
+        raise ExportError(f"cannot fix the batch of {onnx_path} to {batch}: {one_line(error)}") from error
 
 
 def _save_ir(model: Any, out_xml: str | Path, *, compress_to_fp16: bool) -> Path:

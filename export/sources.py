@@ -108,7 +108,7 @@ def _check_card_is_an_object(directory: Path) -> None:
     import json
 
     from edgeresnet.checkpoint import CARD_FILE, read_card
-    from edgeresnet.errors import first_line
+    from edgeresnet.errors import one_line
 
     card = directory / CARD_FILE
     try:
@@ -123,7 +123,7 @@ def _check_card_is_an_object(directory: Path) -> None:
         raise
     except (TypeError, ValueError, KeyError, AttributeError) as error:
         # checkpoint.ModelCard.from_dict lets some malformed values through as these (see the fuzz test).
-        raise CheckpointError(f"{card} is malformed: {first_line(error)}") from error
+        raise CheckpointError(f"{card} is malformed: {one_line(error)}") from error
 
 
 def _from_architecture(

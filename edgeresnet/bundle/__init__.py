@@ -46,9 +46,9 @@ if TYPE_CHECKING:
         read_golden,
         read_manifest,
         read_manifest_record,
-        sha256_file,
         write_bundle,
     )
+    from edgeresnet.digests import sha256_file
     from edgeresnet.bundle.manifest import Manifest, migrate_v1
     from edgeresnet.bundle.records import (
         AccuracyRecord,
@@ -64,7 +64,8 @@ if TYPE_CHECKING:
 
 _LAZY = {
     **dict.fromkeys(("assemble_bundle", "check_files", "read_golden", "read_manifest", "read_manifest_record",
-                     "sha256_file", "write_bundle"), "edgeresnet.bundle.files"),
+                     "write_bundle"), "edgeresnet.bundle.files"),
+    "sha256_file": "edgeresnet.digests",
     **dict.fromkeys(("AccuracyRecord", "CalibrationRecord", "EngineRecord", "InputSpec", "ParityRecord",
                      "Provenance", "QuantizationRecord", "TopK"), "edgeresnet.bundle.records"),
     **dict.fromkeys(("Manifest", "migrate_v1"), "edgeresnet.bundle.manifest"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from datetime import UTC, datetime
@@ -10,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeresnet.bundle.layout import GOLDEN_FILE, MANIFEST_FILE
-from edgeresnet.bundle.manifest import Manifest
+from edgeresnet.bundle.manifest import Manifest, manifest_content_sha256
+from edgeresnet.digests import sha256_file
 from edgeresnet.errors import BundleError
 
 if TYPE_CHECKING:
@@ -18,14 +18,6 @@ if TYPE_CHECKING:
 
 # A manifest is small; anything far larger is not one, and is refused before it is parsed.
 MAX_MANIFEST_BYTES = 16 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_bundle(
@@ -117,13 +109,8 @@ def read_manifest(bundle: str | Path) -> Manifest:
 def manifest_from_record(record: dict[str, Any]) -> Manifest:
     """The typed manifest of a record read from disk (migrated if older), remembering the record's hash."""
     manifest = Manifest.from_dict(record)
-    manifest.loaded_content_sha256 = _record_sha256(record)  # type: ignore[attr-defined]
+    manifest.loaded_content_sha256 = manifest_content_sha256(record)  # type: ignore[attr-defined]
     return manifest
-
-
-def _record_sha256(record: dict[str, Any]) -> str:
-    content = {k: v for k, v in record.items() if k != "manifest_sha256"}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def check_files(bundle: str | Path, manifest: Manifest | None = None) -> list[str]:

@@ -7,8 +7,6 @@ reads a manifest by key. ``Manifest.from_dict`` migrates a version-1 manifest on
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -26,6 +24,7 @@ from edgeresnet.bundle.records import (
 )
 from edgeresnet.bundle.vocabulary import PRECISIONS, TARGETS, Precision, Target
 from edgeresnet.data.preprocessing import PreprocessSpec
+from edgeresnet.digests import sha256_json
 from edgeresnet.errors import BundleError, EdgeResNetError
 
 
@@ -158,13 +157,17 @@ class Manifest:
 
     def content_sha256(self) -> str:
         """sha256 of the manifest's own content (everything but this hash), canonically serialised."""
-        record = self.to_dict()
-        record.pop("manifest_sha256", None)
-        return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()
+        return manifest_content_sha256(self.to_dict())
 
     def replace(self, **changes: Any) -> Manifest:
         return replace(self, **changes)
 
+
+
+def manifest_content_sha256(record: Mapping[str, Any]) -> str:
+    """The manifest hash: sha256 of a manifest record's content (all but ``manifest_sha256``), canonically
+    serialised. The one definition: writing hashes the typed manifest, checking also the record as read."""
+    return sha256_json({key: value for key, value in record.items() if key != "manifest_sha256"})
 
 # Field types of a (migrated) manifest, checked before use so a malformed file is an error, not a crash.
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from edgeresnet import __version__
-from edgeresnet.errors import EdgeResNetError, describe_os_error, first_line
+from edgeresnet.errors import EdgeResNetError, describe_os_error, one_line
 
 USER_ERROR_EXIT = 2
 # Libraries of the build side (the `build` extra): a runtime-only install lacks them on purpose.
@@ -40,7 +40,7 @@ class EdgeResNetGroup(click.Group):
                 click.echo(error.ctx.get_help())  # a bare `edgeresnet` asks for the overview, not an error
                 sys.exit(0)
             hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
-            click.echo(f"error: {first_line(error.format_message())}{hint}", err=True)
+            click.echo(f"error: {one_line(error.format_message())}{hint}", err=True)
             sys.exit(USER_ERROR_EXIT)
         except click.ClickException as error:
             error.show()
@@ -58,7 +58,7 @@ class EdgeResNetGroup(click.Group):
             # directory where a file belongs): a one-line message, like any other user mistake.
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            text = describe_os_error(error) if isinstance(error, OSError) else first_line(error)
+            text = describe_os_error(error) if isinstance(error, OSError) else one_line(error)
             click.echo(f"error: {text}", err=True)
             ctx.exit(USER_ERROR_EXIT)
         except ImportError as error:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgeresnet.atomic import atomic_write_with
-from edgeresnet.errors import WeightsError, first_line
+from edgeresnet.errors import WeightsError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _read_torch(path: Path) -> Any:
         ) from error
     except Exception as error:  # corrupt zip, truncated file: torch raises many kinds
         raise WeightsError(
-            f"cannot read {path}: corrupt or not a PyTorch file ({type(error).__name__}: {first_line(error)})"
+            f"cannot read {path}: corrupt or not a PyTorch file ({type(error).__name__}: {one_line(error)})"
         ) from error
 
 

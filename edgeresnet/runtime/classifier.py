@@ -26,7 +26,7 @@ from PIL import Image
 from edgeresnet.bundle import Manifest, check_files, read_manifest
 from edgeresnet.data.decoding import DECODE_ERRORS
 from edgeresnet.data.preprocessing import PreprocessSpec
-from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError, first_line
+from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError, one_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 from edgeresnet.runtime.select import AUTO_DEVICE, backend_for, open_runner
 
@@ -183,7 +183,7 @@ class Classifier:
         try:
             return self.spec.load(path)
         except DECODE_ERRORS as error:
-            raise DatasetError(f"cannot decode image {path}: {first_line(error)}") from error
+            raise DatasetError(f"cannot decode image {path}: {one_line(error)}") from error
 
     def preprocess(self, images: ImageInput | Sequence[ImageInput]) -> np.ndarray:
         """Images → the float32 N×C×H×W batch the model takes."""
@@ -371,7 +371,7 @@ def _metadata_of_bare_model(path: Path) -> tuple[PreprocessSpec, list[str]]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError and others for a corrupt file
-        reason = first_line(error)
+        reason = one_line(error)
         raise BundleError(f"{path} is not a readable ONNX model: {reason}") from error
     metadata = {prop.key: prop.value for prop in proto.metadata_props}
     if "preprocessing" not in metadata or "labels" not in metadata:

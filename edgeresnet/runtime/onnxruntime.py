@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, first_line
+from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, one_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class OnnxRuntimeRunner(Runner):
             return self._session.run(None, {self._input_name: batch})[0]
         except Exception as error:  # onnxruntime's own error types (InvalidArgument, Fail) share no root
             raise EdgeResNetError(
-                f"onnxruntime cannot run {self.model_path.name} on a batch of shape {batch.shape}: {first_line(error)}"
+                f"onnxruntime cannot run {self.model_path.name} on a batch of shape {batch.shape}: {one_line(error)}"
             ) from error
 
     @property
@@ -91,7 +91,7 @@ class OnnxRuntimeRunner(Runner):
             return session.run(None, {session.get_inputs()[0].name: pixels})[0]
         except Exception as error:  # onnxruntime's own error types share no root
             raise EdgeResNetError(
-                f"onnxruntime cannot run the pixel model of {self.model_path.name} on {pixels.shape}: {first_line(error)}"
+                f"onnxruntime cannot run the pixel model of {self.model_path.name} on {pixels.shape}: {one_line(error)}"
             ) from error
 
     def bind_for_timing(self, batch: np.ndarray) -> Callable[[], object]:
@@ -119,4 +119,4 @@ def _open_session(ort: Any, path: Path, options: Any, providers: list[str]) -> A
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
-        raise EdgeResNetError(f"onnxruntime cannot load {path}: {first_line(error)}") from error
+        raise EdgeResNetError(f"onnxruntime cannot load {path}: {one_line(error)}") from error

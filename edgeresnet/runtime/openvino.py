@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from edgeresnet.bundle.vocabulary import RuntimePrecision
-from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, first_line
+from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, one_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class OpenVinoRunner(Runner):
         try:
             model = self._core.read_model(str(self.model_path))
         except Exception as error:  # openvino raises RuntimeError with multi-line C++ traces
-            raise EdgeResNetError(f"OpenVINO cannot read {self.model_path}: {first_error_line(error)}") from error
+            raise EdgeResNetError(f"OpenVINO cannot read {self.model_path}: {one_line(error)}") from error
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise EdgeResNetError(
                 f"{self.model_path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
@@ -172,7 +172,7 @@ class OpenVinoRunner(Runner):
             return self._core.compile_model(model, self._ov_device, self._config)
         except Exception as error:
             raise EdgeResNetError(
-                f"OpenVINO cannot compile {self.model_path} for {self._ov_device}: {first_error_line(error)}"
+                f"OpenVINO cannot compile {self.model_path} for {self._ov_device}: {one_line(error)}"
             ) from error
 
     def _prepare_for_batch(self, size: int) -> None:
@@ -202,7 +202,7 @@ class OpenVinoRunner(Runner):
             result = self._request.infer({0: batch}, share_inputs=True)
         except Exception as error:
             raise EdgeResNetError(
-                f"OpenVINO cannot run {self.model_path.name} on a batch of shape {batch.shape}: {first_error_line(error)}"
+                f"OpenVINO cannot run {self.model_path.name} on a batch of shape {batch.shape}: {one_line(error)}"
             ) from error
         return result[self._compiled.output(0)]
 
@@ -216,7 +216,7 @@ class OpenVinoRunner(Runner):
             result = request.infer({0: pixels}, share_inputs=True)
         except Exception as error:
             raise EdgeResNetError(
-                f"OpenVINO cannot run {self.model_path.name} on pixels of shape {pixels.shape}: {first_error_line(error)}"
+                f"OpenVINO cannot run {self.model_path.name} on pixels of shape {pixels.shape}: {one_line(error)}"
             ) from error
         return result[compiled.output(0)]
 
@@ -293,16 +293,3 @@ def _with_pixel_preprocessing(model: Any, spec: PreprocessSpec) -> Any:
 def _frontend(framework: Literal["ir", "onnx"]) -> Any:
     ov = require_openvino()
     return ov.frontend.FrontEndManager().load_by_framework(framework)
-
-
-# OpenVINO prefixes its messages with source locations ("Exception from src/...", "Check '...' failed
-# at ..."); the user needs the first line after them.
-_TRACE_PREFIXES = ("Exception from ", "Check '", "FrontEnd API failed")
-
-
-def first_error_line(error: BaseException) -> str:
-    """The first line of an OpenVINO/NNCF error message that says what went wrong."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(_TRACE_PREFIXES)]
-    # OpenVINO prefixes its messages with source-location lines; past those it is a plain first line.
-    return useful[0] if useful else first_line(error)
