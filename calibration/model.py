@@ -18,7 +18,6 @@ from edgeresnet.errors import CalibrationError, ExportError
 
 if TYPE_CHECKING:
     import onnx
-    import onnxruntime
 
 # Ops whose activations we quantize (the union of the QDQ flavours' ops); each writer picks its own.
 QUANTIZABLE_OPS = frozenset(
@@ -123,23 +122,6 @@ def node_attribute(node: onnx.NodeProto, name: str, default: Any) -> Any:
         if attribute.name == name:
             return onnx.helper.get_attribute_value(attribute)
     return default
-
-
-def open_session(model: onnx.ModelProto | str | Path, *, level: str = "all",
-                 threads: int = 0) -> onnxruntime.InferenceSession:
-    """A CPU onnxruntime session from a file or an in-memory model."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = {
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[level]
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def _initializer_names(model: onnx.ModelProto) -> set[str]:

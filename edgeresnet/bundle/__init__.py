@@ -48,7 +48,6 @@ if TYPE_CHECKING:
         read_manifest_record,
         write_bundle,
     )
-    from edgeresnet.digests import sha256_file
     from edgeresnet.bundle.manifest import Manifest, migrate_v1
     from edgeresnet.bundle.records import (
         AccuracyRecord,
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
         TopK,
     )
     from edgeresnet.bundle.schema import schema_problems
+    from edgeresnet.digests import sha256_file
 
 _LAZY = {
     **dict.fromkeys(("assemble_bundle", "check_files", "read_golden", "read_manifest", "read_manifest_record",

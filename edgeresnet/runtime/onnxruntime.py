@@ -1,9 +1,18 @@
-"""ONNX Runtime backend (CPU; CUDA where onnxruntime-gpu is installed)."""
+"""ONNX Runtime backend (CPU; CUDA where onnxruntime-gpu is installed): the one session wrapper and the runner.
+
+:class:`OrtSession` is the only place edgeresnet opens an ``onnxruntime.InferenceSession``: the runner,
+calibration, the accuracy gate and the layer report all use it. A model exported with a static batch N
+takes exactly N images per call, while data comes in whatever batches the caller has: the session cuts
+each batch into pieces the model takes (N for a static batch; ``max_batch`` or the whole batch
+otherwise), pads a short last piece with copies of its last image and drops the padded rows from every
+output, so results do not depend on the model's batch dimension. onnxruntime's failures (its error
+types share no root) become one-line errors naming the model and the shape.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +22,124 @@ from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, one_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
 if TYPE_CHECKING:
+    import onnx
+
     from edgeresnet.data.preprocessing import PreprocessSpec
 
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+class OrtSession:
+    """An onnxruntime session over a model with one image input, fed batches of any size.
+
+    Args:
+        label: how errors name the model (default :func:`describe_model`), e.g. "the model x.onnx".
+        level: graph optimisation, ``"basic"`` where no fusion may swallow a fetched tensor.
+        providers: onnxruntime execution providers, CPU by default.
+        threads: intra-op threads (``None``: onnxruntime's default).
+        load_error, run_error: the error types a failure to load, or to run a batch, raises (the caller's
+            layer: calibration reports ExportError/CalibrationError, the runtime EdgeResNetError).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | onnx.ModelProto,
+        *,
+        label: str = "",
+        level: str = "all",
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int | None = None,
+        load_error: type[EdgeResNetError] = EdgeResNetError,
+        run_error: type[EdgeResNetError] = EdgeResNetError,
+    ) -> None:
+        self.label = label or describe_model(model)
+        self._run_error = run_error
+        try:
+            self.session = open_session(model, level=level, threads=threads, providers=providers)
+        except Exception as error:  # onnxruntime raises untyped errors for unreadable models
+            raise load_error(f"onnxruntime cannot load {self.label}: {one_line(error)}") from error
+        image_input = self.session.get_inputs()[0]
+        self.input_name: str = image_input.name
+        self.input_shape: tuple[int | str | None, ...] = tuple(image_input.shape)
+        self.static_batch = static_batch_size(self.input_shape)
+        self.first_output: str = self.session.get_outputs()[0].name
+
+    def pieces(
+        self, images: np.ndarray, fetch: Sequence[str] | None = None, *, max_batch: int | None = None
+    ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        """Run ``images`` piece by piece; yield each piece (unpadded) with its outputs (padding dropped).
+
+        Args:
+            fetch: output names; ``None`` for the model's first output. An empty list still runs the
+                model (so data it cannot take is refused) and yields no outputs.
+            max_batch: images per call for a dynamic-batch model; a static batch overrides it.
+        """
+        names = list(fetch) if fetch else [self.first_output]
+        size = self.static_batch or max_batch or len(images)
+        for start in range(0, len(images), size):
+            piece = images[start : start + size]
+            outputs = self._run(piece, names)
+            yield piece, outputs if fetch is None or fetch else []
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """The first output for the whole of ``images``."""
+        return np.concatenate([outputs[0] for _, outputs in self.pieces(images)])
+
+    def _run(self, piece: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        real = len(piece)
+        fed = pad_batch(piece, self.static_batch) if self.static_batch else piece
+        try:
+            outputs = self.session.run(names, {self.input_name: fed})
+        except Exception as error:  # onnxruntime's errors share no base class; only its call is inside
+            raise self._run_error(
+                f"a batch of shape {tuple(fed.shape)} does not fit {self.label} (input "
+                f"{self.input_name!r} is {_shape_text(self.input_shape)}): {one_line(error)}"
+            ) from error
+        if len(fed) == real:
+            return list(outputs)
+        return [out[:real] if out.ndim and out.shape[0] == len(fed) else out for out in outputs]
+
+
+def open_session(model: onnx.ModelProto | str | Path, *, level: str = "all", threads: int | None = None,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> Any:
+    """A bare ``onnxruntime.InferenceSession`` from a file or an in-memory model (errors untouched)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+    return ort.InferenceSession(source, options, providers=list(providers))
+
+
+def pad_batch(piece: np.ndarray, size: int) -> np.ndarray:
+    """``piece`` grown to ``size`` images with copies of its last image (unchanged if already that long)."""
+    if len(piece) >= size:
+        return piece
+    return np.concatenate([piece, np.repeat(piece[-1:], size - len(piece), axis=0)])
+
+
+def static_batch_size(shape: Sequence[int | str | None]) -> int | None:
+    """N when the leading (batch) dimension is a fixed N, ``None`` when it is symbolic or unknown."""
+    first = shape[0] if len(shape) else None
+    return first if isinstance(first, int) and first > 0 else None
+
+
+def describe_model(model: str | Path | onnx.ModelProto) -> str:
+    """How messages name a model: "the model resnet18.onnx", or the graph name of an in-memory one."""
+    if isinstance(model, (str, Path)):
+        return f"the model {Path(model).name}"
+    return f"the in-memory model {model.graph.name or '(unnamed)'}"
+
+
+def _shape_text(shape: Sequence[int | str | None]) -> str:
+    return "[" + ", ".join("?" if dim is None else str(dim) for dim in shape) + "]"
 
 
 class OnnxRuntimeRunner(Runner):
@@ -39,45 +163,17 @@ class OnnxRuntimeRunner(Runner):
             raise EdgeResNetError(f"onnxruntime device must be one of {sorted(_PROVIDERS)}, got {device!r}")
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise BackendUnavailableError("onnxruntime has no CUDA provider here: install onnxruntime-gpu")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = _open_session(ort, Path(self.model_path), options, _PROVIDERS[device])
+        self._session = OrtSession(self.model_path, label=str(self.model_path), providers=_PROVIDERS[device],
+                                   threads=threads)
         self._pixel_session = None
         if pixel_model is not None:
-            self._pixel_session = _open_session(ort, Path(pixel_model), options, _PROVIDERS[device])
-        model_input = self._session.get_inputs()[0]
-        self._input_name = model_input.name
-        first_dim = model_input.shape[0] if model_input.shape else None
-        self._static_batch = first_dim if isinstance(first_dim, int) and first_dim > 0 else None
+            self._pixel_session = OrtSession(pixel_model, label=f"the pixel model {Path(pixel_model)}",
+                                             providers=_PROVIDERS[device], threads=threads)
         self._precision = precision
         self._version = ort.__version__
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
-        static = self._static_batch
-        if static is None or len(batch) == static:
-            return self._run(batch)
-        # A static-batch model (export --batch N) takes exactly N images: run full chunks of N and pad
-        # the last one with copies of its final image, dropping the padded rows from the result.
-        outputs = []
-        for start in range(0, len(batch), static):
-            chunk = batch[start : start + static]
-            real = len(chunk)
-            if real < static:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - real, axis=0)])
-            outputs.append(self._run(chunk)[:real])
-        return np.concatenate(outputs)
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        try:
-            return self._session.run(None, {self._input_name: batch})[0]
-        except Exception as error:  # onnxruntime's own error types (InvalidArgument, Fail) share no root
-            raise EdgeResNetError(
-                f"onnxruntime cannot run {self.model_path.name} on a batch of shape {batch.shape}: {one_line(error)}"
-            ) from error
+        return self._session.logits(batch)
 
     @property
     def preprocesses_in_model(self) -> bool:
@@ -86,24 +182,19 @@ class OnnxRuntimeRunner(Runner):
     def _infer_pixels_impl(self, pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
         if self._pixel_session is None:
             return super()._infer_pixels_impl(pixels, spec)
-        session = self._pixel_session
-        try:
-            return session.run(None, {session.get_inputs()[0].name: pixels})[0]
-        except Exception as error:  # onnxruntime's own error types share no root
-            raise EdgeResNetError(
-                f"onnxruntime cannot run the pixel model of {self.model_path.name} on {pixels.shape}: {one_line(error)}"
-            ) from error
+        return self._pixel_session.logits(pixels)
 
     def bind_for_timing(self, batch: np.ndarray) -> Callable[[], object]:
         import onnxruntime as ort
 
-        binding = self._session.io_binding()
+        session = self._session.session
+        binding = session.io_binding()
         # The input stays in host memory on every device, so a CUDA run still pays its upload each
         # call, as an application feeding host images does.
         value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        binding.bind_ortvalue_input(self._input_name, value)
-        binding.bind_output(self._session.get_outputs()[0].name, "cpu")
-        return functools.partial(self._session.run_with_iobinding, binding)
+        binding.bind_ortvalue_input(self._session.input_name, value)
+        binding.bind_output(self._session.first_output, "cpu")
+        return functools.partial(session.run_with_iobinding, binding)
 
     def _describe_impl(self) -> RunnerInfo:
         return RunnerInfo(
@@ -113,10 +204,3 @@ class OnnxRuntimeRunner(Runner):
             model_path=str(self.model_path),
             versions={"onnxruntime": self._version},
         )
-
-
-def _open_session(ort: Any, path: Path, options: Any, providers: list[str]) -> Any:
-    try:
-        return ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
-        raise EdgeResNetError(f"onnxruntime cannot load {path}: {one_line(error)}") from error
