@@ -263,7 +263,7 @@ def _logits(runner: Any, spec: PreprocessSpec, pixels: np.ndarray) -> np.ndarray
 def _fast_path_agreement(runner: Any, spec: PreprocessSpec, paths: list[Path], labels: np.ndarray, plain: np.ndarray,
                          plain_logits: np.ndarray, margin: float, sides: tuple[int, ...]) -> dict[str, Any]:
     """The fast path with DRAFT_MARGIN set to ``margin``, against the plain decode's labels."""
-    from edgeresnet.evaluation import compare_paired
+    from edgeresnet.accuracy import compare_paired
 
     with _draft_margin(margin):
         started = time.perf_counter()

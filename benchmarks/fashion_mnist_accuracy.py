@@ -25,7 +25,7 @@ from typing import Any
 
 from edgeresnet.checkpoint import read_card
 from edgeresnet.environment import environment
-from edgeresnet.export.sources import load_model_source
+from edgeresnet.export.model_source import load_model_source
 from edgeresnet.export.workflow import ExportOptions, run_export
 
 

@@ -71,7 +71,7 @@ def _gather(output: Path) -> dict[str, dict[str, Any]]:
 
 
 def run_case(case: Case, work: Path, args: argparse.Namespace, log: Any) -> dict[str, Any]:
-    from edgeresnet.export.sources import load_model_source
+    from edgeresnet.export.model_source import load_model_source
     from edgeresnet.export.workflow import ExportOptions, run_export
 
     data, checkpoint, train_record = prepare(case, args.scale, log=log)
@@ -107,7 +107,7 @@ def run_case(case: Case, work: Path, args: argparse.Namespace, log: Any) -> dict
             rows[name] = {"error": path_or_error}
             continue
         logits[name] = _runner_logits(path_or_error, score_batches)
-    from edgeresnet.evaluation import compare_paired
+    from edgeresnet.accuracy import compare_paired
 
     for name, values in logits.items():
         comparison = compare_paired(labels, reference, values)

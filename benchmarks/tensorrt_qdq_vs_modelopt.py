@@ -2,7 +2,7 @@
 
 Both quantize the same FP32 ONNX (a ResNet-20 checkpoint from ``edgeresnet train``) from the same
 class-balanced calibration images, and run through ONNX Runtime on the CPU on the same evaluation
-images; every difference is paired (Tango's 95% interval, ``edgeresnet.evaluation.compare_paired``).
+images; every difference is paired (Tango's 95% interval, ``edgeresnet.accuracy.compare_paired``).
 
 Rows: FP32; ModelOpt ``quantize(onnx, quantize_mode="int8", calibration_data=...)`` (entropy calibration,
 FP16 high precision, its defaults); edgeresnet's TensorRT QDQ (FP16 high precision, the default) from a
@@ -52,14 +52,14 @@ def logits_of(path: Path, batches: list[tuple[np.ndarray, np.ndarray]], threads:
 
 
 def main() -> int:
+    from edgeresnet.accuracy import compare_paired
     from edgeresnet.atomic import atomic_write_json, atomic_write_text
     from edgeresnet.calibration import calibrate_all, check_tensorrt_rules, quantize_qdq
     from edgeresnet.calibration.qdq_rules import qdq_placement
     from edgeresnet.data import open_source
     from edgeresnet.environment import environment
-    from edgeresnet.evaluation import compare_paired
+    from edgeresnet.export.model_source import load_model_source
     from edgeresnet.export.onnx import export_onnx
-    from edgeresnet.export.sources import load_model_source
     from tests.calibration.modelopt_support import modelopt_python, modelopt_version, run_modelopt
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

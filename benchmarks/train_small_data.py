@@ -19,7 +19,7 @@ on all images of the subset and keeping the last epoch, with Fashion-MNIST's pub
 * ``ref-adamw``: AdamW lr 1e-3, weight decay 0.05, cosine, batch 64, shifts of ±2 px.
 
 Every accuracy has its Wilson 95% interval and image count; each default-vs-reference difference is
-paired on the same test images (``edgeresnet.evaluation.compare_paired``). Wall times are measured in
+paired on the same test images (``edgeresnet.accuracy.compare_paired``). Wall times are measured in
 the same run on the same machine, which is shared: read them as ratios within one run.
 
 Usage (bounded runs for a shared machine; the defaults run everything):
@@ -43,10 +43,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeresnet.accuracy import compare_paired, wilson_interval
 from edgeresnet.checkpoint import load_checkpoint
 from edgeresnet.data import PreprocessSpec, open_source
 from edgeresnet.environment import environment
-from edgeresnet.evaluation import compare_paired, wilson_interval
 from edgeresnet.models import create_model
 from edgeresnet.training import TrainConfig, train
 

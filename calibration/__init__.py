@@ -9,14 +9,16 @@
                                  eval_batches=labelled, max_drop_points=1.0)  # strict=True: the interval
     result.comparison.summary(); result.layer_report.tensors                  # paired drop; SQNR per tensor
 
-``evaluate_onnx`` and the gate report :class:`edgeresnet.evaluation.Accuracy`, in percent; the gate's
-``comparison`` is a :class:`edgeresnet.evaluation.PairedComparison` against FP32 on the same images.
+``evaluate_onnx`` and the gate report :class:`edgeresnet.accuracy.Accuracy`, in percent; the gate's
+``comparison`` is a :class:`edgeresnet.accuracy.PairedComparison` against FP32 on the same images.
 
 Importing this package is cheap: onnx and onnxruntime are imported inside the functions that use them,
 and torch never.
 """
 
 from __future__ import annotations
+
+from edgeresnet.accuracy import Accuracy
 
 # Re-exported so callers that imported them from here keep working; each is defined in one place.
 from edgeresnet.bundle import sha256_file
@@ -30,7 +32,6 @@ from edgeresnet.calibration.plan import DataPlan, plan_data
 from edgeresnet.calibration.qdq import FLAVOURS, Flavour, QdqQuantizer, QdqReport, quantize_qdq
 from edgeresnet.calibration.qdq_rules import check_tensorrt_rules, inspect_qdq
 from edgeresnet.calibration.table import METHODS, CalibrationTable, Method
-from edgeresnet.evaluation import Accuracy
 
 __all__ = [
     "FLAVOURS",

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeresnet.accuracy import compare_paired
 from edgeresnet.calibration.qdq import QdqQuantizer
 from edgeresnet.calibration.session import BatchSession
 from edgeresnet.calibration.table import CalibrationTable
 from edgeresnet.errors import CalibrationError
-from edgeresnet.evaluation import compare_paired
 
 # Equal measured clipping (identical ranges): the method that clips by construction the least.
 LEAST_CLIPPING_FIRST = ("minmax", "entropy", "percentile")

@@ -1,7 +1,7 @@
 """The accuracy gate: an INT8 artifact ships only if its top-1 stays within budget of FP32.
 
 FP32 and INT8 see the same evaluation images, so they are compared pairwise
-(:func:`edgeresnet.evaluation.compare_paired`): top-1 agreement, the discordant images, and the drop
+(:func:`edgeresnet.accuracy.compare_paired`): top-1 agreement, the discordant images, and the drop
 with its 95% interval. By default the budget applies to the drop's point estimate; ``strict`` requires
 the interval's upper end to be within the budget. Either way, when the interval is wider than the
 budget the result carries a one-line warning that the data cannot resolve it.
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeresnet.accuracy import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
 from edgeresnet.calibration.data_check import validate_batch
 from edgeresnet.calibration.layer_report import LayerReport, build_layer_report
 from edgeresnet.calibration.qdq import Flavour, QdqQuantizer, QdqReport
 from edgeresnet.calibration.session import BatchSession
 from edgeresnet.calibration.table import CalibrationTable
 from edgeresnet.errors import AccuracyGateError, CalibrationError, ExportError
-from edgeresnet.evaluation import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
 
 if TYPE_CHECKING:
     import onnx
@@ -48,7 +48,7 @@ class GateStep:
 class GateResult:
     """What the gate measured and decided; the written model is ``report.path``.
 
-    Accuracies are :class:`edgeresnet.evaluation.Accuracy` in percent; drops are percentage points.
+    Accuracies are :class:`edgeresnet.accuracy.Accuracy` in percent; drops are percentage points.
     ``comparison`` is the shipped model against FP32 on the evaluation images.
     """
 

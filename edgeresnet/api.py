@@ -89,7 +89,7 @@ def export_model(
     ``calib_size`` None sizes calibration from the data's calibration split (up to 512 images);
     ``strict_gate`` requires the drop's 95% upper bound, not only its estimate, within the budget.
     """
-    from edgeresnet.export.sources import load_model_source
+    from edgeresnet.export.model_source import load_model_source
     from edgeresnet.export.workflow import ExportOptions, run_export
 
     source = load_model_source(str(model), weights=weights, num_classes=num_classes, in_chans=in_chans,

@@ -123,7 +123,7 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
 
 
 def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Progress) -> dict[str, Path]:
-    from edgeresnet.export.sources import load_model_source
+    from edgeresnet.export.model_source import load_model_source
     from edgeresnet.export.workflow import ExportOptions, run_export
 
     say("exporting FP32 and INT8 bundles for every installed target")

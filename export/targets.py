@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeresnet.accuracy import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
 from edgeresnet.errors import AccuracyGateError, BackendUnavailableError, ExportError
-from edgeresnet.evaluation import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
 
 if TYPE_CHECKING:
     from edgeresnet.export.workflow import _Context

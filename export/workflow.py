@@ -27,8 +27,8 @@ from edgeresnet.bundle.vocabulary import CALIB_METHODS, CalibMethod
 from edgeresnet.calibration.layer_report import LAYER_REPORT_FILES
 from edgeresnet.data import open_source
 from edgeresnet.errors import DatasetError, ExportError
+from edgeresnet.export.model_source import ModelSource, source_provenance
 from edgeresnet.export.onnx import INPUT_NAME, export_onnx, onnx_parity
-from edgeresnet.export.sources import ModelSource, source_provenance
 from edgeresnet.export.targets import TARGETS, accuracy_record, resolve_targets
 from edgeresnet.parity import ParityCheck
 from edgeresnet.placement import place_outputs
@@ -186,8 +186,8 @@ def _prepare_without_data(source: ModelSource, options: ExportOptions, work: Pat
     parity = onnx_parity(source.model, fp32_onnx, [b for b, _ in batches], threads=options.threads)
     if not parity.passed:
         raise ExportError(f"ONNX export disagrees with PyTorch on generated inputs: {parity.describe()}")
+    from edgeresnet.accuracy import AccuracyCounter
     from edgeresnet.calibration.session import BatchSession
-    from edgeresnet.evaluation import AccuracyCounter
 
     fp32_logits = BatchSession(fp32_onnx).logits(images)
     counter = AccuracyCounter()
@@ -256,8 +256,8 @@ def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: 
         raise ExportError(f"ONNX export disagrees with PyTorch: {parity.describe()}")
     say(f"parity with PyTorch: max |Δlogit| {parity.max_abs_diff:.1e}, top-1 agreement "
         f"{parity.top1_agreement_pct:.1f}% on {parity.images} images")
+    from edgeresnet.accuracy import AccuracyCounter
     from edgeresnet.calibration.session import BatchSession
-    from edgeresnet.evaluation import AccuracyCounter
 
     session = BatchSession(fp32_onnx)
     fp32_logits = np.concatenate([session.logits(images) for images, _ in eval_batches])

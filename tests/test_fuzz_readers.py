@@ -116,7 +116,7 @@ def _card_record() -> dict[str, Any]:
 @given(data=st.data())
 def test_card_reader_as_export_uses_it(workdir: Path, data: st.DataObject) -> None:
     """The card reader `export` (and so `pipeline`) runs; a card with no weights beside it must say so."""
-    from edgeresnet.export.sources import load_model_source
+    from edgeresnet.export.model_source import load_model_source
 
     checkpoint = workdir / "ckpt"
     shutil.rmtree(checkpoint, ignore_errors=True)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from edgeresnet.accuracy import PairedComparison, compare_paired, paired_difference_ci
 from edgeresnet.errors import EdgeResNetError
-from edgeresnet.evaluation import PairedComparison, compare_paired, paired_difference_ci
 
 
 def test_counts_and_drop_from_logits() -> None:

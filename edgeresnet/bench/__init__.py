@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from edgeresnet.bench.artifacts import Artifact, load_artifact, open_runner, synchronizer
 from edgeresnet.bench.engine import DEVICES, Device, benchmark_environment, run_benchmark
-from edgeresnet.bench.evaluation import EvalData, Evaluation, agreement_pct
+from edgeresnet.bench.eval_data import EvalData, Evaluation, agreement_pct
 from edgeresnet.bench.latency import LatencyStats, latency_stats, measure_latency, should_stop
 from edgeresnet.bench.memory import PeakMemory
 from edgeresnet.bench.rows import ROW_FIELDS, BenchmarkResult, BenchmarkRow

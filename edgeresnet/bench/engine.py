@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from edgeresnet.accuracy import compare_paired
 from edgeresnet.bench.artifacts import (
     PYTORCH_BACKEND,
     Artifact,
@@ -28,7 +29,7 @@ from edgeresnet.bench.artifacts import (
     synchronizer,
 )
 from edgeresnet.bench.endtoend import decodable_files, measure_files
-from edgeresnet.bench.evaluation import EvalData, Evaluation
+from edgeresnet.bench.eval_data import EvalData, Evaluation
 from edgeresnet.bench.latency import (
     DEFAULT_MAX_TIME_S,
     DEFAULT_MIN_RUNS,
@@ -42,7 +43,6 @@ from edgeresnet.bench.rows import FILE_MEASURE, MODEL_MEASURE, BenchmarkResult, 
 from edgeresnet.checkpoint import is_checkpoint_dir
 from edgeresnet.environment import cpu_info, environment
 from edgeresnet.errors import DatasetError, EdgeResNetError
-from edgeresnet.evaluation import compare_paired
 from edgeresnet.runtime.progress import ProgressBar
 
 log = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ FILE_MEASURE = "file->label"
 @dataclass
 class BenchmarkRow:
     """One artifact at one batch size. Accuracies are percentages (0-100), as everywhere in edgeresnet
-    (:mod:`edgeresnet.evaluation`); latencies are milliseconds.
+    (:mod:`edgeresnet.accuracy`); latencies are milliseconds.
 
     ``agreement_pct`` is the percentage of evaluation images whose top-1 class matches the FP32
     reference's (the row with ``reference`` set); ``drop_points`` is the reference's top-1 minus this
     row's on the same ``eval_images`` images and ``drop_ci95_points`` its paired 95% interval
-    (:func:`edgeresnet.evaluation.compare_paired`); ``peak_memory_bytes`` is the process RSS
+    (:func:`edgeresnet.accuracy.compare_paired`); ``peak_memory_bytes`` is the process RSS
     high-water mark above the RSS before the artifact loaded (see ``edgeresnet.bench.memory``).
 
     ``measure`` is ``model`` (a preprocessed tensor bound once, as ``benchmark_app`` times it) or

@@ -109,7 +109,7 @@ class AccuracyRecord:
     """The artifact's measured accuracy, against FP32 on the same images, with its 95% interval.
 
     ``drop_points`` is FP32 top-1 minus this artifact's, ``drop_ci95_points`` its paired 95% interval
-    and ``comparison`` the full :class:`edgeresnet.evaluation.PairedComparison` record. ``measured`` is
+    and ``comparison`` the full :class:`edgeresnet.accuracy.PairedComparison` record. ``measured`` is
     false when no labelled data was available (an FP32 export of a weights file without ``--data``);
     ``note`` then says why.
     """

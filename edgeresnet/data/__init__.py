@@ -19,7 +19,7 @@ from edgeresnet.data.image_folder import ImageFolderSource
 from edgeresnet.data.imageset import ImageSet
 from edgeresnet.data.npz import NpzSource
 from edgeresnet.data.preprocessing import ChannelMode, PreprocessSpec
-from edgeresnet.data.sources import ACCEPTED_FORMS, open_source
+from edgeresnet.data.source_string import ACCEPTED_FORMS, open_source
 from edgeresnet.data.splits import SPLIT_NAMES, SplitName
 
 __all__ = [

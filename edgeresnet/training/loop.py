@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeresnet.accuracy import AccuracyCounter, wilson_interval
 from edgeresnet.checkpoint import ModelCard, write_checkpoint
 from edgeresnet.data import DataSource, ImageSet, PreprocessSpec, open_source
 from edgeresnet.environment import tool_versions
 from edgeresnet.errors import DatasetError, EdgeResNetError
-from edgeresnet.evaluation import AccuracyCounter, wilson_interval
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
 from edgeresnet.placement import check_claimable, claim_directory
 from edgeresnet.training import dataprep, finetune, state

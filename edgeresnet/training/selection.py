@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeresnet.evaluation import compare_paired, wilson_interval
+from edgeresnet.accuracy import compare_paired, wilson_interval
 
 RULE = ("the last epoch, unless an earlier one has a higher validation top-1 (ties: lower validation loss) "
         "by a margin the validation images resolve (paired 95% interval excluding zero)")

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgeresnet.accuracy import Accuracy, AccuracyCounter
 from edgeresnet.calibration import apply_accuracy_gate, check_tensorrt_rules, evaluate_onnx, inspect_qdq
 from edgeresnet.errors import AccuracyGateError, CalibrationError, ExportError
-from edgeresnet.evaluation import Accuracy, AccuracyCounter
 
 
 def accuracies(record: Any) -> Iterator[float]:
@@ -127,8 +127,8 @@ def test_gate_raises_when_the_budget_cannot_be_met(tables: dict, fp32_onnx: Path
 
 
 def test_gate_records_the_paired_comparison(tables: dict, fp32_onnx: Path, eval_batches: list, tmp_path: Path) -> None:
+    from edgeresnet.accuracy import compare_paired
     from edgeresnet.calibration.session import BatchSession
-    from edgeresnet.evaluation import compare_paired
 
     out = tmp_path / "model.int8.onnx"
     result = apply_accuracy_gate(fp32_onnx, tables["minmax"], out, flavour="onnxruntime", eval_batches=eval_batches,

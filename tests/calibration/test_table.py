@@ -37,12 +37,12 @@ def test_table_records_its_provenance(tables: dict, fp32_onnx: Path, calib_batch
 
 
 def test_shared_definitions_are_re_exported_not_copied() -> None:
+    import edgeresnet.accuracy
     import edgeresnet.bundle
     import edgeresnet.calibration
-    import edgeresnet.evaluation
 
     assert edgeresnet.calibration.sha256_file is edgeresnet.bundle.sha256_file
-    assert edgeresnet.calibration.Accuracy is edgeresnet.evaluation.Accuracy
+    assert edgeresnet.calibration.Accuracy is edgeresnet.accuracy.Accuracy
     assert edgeresnet.calibration.table.sha256_file is edgeresnet.bundle.sha256_file
 
 

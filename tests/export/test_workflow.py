@@ -205,7 +205,7 @@ def test_default_int8_export_fits_small_folders(tiny_checkpoint: Path, tmp_path:
     assert manifest.accuracy.images == evaluation
     # The warning appears exactly when the interval is wider than the budget; one image is 3.3 points
     # of 30, so 30 images can never resolve 5 points.
-    from edgeresnet.evaluation import PairedComparison
+    from edgeresnet.accuracy import PairedComparison
 
     resolves = PairedComparison.from_dict(manifest.accuracy.comparison).resolves(5.0)
     warned = f"{evaluation} evaluation images cannot resolve a 5.0-point budget" in result.output

@@ -19,10 +19,10 @@ from typing import Self
 
 import numpy as np
 
+from edgeresnet.accuracy import Accuracy, AccuracyCounter
 from edgeresnet.data.imageset import ImageSet
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import DatasetError
-from edgeresnet.evaluation import Accuracy, AccuracyCounter
 from edgeresnet.runtime.base import Runner
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ _PREPROCESS_CHUNK = 256
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One artifact's accuracy (percent, :mod:`edgeresnet.evaluation`) and each image's top-1 class.
+    """One artifact's accuracy (percent, :mod:`edgeresnet.accuracy`) and each image's top-1 class.
 
     The predictions are kept, rather than the logits, so that agreement with the reference costs one
     integer per image whatever the number of classes.
