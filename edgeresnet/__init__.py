@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from edgeresnet.api import CompiledBundle, benchmark, compile_bundle, export_model, train
 from edgeresnet.errors import EdgeResNetError
+from edgeresnet.version import __version__
 
 if TYPE_CHECKING:
     from edgeresnet.models.registry import ModelInfo
 
-__version__ = "0.1.0"
 # Public functions named like a submodule (``edgeresnet.train`` the function, ``edgeresnet/train.py``
 # the module): importing the submodule must not replace the function on the package. The module is
 # still ``sys.modules["edgeresnet.train"]``, which ``from edgeresnet.training import ...`` uses.

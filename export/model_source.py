@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from edgeresnet.checkpoint import is_checkpoint_dir, load_checkpoint
 from edgeresnet.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
 from edgeresnet.errors import CheckpointError, ExportError
+from edgeresnet.version import __version__
 
 if TYPE_CHECKING:
     import torch
@@ -41,8 +42,6 @@ class ModelSource:
 
     def metadata(self) -> dict[str, Any]:
         """What goes into the ONNX metadata_props, so a bare .onnx file still explains itself."""
-        from edgeresnet import __version__
-
         return {
             "architecture": self.architecture,
             "preprocessing": self.preprocessing.to_dict(),

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from edgeresnet import __version__
 from edgeresnet.errors import EdgeResNetError, describe_os_error, one_line
+from edgeresnet.version import __version__
 
 USER_ERROR_EXIT = 2
 # Libraries of the build side (the `build` extra): a runtime-only install lacks them on purpose.

@@ -5,9 +5,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from edgeresnet.data import fashion_mnist
 from edgeresnet.data.datasource import DataSource
-from edgeresnet.data.fashion_mnist import FashionMnistSource
+from edgeresnet.data.fashion_mnist import SCHEME, FashionMnistSource
 from edgeresnet.data.image_folder import ImageFolderSource
 from edgeresnet.data.npz import NpzSource
 from edgeresnet.errors import DatasetError
@@ -19,7 +18,7 @@ ACCEPTED_FORMS = (
     "/path/to/data.npz (images, labels[, class_names])",
 )
 _HINT = "accepted: " + "; ".join(ACCEPTED_FORMS)
-_SCHEMES = (fashion_mnist.SCHEME,)
+_SCHEMES = (SCHEME,)
 
 
 def open_source(text: str) -> DataSource:
@@ -28,7 +27,7 @@ def open_source(text: str) -> DataSource:
     if not text:
         raise DatasetError(f"empty data source; {_HINT}")
     scheme, colon, rest = text.partition(":")
-    if scheme.lower() == fashion_mnist.SCHEME:
+    if scheme.lower() == SCHEME:
         directory = Path(rest) if colon and rest else None
         return FashionMnistSource(directory)
     path = Path(text).expanduser()
@@ -48,5 +47,5 @@ def _suggestion(scheme: str) -> str:
     normalized = scheme.lower().replace("_", "-")
     close = difflib.get_close_matches(normalized, _SCHEMES, n=1, cutoff=0.5)
     if not close and "mnist" in normalized:
-        close = [fashion_mnist.SCHEME]
+        close = [SCHEME]
     return f" (did you mean {close[0]}?)" if close else ""

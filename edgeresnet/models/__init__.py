@@ -6,6 +6,7 @@ model = create_model("resnet50", num_classes=10, weights="resnet50.pth")
 
 from __future__ import annotations
 
+from edgeresnet.models import variants as _variants  # noqa: F401 (registers the built-in architectures)
 from edgeresnet.models.complexity import count_macs, count_params
 from edgeresnet.models.config import BLOCK_TYPES, SHORTCUT_TYPES, STEM_TYPES, ResNetConfig
 from edgeresnet.models.registry import (

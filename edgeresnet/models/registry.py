@@ -81,10 +81,8 @@ def register_model(
 
 
 def _entries() -> dict[str, _Entry]:
-    # The built-in variants register themselves on import; importing here keeps the registry complete
-    # however this module was reached (registry first, or the package).
-    import edgeresnet.models.variants  # noqa: F401
-
+    # The built-in variants register themselves when the package edgeresnet.models is imported, which
+    # Python does before this module however it is reached: the registry is complete by then.
     return _REGISTRY
 
 

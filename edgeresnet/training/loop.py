@@ -29,10 +29,23 @@ from edgeresnet.environment import tool_versions
 from edgeresnet.errors import DatasetError, EdgeResNetError
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
 from edgeresnet.placement import check_claimable, claim_directory
-from edgeresnet.training import dataprep, finetune, state
 from edgeresnet.training.augment import augment_batch
 from edgeresnet.training.config import FEW_STEPS, Recipe, TrainConfig, resolve_recipe
+from edgeresnet.training.dataprep import (
+    STATISTICS_IMAGES,
+    carve_validation,
+    check_classes,
+    with_training_statistics,
+)
+from edgeresnet.training.finetune import (
+    check_weights_fit,
+    inspect_weights,
+    reset_head_to_zero,
+    set_phase,
+    split_head,
+)
 from edgeresnet.training.selection import BestEpoch, ValidationScore, choose, describe_choice
+from edgeresnet.training.state import RunIdentity, load_state, require_resume_state, save_state
 from edgeresnet.training.world import World, init_distributed, progress_bar
 
 log = logging.getLogger(__name__)
@@ -83,7 +96,7 @@ class _Run:
     spec: PreprocessSpec
     in_chans: int
     recipe: Recipe
-    identity: state.RunIdentity
+    identity: RunIdentity
     fine_tuning: bool
     normalisation: str
     # Fine-tuning weights whose checkpoint card names other classes (same count or not): a new head.
@@ -96,7 +109,7 @@ def train(config: TrainConfig, *, on_epoch: ProgressCallback | None = None) -> T
     try:
         output = Path(config.output)
         if config.resume:
-            state.require_resume_state(output)
+            require_resume_state(output)
         # Every rank checks, so a refusal stops them all before any work; only the main rank writes,
         # so only it claims (and locks) the directory.
         check_claimable(output, overwrite=config.overwrite, resume=config.resume)
@@ -115,11 +128,11 @@ def _prepare(config: TrainConfig, world: World) -> _Run:
     source = open_source(config.data)
     info = get_model_info(config.model)
     train_set = _limited(source.split("train"), config.train_limit, config.seed)
-    dataprep.check_classes(source, train_set)
+    check_classes(source, train_set)
     fine_tuning = config.weights is not None
     if fine_tuning:
-        pretrained = finetune.inspect_weights(config.weights)  # type: ignore[arg-type]
-        in_chans, input_size = finetune.check_weights_fit(
+        pretrained = inspect_weights(config.weights)  # type: ignore[arg-type]
+        in_chans, input_size = check_weights_fit(
             pretrained, model=config.model, in_chans=config.in_chans, input_size=config.input_size,
             design_size=info.input_size,
         )
@@ -130,7 +143,7 @@ def _prepare(config: TrainConfig, world: World) -> _Run:
     if input_size < 28:
         raise EdgeResNetError(f"input size must be at least 28, got {input_size}")
     spec = source.default_preprocess(input_size, channels="L" if in_chans == 1 else "RGB")
-    fit, validation = dataprep.carve_validation(train_set, config.val_fraction, config.seed)
+    fit, validation = carve_validation(train_set, config.val_fraction, config.seed)
     if pretrained is not None and pretrained.preprocessing is not None \
             and pretrained.preprocessing.num_channels == spec.num_channels:
         # The pretrained layers learnt on inputs normalised this way; keep feeding them so.
@@ -139,12 +152,12 @@ def _prepare(config: TrainConfig, world: World) -> _Run:
     elif pretrained is not None:
         normalisation = f"{source.name}'s default for pretrained weights (ImageNet statistics for natural images)"
     else:
-        spec = dataprep.with_training_statistics(spec, fit, seed=config.seed)
-        normalisation = f"measured on {min(dataprep.STATISTICS_IMAGES, len(fit))} training images"
+        spec = with_training_statistics(spec, fit, seed=config.seed)
+        normalisation = f"measured on {min(STATISTICS_IMAGES, len(fit))} training images"
     if len(fit) < world.size:
         raise DatasetError(f"training split of {source.name} has only {len(fit)} images")
     recipe = resolve_recipe(config, train_images=len(fit), world_size=world.size, fine_tuning=fine_tuning)
-    identity = state.RunIdentity(config.model, tuple(source.class_names), in_chans, input_size,
+    identity = RunIdentity(config.model, tuple(source.class_names), in_chans, input_size,
                                  train_set.fingerprint(), len(train_set))
     evaluation = _limited(source.split("evaluation"), config.eval_limit, config.seed)
     new_classes = bool(pretrained and pretrained.class_names is not None
@@ -165,7 +178,7 @@ def _train(config: TrainConfig, output: Path, world: World, on_epoch: ProgressCa
 
     start_epoch, history, best = 0, [], BestEpoch()
     if config.resume:
-        saved = state.load_state(output, run.identity, config.epochs)
+        saved = load_state(output, run.identity, config.epochs)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         history = [EpochMetrics(**h) for h in saved["history"]]
@@ -201,7 +214,7 @@ def _train(config: TrainConfig, output: Path, world: World, on_epoch: ProgressCa
                 card.metrics.update(_final_metrics(model, kept, run, config, world.device))
                 card.metrics["selection"] = describe_choice(best.best, last, val_labels, epoch + 1)
             _write_checkpoint(output, model, kept, card)
-            state.save_state(output, {
+            save_state(output, {
                 "identity": run.identity.to_dict(), "epochs_done": epoch + 1, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "history": [asdict(h) for h in history],
                 "best": best.to_record(),
@@ -224,15 +237,15 @@ def _initialise(model: nn.Module, config: TrainConfig, run: _Run) -> None:
         if report.head_reinitialised or run.new_classes:
             if run.new_classes and not report.head_reinitialised:
                 log.info("classifier head re-initialised: the weights were trained for other classes")
-            finetune.reset_head_to_zero(model)
+            reset_head_to_zero(model)
         return
-    finetune.reset_head_to_zero(model)
+    reset_head_to_zero(model)
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Four groups: pretrained/head × decayed/not. Biases and BatchNorm parameters get no weight decay:
     decaying them only costs accuracy. ``role`` tells the schedule which learning rate a group follows."""
-    backbone, head = finetune.split_head(model)
+    backbone, head = split_head(model)
     groups = []
     for role, parameters in (("backbone", backbone), ("head", head)):
         decay = [p for p in parameters if p.ndim > 1]
@@ -248,7 +261,7 @@ def _train_one_epoch(
 ) -> tuple[float, float, int]:
     recipe = run.recipe
     frozen = epoch < recipe.freeze_epochs
-    finetune.set_phase(model, backbone_frozen=frozen, frozen_batchnorm=recipe.frozen_batchnorm)
+    set_phase(model, backbone_frozen=frozen, frozen_batchnorm=recipe.frozen_batchnorm)
     step_model: nn.Module = model
     if world.size > 1:  # rebuilt per epoch: DDP fixes the set of trained parameters when it is built
         step_model = nn.parallel.DistributedDataParallel(model)
