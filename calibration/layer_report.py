@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeresnet.atomic import atomic_write_text, atomic_write_with
 from edgeresnet.calibration.data_check import validate_batch
 from edgeresnet.calibration.model import input_name, load_fp32_model
 from edgeresnet.calibration.session import BatchSession, describe_model
@@ -155,7 +156,6 @@ def write_layer_reports(directory: str | Path, reports: dict[str, LayerReport]) 
     """``layer_report.md``, ``layer_report.json`` and ``layer_report.png`` for every target's report."""
     import json
 
-    from edgeresnet.atomic import atomic_write_text
 
     directory = Path(directory)
     if not reports:
@@ -181,7 +181,6 @@ def plot_layer_reports(reports: dict[str, LayerReport], path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from edgeresnet.atomic import atomic_write_with
 
     figure = Figure(figsize=(10, 3.2 * len(reports)), layout="constrained")
     for index, (name, report) in enumerate(reports.items(), 1):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeresnet.bundle import read_manifest
 from edgeresnet.bundle.vocabulary import CalibMethod, CompileTarget, Precision, Target
 
 if TYPE_CHECKING:
@@ -125,7 +126,6 @@ def compile_bundle(
 
     ``trt_options`` are :class:`edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (TensorRT only).
     """
-    from edgeresnet.bundle import read_manifest
     from edgeresnet.compile import compile_bundle as run_compile
 
     chosen = precision or read_manifest(bundle).precision

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeresnet.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from edgeresnet.bench.rows import FILE_MEASURE, MODEL_MEASURE, ROW_FIELDS, BenchmarkResult, BenchmarkRow
+from edgeresnet.errors import EdgeResNetError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -325,8 +326,6 @@ def report_record(result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT
 
 def read_report(path: str | Path) -> BenchmarkResult:
     """Load a ``benchmark.json`` back into a result (to re-render or compare runs)."""
-    from edgeresnet.errors import EdgeResNetError
-
     record = json.loads(Path(path).read_text(encoding="utf-8"))
     if record.get("format") != REPORT_FORMAT:
         raise EdgeResNetError(f"{path} is not an edgeresnet benchmark report")

@@ -21,7 +21,7 @@ from edgeresnet.bundle.files import check_files, manifest_from_record, read_gold
 from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.bundle.schema import schema_problems
 from edgeresnet.environment import package_version
-from edgeresnet.errors import EdgeResNetError
+from edgeresnet.errors import EdgeResNetError, one_line
 from edgeresnet.parity import ParityCheck, check_parity
 from edgeresnet.runtime.classifier import bundle_runner_options
 from edgeresnet.runtime.select import AUTO_DEVICE, Backend, backend_for, open_runner, resolve_device
@@ -265,7 +265,6 @@ def model_interface(path: Path) -> tuple[tuple[int | None, ...], int | None] | N
     except EdgeResNetError:
         raise
     except Exception as error:  # protobuf and XML parsers raise their own types for a corrupt file
-        from edgeresnet.errors import one_line
 
         raise EdgeResNetError(f"cannot read the model file {path.name}: {one_line(error)}") from error
     return None

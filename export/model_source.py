@@ -10,15 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeresnet.checkpoint import is_checkpoint_dir, load_checkpoint
+from edgeresnet.bundle.records import Provenance
+from edgeresnet.checkpoint import CARD_FILE, is_checkpoint_dir, load_checkpoint, read_card
+from edgeresnet.data import open_source
 from edgeresnet.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
-from edgeresnet.errors import CheckpointError, ExportError
+from edgeresnet.digests import sha256_file
+from edgeresnet.errors import CheckpointError, ExportError, one_line
 from edgeresnet.version import __version__
 
 if TYPE_CHECKING:
     import torch
 
-    from edgeresnet.bundle.records import Provenance
 
 
 @dataclass
@@ -52,9 +54,6 @@ class ModelSource:
 
 def source_provenance(source: ModelSource) -> Provenance:
     """Where a bundle comes from: the checkpoint and/or the weights file, each with its sha256."""
-    from edgeresnet.bundle.files import sha256_file
-    from edgeresnet.bundle.records import Provenance
-
     return Provenance(
         checkpoint=str(Path(source.checkpoint).absolute()) if source.checkpoint else None,
         checkpoint_sha256=source.checkpoint_sha256 if source.checkpoint else None,
@@ -106,9 +105,6 @@ def _check_card_is_an_object(directory: Path) -> None:
     """Read the card at export's boundary: whatever its bytes, a one-line CheckpointError, never a crash."""
     import json
 
-    from edgeresnet.checkpoint import CARD_FILE, read_card
-    from edgeresnet.errors import one_line
-
     card = directory / CARD_FILE
     try:
         record = json.loads(card.read_text(encoding="utf-8"))
@@ -129,7 +125,6 @@ def _from_architecture(
     name: str, weights: str | Path | None, num_classes: int | None, in_chans: int | None,
     input_size: int | None, data: str | None,
 ) -> ModelSource:
-    from edgeresnet.data import open_source
     from edgeresnet.models import create_model, get_model_info, weights_shape
 
     info = get_model_info(name)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeresnet.accuracy import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
+from edgeresnet.bundle.layout import PIXEL_MODEL_FILE
 from edgeresnet.errors import AccuracyGateError, BackendUnavailableError, ExportError
 
 if TYPE_CHECKING:
@@ -84,7 +85,6 @@ def _onnxruntime_build(context: _Context, precision: str) -> BuiltArtifact:
 
 def _with_pixel_model(context: _Context, artifact: BuiltArtifact, precision: str) -> BuiltArtifact:
     """Add the copy of the model that normalises uint8 pixels itself, so apps skip numpy per image."""
-    from edgeresnet.bundle.layout import PIXEL_MODEL_FILE
     from edgeresnet.export.onnx import add_pixel_input
 
     path = add_pixel_input(artifact.files["model.onnx"], context.work / f"pixels-{precision}" / PIXEL_MODEL_FILE,

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeresnet.atomic import atomic_write_json
 from edgeresnet.bundle.layout import GOLDEN_FILE, MANIFEST_FILE
 from edgeresnet.bundle.manifest import Manifest, manifest_content_sha256
 from edgeresnet.digests import sha256_file
+from edgeresnet.environment import environment
 from edgeresnet.errors import BundleError
 
 if TYPE_CHECKING:
@@ -52,8 +54,6 @@ def assemble_bundle(
     samples, hashes, manifest. Callers stage it; :func:`write_bundle` is the one-bundle case."""
     import numpy as np
 
-    from edgeresnet.atomic import atomic_write_json
-    from edgeresnet.environment import environment
 
     if manifest.model_file not in files:
         raise BundleError(f"bundle model file {manifest.model_file!r} is not among the files given")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgeresnet.api import benchmark, check_report_directory, failed_artifacts, write_benchmark_reports
 from edgeresnet.cli.core import IntListType, cli
 from edgeresnet.errors import EdgeResNetError
 
@@ -69,7 +70,6 @@ def benchmark_command(
       edgeresnet benchmark runs/r20-export/*/ --data fashion-mnist \\
           --batch-sizes 1,8 --threads 2 --report runs/bench
     """
-    from edgeresnet.api import benchmark, check_report_directory, failed_artifacts, write_benchmark_reports
     from edgeresnet.report import print_table
 
     quiet = bool(ctx.find_root().params.get("quiet"))

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from edgeresnet.api import compile_bundle
 from edgeresnet.bundle.vocabulary import COMPILE_TARGETS, PRECISIONS
 from edgeresnet.cli.core import cli
 from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError
@@ -66,8 +67,6 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
 
     Example: edgeresnet compile bundles/r20 --target openvino --precision fp16 --output bundles/r20-ov
     """
-    from edgeresnet.api import compile_bundle
-
     given = [name for name in _TRT_OPTIONS if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
     if target != "tensorrt":
         if given:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgeresnet.api import export_model
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, TARGETS
 from edgeresnet.cli.core import cli
 
@@ -64,8 +65,6 @@ def export_command(
 
     Example: edgeresnet export runs/r20 --int8 --target all --output runs/r20-export
     """
-    from edgeresnet.api import export_model
-
     if not int8:
         context = click.get_current_context()
         given = [f"--{name.replace('_', '-')}" for name in ("calib_data", "calib_size", "calib_method", "calib_table",

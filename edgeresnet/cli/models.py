@@ -6,6 +6,7 @@ import json
 
 import click
 
+from edgeresnet import list_models
 from edgeresnet.cli.core import cli
 from edgeresnet.errors import EdgeResNetError
 
@@ -19,8 +20,6 @@ def models_command(as_json: bool, family: str | None) -> None:
     Parameters are counted with 1000 classes (10 for the 32×32 CIFAR networks) and 3 input channels; MACs
     at the default input size.
     """
-    from edgeresnet import list_models
-
     infos = [info for info in list_models() if family is None or info.family == family]
     if family is not None and not infos:
         families = sorted({info.family for info in list_models()})

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from edgeresnet.errors import DatasetError
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 # How far above the resize target a reduced-size JPEG decode must stay (see the module docstring).
@@ -180,8 +182,6 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
     files (by extension, hidden ones skipped) in sorted order. A path that does not exist is a
     DatasetError before anything runs.
     """
-    from edgeresnet.errors import DatasetError
-
     found: list[Path] = []
     for given in map(Path, inputs):
         if given.is_dir():

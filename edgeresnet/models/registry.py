@@ -20,6 +20,7 @@ from edgeresnet.errors import UnknownModelError
 from edgeresnet.models.complexity import count_macs, count_params
 from edgeresnet.models.config import ResNetConfig
 from edgeresnet.models.resnet import ResNet
+from edgeresnet.models.weights import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,5 @@ def create_model(
     config = get_model_config(name).replace(num_classes=num_classes, in_chans=in_chans, **overrides)
     model = ResNet(config, name=name)
     if weights is not None:
-        from edgeresnet.models.weights import load_weights
-
         load_weights(model, weights)  # logs a re-initialised classifier head itself
     return model
