@@ -130,7 +130,7 @@ CASES: dict[str, Case] = {
 
 def prepare(case: Case, scale: float = 1.0, *, log: Callable[[str], None] = print) -> tuple[str, Path, dict[str, Any]]:
     """The case's data source and trained checkpoint (cached), and what training measured."""
-    from edgeresnet.training import TrainConfig, train
+    from edgeresnet.training import TrainJob, train
 
     directory = CACHE / case.name
     directory.mkdir(parents=True, exist_ok=True)
@@ -141,7 +141,7 @@ def prepare(case: Case, scale: float = 1.0, *, log: Callable[[str], None] = prin
         return data, checkpoint, json.loads(record_path.read_text())
     log(f"{case.name}: training {case.model} for {case.epochs} epochs on {data}")
     started = time.perf_counter()
-    result = train(TrainConfig(model=case.model, data=data, epochs=case.epochs, output=str(checkpoint),
+    result = train(TrainJob(model=case.model, data=data, epochs=case.epochs, output=str(checkpoint),
                                input_size=case.input_size, train_limit=case.train_limit,
                                batch_size=case.batch_size, progress=False,
                                overwrite=True))

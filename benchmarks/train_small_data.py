@@ -48,7 +48,7 @@ from edgeresnet.checkpoint import load_checkpoint
 from edgeresnet.data import PreprocessSpec, open_source
 from edgeresnet.environment import environment
 from edgeresnet.models import create_model
-from edgeresnet.training import TrainConfig, train
+from edgeresnet.training import TrainJob, train
 
 CASES = ("500", "1500", "5000", "full", "finetune")
 REFERENCES = ("ref-sgd-onecycle", "ref-sgd-cosine", "ref-adamw")
@@ -195,7 +195,7 @@ def _pretrain(data: str, work: Path, args: argparse.Namespace) -> dict[str, Any]
             _log(f"reusing the pretrained ResNet-20 in {output}")
             return record
     started = time.perf_counter()
-    pretrained = train(TrainConfig(data=data, output=str(output), epochs=args.pretrain_epochs, progress=False,
+    pretrained = train(TrainJob(data=data, output=str(output), epochs=args.pretrain_epochs, progress=False,
                                    threads=args.threads, overwrite=True))
     record = {"settings": settings, "classes": list(PRETRAIN_CLASSES), "images": pretrained.card.data["train_images"],
               "epochs": args.pretrain_epochs, "seconds": round(time.perf_counter() - started, 1),
@@ -224,7 +224,7 @@ def _default_recipe(
     *, weights: str | None = None, label: str = "default", seed: int = 0,
 ) -> Outcome:
     started = time.perf_counter()
-    result = train(TrainConfig(data=data, output=str(output), epochs=epochs, train_limit=train_limit,
+    result = train(TrainJob(data=data, output=str(output), epochs=epochs, train_limit=train_limit,
                                weights=weights, progress=False, threads=args.threads, overwrite=True,
                                eval_limit=100, seed=seed))
     seconds = time.perf_counter() - started

@@ -20,44 +20,45 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from edgeresnet.bundle import read_manifest
-from edgeresnet.bundle.vocabulary import CalibMethod, CompileTarget, Precision, Target
+from edgeresnet.bundle.vocabulary import CalibMethod, Target
 
 if TYPE_CHECKING:
     from edgeresnet.bench.engine import BenchmarkResult
     from edgeresnet.bundle import Manifest
+    from edgeresnet.compile import CompileFields, CompileJob
     from edgeresnet.export.workflow import ExportResult
-    from edgeresnet.training import TrainResult
+    from edgeresnet.training import TrainFields, TrainJob, TrainResult
 
 Progress = Callable[[str], None]
 
 
 def train(
-    model: str,
-    data: str,
-    output: str | Path,
+    job: TrainJob | str,
+    data: str | None = None,
+    output: str | Path | None = None,
     *,
-    epochs: int = 2,
-    weights: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
     on_epoch: Callable[[str, dict[str, Any]], None] | None = None,
-    **options: Any,
+    **fields: Unpack[TrainFields],
 ) -> TrainResult:
-    """Train (or fine-tune from ``weights``) ``model`` on ``data`` into the checkpoint directory ``output``.
+    """Train (or fine-tune from ``weights``) into a checkpoint directory.
 
-    ``options`` are the other fields of :class:`edgeresnet.training.TrainConfig` (``batch_size``, ``lr``,
-    ``schedule``, ``input_size``, ``augment``, ``train_limit``, ``threads``, ...).
+    ``job`` is a :class:`edgeresnet.training.TrainJob`, or the architecture name with ``data``, ``output`` and
+    any other TrainJob field as keywords (``train("resnet20", "fashion-mnist", "runs/r20", epochs=2)``).
     """
-    from edgeresnet.training import TrainConfig
+    from edgeresnet.training import TrainJob
     from edgeresnet.training import train as run_training
 
-    config = TrainConfig(model=model, data=data, output=str(output), epochs=epochs,
-                         weights=str(weights) if weights else None, resume=resume, overwrite=overwrite,
-                         **options)
-    return run_training(config, on_epoch=on_epoch)
+    if isinstance(job, TrainJob):
+        if data is not None or output is not None or fields:
+            raise TypeError("pass either a TrainJob or the model name with keyword fields, not both")
+    else:
+        given = {"data": data, "output": output}
+        job = TrainJob(model=job, **{name: value for name, value in given.items() if value is not None},
+                       **fields)
+    return run_training(job, on_epoch=on_epoch)
 
 
 def export_model(
@@ -113,24 +114,24 @@ class CompiledBundle:
 
 
 def compile_bundle(
-    bundle: str | Path,
-    output: str | Path,
-    *,
-    target: CompileTarget,
-    precision: Precision | None = None,
-    device: str = "auto",
-    overwrite: bool = False,
-    **trt_options: Any,
+    job: CompileJob | str | Path, output: str | Path | None = None, **fields: Unpack[CompileFields]
 ) -> CompiledBundle:
-    """Compile ``bundle`` for ``target`` (at its own precision unless ``precision``) into ``output``.
+    """Compile a bundle for ``target`` (at its own precision unless ``precision``) into ``output``.
 
-    ``trt_options`` are :class:`edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (TensorRT only).
+    ``job`` is a :class:`edgeresnet.compile.CompileJob`, or the bundle and ``output`` with the job's other
+    fields as keywords (``compile_bundle(bundle, "out", target="openvino", precision="fp16")``); TensorRT's
+    build settings are ``tensorrt=TensorRtBuildOptions(...)``.
     """
-    from edgeresnet.compile import compile_bundle as run_compile
+    from edgeresnet.compile import CompileJob, run_compile
 
-    chosen = precision or read_manifest(bundle).precision
-    path = run_compile(bundle, target=target, precision=chosen, output=output, device=device,
-                       overwrite=overwrite, **trt_options)
+    if isinstance(job, CompileJob):
+        if output is not None or fields:
+            raise TypeError("pass either a CompileJob or the bundle and output with keyword fields, not both")
+    else:
+        if output is None:
+            raise TypeError("compile_bundle(bundle, output, target=...) needs an output directory")
+        job = CompileJob(bundle=Path(job), output=Path(output), **fields)
+    path = run_compile(job)
     return CompiledBundle(path=path, manifest=read_manifest(path))
 
 

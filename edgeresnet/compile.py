@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from edgeresnet.errors import BundleError, ExportError
 from edgeresnet.parity import check_parity
 from edgeresnet.placement import place_outputs
 from edgeresnet.runtime.select import AUTO_DEVICE, get_backend, open_runner, resolve_device
+
+if TYPE_CHECKING:
+    from edgeresnet.export.tensorrt import TensorRtBuildOptions
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +115,56 @@ class Compiled:
     runner_options: dict[str, Any] = field(default_factory=dict)
 
 
-Compiler = Callable[[SourceBundle, str, Path, str, dict[str, Any]], Compiled]
+Compiler = Callable[[SourceBundle, str, Path, str, "TensorRtBuildOptions | None"], Compiled]
+
+
+@dataclass(frozen=True)
+class CompileJob:
+    """One compile: ``bundle`` into a new bundle at ``output`` for ``target``.
+
+    Args:
+        precision: of the compiled model; ``None`` keeps the source bundle's.
+        device: where the model is compiled for and checked: an OpenVINO device (``CPU``, ``GPU``), or
+            ``cuda`` for TensorRT; ``auto`` is the target's default.
+        overwrite: replace a bundle an earlier run wrote at ``output`` (never a directory of the user's).
+        tensorrt: how to build the engine (TensorRT only; ``None`` is the defaults).
+    """
+
+    bundle: Path
+    output: Path
+    target: CompileTarget
+    precision: Precision | None = None
+    device: str = AUTO_DEVICE
+    overwrite: bool = False
+    tensorrt: TensorRtBuildOptions | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bundle", Path(self.bundle))
+        object.__setattr__(self, "output", Path(self.output))
+        if self.target not in COMPILE_TARGETS:
+            raise ExportError(f"compile targets are {', '.join(COMPILE_TARGETS)}, not {self.target!r}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.tensorrt is not None and self.target != "tensorrt":
+            raise ExportError("TensorRT build options are only for --target tensorrt")
+
+
+class CompileFields(TypedDict, total=False):
+    """The keyword form of :func:`edgeresnet.compile_bundle`: the :class:`CompileJob` fields after bundle and
+    output, for type checkers (defaults and checks stay in CompileJob; a test keeps the two in step)."""
+
+    target: CompileTarget
+    precision: Precision | None
+    device: str
+    overwrite: bool
+    tensorrt: TensorRtBuildOptions | None
 
 
 def compile_bundle(
     bundle: str | Path,
     *,
-    target: Target,
-    precision: Precision,
+    target: CompileTarget,
+    precision: Precision | None,
     output: str | Path,
     device: str = AUTO_DEVICE,
     overwrite: bool = False,
@@ -127,30 +172,33 @@ def compile_bundle(
 ) -> Path:
     """Compile ``bundle`` for ``target`` at ``precision`` into a new bundle at ``output``.
 
-    Args:
-        overwrite: replace a bundle an earlier run wrote at ``output`` (never a directory of the user's).
-        device: where the model is compiled for and checked: an OpenVINO device (``CPU``, ``GPU``), or
-            ``cuda`` for TensorRT; ``auto`` is the target's default.
-        trt_options: :class:`edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (``max_batch``,
-            ``opt_batch``, ``workspace_mib``, ``timing_cache``, ``version_compatible``,
-            ``hardware_compatibility``); TensorRT only.
+    The flat keyword form of :func:`run_compile`: ``trt_options`` are
+    :class:`~edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (``max_batch``, ``timing_cache``, ...),
+    refused for other targets and checked by name.
     """
-    if target not in COMPILE_TARGETS:
-        raise ExportError(f"compile targets are {', '.join(COMPILERS)}, not {target!r}")
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if target not in COMPILE_TARGETS:  # before the TensorRT-only check, which would name the wrong mistake
+        raise ExportError(f"compile targets are {', '.join(COMPILE_TARGETS)}, not {target!r}")
     if trt_options and target != "tensorrt":
         raise ExportError(f"{', '.join(sorted(trt_options))}: only for --target tensorrt")
-    device = resolve_device(get_backend(target), device)
-    source = SourceBundle.open(bundle)
-    output = Path(output).absolute()
+    tensorrt = tensorrt_options(trt_options) if target == "tensorrt" else None
+    return run_compile(CompileJob(bundle=Path(bundle), output=Path(output), target=target, precision=precision,
+                                  device=device, overwrite=overwrite, tensorrt=tensorrt))
+
+
+def run_compile(job: CompileJob) -> Path:
+    """Run a :class:`CompileJob`; returns the new bundle's directory."""
+    device = resolve_device(get_backend(job.target), job.device)
+    source = SourceBundle.open(job.bundle)
+    precision = job.precision or source.manifest.precision
+    output = job.output.absolute()
     if output.resolve() == source.path.resolve():
         raise ExportError("the compiled bundle must go to a new directory, not over its source")
-    with place_outputs(output.parent, overwrite=overwrite, expect=[output.name],
+    target = job.target
+    with place_outputs(output.parent, overwrite=job.overwrite, expect=[output.name],
                        lock_name=f".{output.name}.lock") as staging:
         work = staging.path.parent / "work"
         work.mkdir()
-        compiled = COMPILERS[target](source, precision, work, device, trt_options)
+        compiled = COMPILERS[target](source, precision, work, device, job.tensorrt)
         inputs, expected = read_golden(source.path, source.manifest)
         reference = _reference_logits(source, compiled.source_model, inputs, expected)
         model = compiled.files[compiled.model_file]
@@ -163,7 +211,7 @@ def compile_bundle(
                               f"{compiled.source_model.name}: {comparison.describe()}")
         log.debug("compiled %s %s: %s", target, precision, comparison.describe())
         record = ParityRecord.from_check(f"source {compiled.source_model.name}", comparison,
-                                              inputs="golden inputs")
+                                         inputs="golden inputs")
         manifest = _compiled_manifest(source, target, precision, compiled, record)
         assemble_bundle(staging.path / output.name, manifest, compiled.files, golden_inputs=inputs,
                         golden_outputs=outputs)
@@ -228,7 +276,7 @@ def _qdq_from_table(source: SourceBundle, staging: Path, flavour: str) -> Path:
 
 
 def compile_openvino(source: SourceBundle, precision: str, staging: Path, device: str,
-                     options: dict[str, Any]) -> Compiled:
+                     options: TensorRtBuildOptions | None) -> Compiled:
     from edgeresnet.export.openvino import convert_qdq_to_ir, convert_to_ir, openvino_version
 
     xml = staging / "model.xml"
@@ -256,10 +304,10 @@ def compile_openvino(source: SourceBundle, precision: str, staging: Path, device
 
 
 def compile_tensorrt(source: SourceBundle, precision: str, staging: Path, device: str,
-                     options: dict[str, Any]) -> Compiled:
+                     options: TensorRtBuildOptions | None) -> Compiled:
     from edgeresnet.export import tensorrt as trt_export
 
-    build_options = _build_options(trt_export, options)
+    build_options = options or trt_export.TensorRtBuildOptions()
     if device.lower() not in ("cuda", "cuda:0"):
         raise ExportError(
             "TensorRT builds on the first visible GPU (cuda): choose it with CUDA_VISIBLE_DEVICES"
@@ -299,19 +347,17 @@ def compile_tensorrt(source: SourceBundle, precision: str, staging: Path, device
                     runner_options={"allow_host_code": build_options.version_compatible})
 
 
-def _build_options(trt_export: Any, options: dict[str, Any]) -> Any:
-    fields = set(trt_export.TensorRtBuildOptions.__dataclass_fields__)
+def tensorrt_options(options: dict[str, Any]) -> TensorRtBuildOptions:
+    """TensorRT build options from flat keywords (the CLI's flags), unknown names refused in one line."""
+    from edgeresnet.export.tensorrt import TensorRtBuildOptions
+
+    fields = set(TensorRtBuildOptions.__dataclass_fields__)
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ExportError(
             f"unknown TensorRT option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
-    values = dict(options)
-    cache = values.get("timing_cache")
-    if cache and Path(cache).exists() and not Path(cache).is_file():
-        raise ExportError(f"--timing-cache {cache} is not a file")
-    values["timing_cache"] = Path(cache) if cache else None
-    return trt_export.TensorRtBuildOptions(**values)
+    return TensorRtBuildOptions(**options)
 
 
 def _tensorrt_source(source: SourceBundle, precision: str) -> tuple[Path, str]:

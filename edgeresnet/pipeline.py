@@ -106,7 +106,7 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
     if options.checkpoint is not None:
         say(f"using checkpoint {options.checkpoint}")
         return Path(options.checkpoint)
-    from edgeresnet.training import TrainConfig, train
+    from edgeresnet.training import TrainJob, train
 
     say(f"training {options.model} on {options.data} for {options.epochs} epochs")
 
@@ -115,7 +115,7 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
         say(f"epoch {metrics['epoch']}/{options.epochs}: {validation}({metrics['images_per_s']:.0f} img/s)")
 
     result = train(
-        TrainConfig(model=options.model, data=options.data, output=str(output / "checkpoint"),
+        TrainJob(model=options.model, data=options.data, output=str(output / "checkpoint"),
                     epochs=options.epochs, weights=str(options.weights) if options.weights else None,
                     train_limit=options.train_limit, eval_limit=options.eval_limit, threads=options.threads,
                     overwrite=options.overwrite),

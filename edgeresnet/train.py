@@ -1,6 +1,6 @@
 """Training and fine-tuning (the implementation lives in :mod:`edgeresnet.training`).
 
-Kept for code written against earlier releases (the project itself imports edgeresnet.training): ``from edgeresnet.training import TrainConfig, train``.
+Kept for code written against earlier releases (the project itself imports edgeresnet.training): ``from edgeresnet.training import TrainJob, train``.
 """
 
 from __future__ import annotations

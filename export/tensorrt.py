@@ -57,6 +57,10 @@ class TensorRtBuildOptions:
     optimization_level: int = 3
 
     def __post_init__(self) -> None:
+        cache = self.timing_cache
+        object.__setattr__(self, "timing_cache", Path(cache) if cache else None)
+        if cache and Path(cache).exists() and not Path(cache).is_file():
+            raise ExportError(f"--timing-cache {cache} is not a file")
         if self.max_batch < 1:
             raise ExportError(f"--max-batch must be at least 1, got {self.max_batch}")
         if not 1 <= self.opt_batch <= self.max_batch:

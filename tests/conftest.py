@@ -71,9 +71,9 @@ def fashion_mnist() -> str:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, fashion_mnist: str) -> Path:
     """A resnet20 trained two short epochs on a Fashion-MNIST subset: real weights, real data."""
-    from edgeresnet.training import TrainConfig, train
+    from edgeresnet.training import TrainJob, train
 
     output = tmp_path_factory.mktemp("ckpt") / "r20"
-    train(TrainConfig(model="resnet20", data=fashion_mnist, output=str(output), epochs=2, batch_size=64,
+    train(TrainJob(model="resnet20", data=fashion_mnist, output=str(output), epochs=2, batch_size=64,
                       train_limit=2000, eval_limit=200, progress=False, lr=0.1))
     return output

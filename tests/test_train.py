@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from edgeresnet.checkpoint import load_checkpoint, read_card
-from edgeresnet.training import TrainConfig, train
+from edgeresnet.training import TrainJob, train
 
 
 def test_tiny_training_learns(tiny_checkpoint: Path) -> None:
@@ -33,7 +33,7 @@ def test_fine_tune_from_weights_reinitialises_the_head(tmp_path, fashion_mnist, 
     weights = tmp_path / "r20_100.safetensors"
     save_weights(create_model("resnet20", num_classes=100, in_chans=1), weights)
     with caplog.at_level("INFO"):
-        result = train(TrainConfig(model="resnet20", data=fashion_mnist, output=str(tmp_path / "ft"),
+        result = train(TrainJob(model="resnet20", data=fashion_mnist, output=str(tmp_path / "ft"),
                                    weights=str(weights), in_chans=1, epochs=1, train_limit=128,
                                    eval_limit=50, batch_size=64, progress=False))
     assert "re-initialised" in caplog.text
@@ -73,7 +73,7 @@ def test_weights_that_do_not_match_the_card_are_refused(tiny_checkpoint: Path, t
 def test_the_old_import_path_still_gives_the_training_package_and_the_api_function_survives_it() -> None:
     import edgeresnet
     import edgeresnet.training
-    from edgeresnet.train import TrainConfig as OldPath
+    from edgeresnet.train import TrainJob as OldPath
 
-    assert OldPath is edgeresnet.training.TrainConfig
+    assert OldPath is edgeresnet.training.TrainJob
     assert callable(edgeresnet.train) and edgeresnet.train.__module__ == "edgeresnet.api"

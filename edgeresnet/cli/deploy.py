@@ -67,14 +67,16 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
 
     Example: edgeresnet compile bundles/r20 --target openvino --precision fp16 --output bundles/r20-ov
     """
+    from edgeresnet.compile import CompileJob, tensorrt_options
+
     given = [name for name in _TRT_OPTIONS if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
-    if target != "tensorrt":
-        if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise EdgeResNetError(f"{flags}: only for --target tensorrt")
-        trt_options = {}
-    result = compile_bundle(bundle, output, target=target, precision=precision,  # type: ignore[arg-type]
-                            device=device, overwrite=overwrite, **trt_options)
+    if target != "tensorrt" and given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise EdgeResNetError(f"{flags}: only for --target tensorrt")
+    job = CompileJob(bundle=bundle, output=output, target=target, precision=precision,  # type: ignore[arg-type]
+                     device=device, overwrite=overwrite,
+                     tensorrt=tensorrt_options(trt_options) if target == "tensorrt" else None)
+    result = compile_bundle(job)
     parity, precision = result.manifest.parity[-1], result.manifest.precision
     click.echo(f"compiled {target} {precision} bundle: {result.path}  (golden top-1 agreement "
                f"{parity.top1_agreement_pct:.0f}% on {parity.images} inputs, max |Δlogit| {parity.max_abs_diff:.2e})")

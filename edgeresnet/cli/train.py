@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from edgeresnet.api import train
 from edgeresnet.cli.core import ModelNameType, cli
 
 # edgeresnet.training.config.AUGMENT_CHOICES, without importing torch for --help
@@ -80,9 +81,9 @@ def train_command(
 
     Example: edgeresnet train --model resnet20 --data fashion-mnist --epochs 2 --output runs/r20
     """
-    from edgeresnet.training import TrainConfig, train
+    from edgeresnet.training import TrainJob
 
-    config = TrainConfig(
+    job = TrainJob(
         model=model_name, data=data, output=str(output), epochs=epochs, batch_size=batch_size, lr=lr,
         warmup_steps=warmup_steps, schedule=schedule, label_smoothing=label_smoothing,  # type: ignore[arg-type]
         weight_decay=weight_decay, input_size=input_size, in_chans=int(in_chans) if in_chans else None,
@@ -101,7 +102,7 @@ def train_command(
             f"{metrics['images_per_s']:.0f} img/s  {metrics['seconds']:.0f}s"
         )
 
-    result = train(config, on_epoch=report_epoch)
+    result = train(job, on_epoch=report_epoch)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line for the run, not one per process
         metrics = result.card.metrics
         low, high = metrics["top1_ci95"]

@@ -4,7 +4,15 @@
 from __future__ import annotations
 
 from edgeresnet.training.augment import augment_batch
-from edgeresnet.training.config import AUGMENTS, Augment, Recipe, Schedule, TrainConfig, resolve_recipe
+from edgeresnet.training.config import (
+    AUGMENTS,
+    Augment,
+    Recipe,
+    Schedule,
+    TrainFields,
+    TrainJob,
+    resolve_recipe,
+)
 from edgeresnet.training.loop import EpochMetrics, TrainResult, evaluate, train
 from edgeresnet.training.state import RESUME_FILE
 
@@ -15,7 +23,8 @@ __all__ = [
     "EpochMetrics",
     "Recipe",
     "Schedule",
-    "TrainConfig",
+    "TrainFields",
+    "TrainJob",
     "TrainResult",
     "augment_batch",
     "evaluate",

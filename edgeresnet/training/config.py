@@ -1,4 +1,7 @@
-"""What decides a training run: the user's :class:`TrainConfig` and the :class:`Recipe` resolved from it.
+"""What decides a training run: the user's :class:`TrainJob` and the :class:`Recipe` resolved from it.
+
+The CLI builds a :class:`TrainJob`, :func:`edgeresnet.train` takes one (or its fields as keywords, typed by
+:class:`TrainFields`), and the loop reads its fields: a new option is one field here plus its flag.
 
 The defaults are chosen to hold from a few hundred images to ImageNet size, so everything that
 depends on the data is resolved from it rather than fixed: the batch size from the number of
@@ -11,7 +14,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from pathlib import Path
+from typing import Any, Literal, TypedDict, get_args
 
 from edgeresnet.errors import EdgeResNetError
 
@@ -56,8 +60,11 @@ FEW_STEPS = 200
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything the user decides about a training run; ``None`` means "resolved from the data"."""
+class TrainJob:
+    """Everything the user decides about a training run; ``None`` means "resolved from the data".
+
+    ``output`` and ``weights`` may be given as paths; the job holds them as strings (they go into the card).
+    """
 
     model: str = "resnet20"
     data: str = "fashion-mnist"
@@ -89,6 +96,10 @@ class TrainConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("output", "weights"):
+            value = getattr(self, name)
+            if isinstance(value, Path):
+                object.__setattr__(self, name, str(value))
         _check_positive_int("epochs", self.epochs)
         for name in ("batch_size", "warmup_steps", "train_limit", "eval_limit", "input_size", "threads"):
             value = getattr(self, name)
@@ -121,6 +132,37 @@ class TrainConfig:
                 )
         if self.backbone_lr_scale is not None and not self.weights:
             raise EdgeResNetError("--backbone-lr-scale applies to pretrained layers: it needs --weights")
+
+
+class TrainFields(TypedDict, total=False):
+    """The keyword form of :func:`edgeresnet.train`: every :class:`TrainJob` field after model, data and
+    output, for type checkers (the defaults and checks stay in TrainJob; a test keeps the two in step)."""
+
+    epochs: int
+    batch_size: int | None
+    lr: float | None
+    momentum: float
+    weight_decay: float
+    label_smoothing: float
+    warmup_steps: int | None
+    schedule: Schedule
+    input_size: int | None
+    in_chans: int | None
+    weights: str | Path | None
+    freeze_epochs: int | None
+    backbone_lr_scale: float | None
+    batchnorm: BatchNormMode
+    val_fraction: float
+    resume: bool
+    seed: int
+    train_limit: int | None
+    eval_limit: int | None
+    eval_batch_size: int
+    augment: AugmentChoice
+    channels_last: bool
+    threads: int | None
+    progress: bool
+    overwrite: bool
 
 
 @dataclass(frozen=True)
@@ -163,7 +205,7 @@ class Recipe:
 
 
 def resolve_recipe(
-    config: TrainConfig, *, train_images: int, world_size: int = 1, fine_tuning: bool = False
+    config: TrainJob, *, train_images: int, world_size: int = 1, fine_tuning: bool = False
 ) -> Recipe:
     """Fill the data-dependent defaults of ``config`` for ``train_images`` training images."""
     per_process = max(1, train_images // world_size)

@@ -30,7 +30,7 @@ from edgeresnet.errors import DatasetError, EdgeResNetError
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
 from edgeresnet.placement import check_claimable, claim_directory
 from edgeresnet.training.augment import augment_batch
-from edgeresnet.training.config import FEW_STEPS, Recipe, TrainConfig, resolve_recipe
+from edgeresnet.training.config import FEW_STEPS, Recipe, TrainJob, resolve_recipe
 from edgeresnet.training.dataprep import (
     STATISTICS_IMAGES,
     carve_validation,
@@ -103,7 +103,7 @@ class _Run:
     new_classes: bool
 
 
-def train(config: TrainConfig, *, on_epoch: ProgressCallback | None = None) -> TrainResult:
+def train(config: TrainJob, *, on_epoch: ProgressCallback | None = None) -> TrainResult:
     """Train (or fine-tune) ``config.model`` on ``config.data`` and write a checkpoint directory."""
     world = init_distributed()
     try:
@@ -124,7 +124,7 @@ def train(config: TrainConfig, *, on_epoch: ProgressCallback | None = None) -> T
             torch.distributed.destroy_process_group()
 
 
-def _prepare(config: TrainConfig, world: World) -> _Run:
+def _prepare(config: TrainJob, world: World) -> _Run:
     source = open_source(config.data)
     info = get_model_info(config.model)
     train_set = _limited(source.split("train"), config.train_limit, config.seed)
@@ -166,7 +166,7 @@ def _prepare(config: TrainConfig, world: World) -> _Run:
                 new_classes)
 
 
-def _train(config: TrainConfig, output: Path, world: World, on_epoch: ProgressCallback | None) -> TrainResult:
+def _train(config: TrainJob, output: Path, world: World, on_epoch: ProgressCallback | None) -> TrainResult:
     run = _prepare(config, world)
     recipe = run.recipe
     torch.manual_seed(config.seed)
@@ -226,7 +226,7 @@ def _train(config: TrainConfig, output: Path, world: World, on_epoch: ProgressCa
     return TrainResult(output, card, history)
 
 
-def _initialise(model: nn.Module, config: TrainConfig, run: _Run) -> None:
+def _initialise(model: nn.Module, config: TrainJob, run: _Run) -> None:
     """A new head starts at zero, so the first loss is exactly ln(classes) and the first steps cannot
     blow up. (Zeroing the residual branches as well was tried: on 500 Fashion-MNIST images it cost
     35 points in 10 epochs, because so few steps never grow them back.)"""
@@ -242,7 +242,7 @@ def _initialise(model: nn.Module, config: TrainConfig, run: _Run) -> None:
     reset_head_to_zero(model)
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, config: TrainJob) -> torch.optim.Optimizer:
     """Four groups: pretrained/head × decayed/not. Biases and BatchNorm parameters get no weight decay:
     decaying them only costs accuracy. ``role`` tells the schedule which learning rate a group follows."""
     backbone, head = split_head(model)
@@ -257,7 +257,7 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 
 def _train_one_epoch(
     model: nn.Module, run: _Run, optimizer: torch.optim.Optimizer, criterion: nn.Module,
-    config: TrainConfig, world: World, epoch: int,
+    config: TrainJob, world: World, epoch: int,
 ) -> tuple[float, float, int]:
     recipe = run.recipe
     frozen = epoch < recipe.freeze_epochs
@@ -310,7 +310,7 @@ def _train_one_epoch(
 
 @torch.no_grad()
 def _validate(
-    model: nn.Module, images: ImageSet, spec: PreprocessSpec, config: TrainConfig, device: torch.device, epoch: int
+    model: nn.Module, images: ImageSet, spec: PreprocessSpec, config: TrainJob, device: torch.device, epoch: int
 ) -> tuple[ValidationScore, np.ndarray]:
     was_training = model.training
     model.eval()
@@ -328,7 +328,7 @@ def _validate(
 
 
 def _final_metrics(
-    model: nn.Module, kept: dict[str, torch.Tensor], run: _Run, config: TrainConfig, device: torch.device
+    model: nn.Module, kept: dict[str, torch.Tensor], run: _Run, config: TrainJob, device: torch.device
 ) -> dict[str, Any]:
     """Evaluation-split accuracy of the kept weights (the only time the evaluation split is used)."""
     current = {key: value.detach().clone() for key, value in model.state_dict().items()}
@@ -374,7 +374,7 @@ def _limited(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
     return images.balanced_sample(limit, seed=seed)
 
 
-def _make_card(config: TrainConfig, run: _Run, model: nn.Module) -> ModelCard:
+def _make_card(config: TrainJob, run: _Run, model: nn.Module) -> ModelCard:
     skip = ("output", "progress", "resume", "overwrite")
     return ModelCard(
         architecture=config.model,

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from edgeresnet.errors import WeightsError
-from edgeresnet.training import TrainConfig, train
+from edgeresnet.training import TrainJob, train
 from edgeresnet.training.finetune import HEAD, check_weights_fit, inspect_weights, set_phase
 
 TINY = {"train_limit": 128, "eval_limit": 50, "batch_size": 32, "threads": 1, "progress": False}
@@ -16,14 +16,14 @@ TINY = {"train_limit": 128, "eval_limit": 50, "batch_size": 32, "threads": 1, "p
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, fashion_mnist) -> str:
     output = tmp_path_factory.mktemp("pre") / "r20"
-    train(TrainConfig(data=fashion_mnist, output=str(output), epochs=1, **TINY))
+    train(TrainJob(data=fashion_mnist, output=str(output), epochs=1, **TINY))
     return str(output / "model.safetensors")
 
 
 def test_freeze_epoch_trains_only_the_head_and_keeps_batchnorm_statistics(tmp_path, fashion_mnist, pretrained):
     output = tmp_path / "ft"
     # 3 epochs, 1 frozen; the state after the frozen epoch is what a kill after epoch 1 leaves.
-    config = TrainConfig(data=fashion_mnist, output=str(output), epochs=3, weights=pretrained, freeze_epochs=1,
+    config = TrainJob(data=fashion_mnist, output=str(output), epochs=3, weights=pretrained, freeze_epochs=1,
                          val_fraction=0.0, seed=1, **TINY)
 
     def stop(_: str, metrics: dict) -> None:
@@ -35,7 +35,7 @@ def test_freeze_epoch_trains_only_the_head_and_keeps_batchnorm_statistics(tmp_pa
     after = torch.load(output / "train_state.pt", weights_only=True)["model"]
     changed = {key for key in before if not torch.equal(before[key], after[key]) and "num_batches" not in key}
     assert changed == {f"{HEAD}.weight", f"{HEAD}.bias"}  # running means/vars included: BN stayed frozen
-    result = train(TrainConfig(**{**config.__dict__, "resume": True}))
+    result = train(TrainJob(**{**config.__dict__, "resume": True}))
     final = torch.load(output / "train_state.pt", weights_only=True)["model"]
     assert not torch.equal(final["conv1.weight"], before["conv1.weight"])  # unfrozen afterwards
     assert result.card.training["recipe"]["freeze_epochs"] == 1 and result.card.training["fine_tuning"]

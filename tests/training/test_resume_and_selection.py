@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from edgeresnet.training import TrainConfig, train
+from edgeresnet.training import TrainJob, train
 from edgeresnet.training.dataprep import carve_validation
 from edgeresnet.training.selection import ValidationScore, choose, describe_choice
 
@@ -18,7 +18,7 @@ TINY = {"train_limit": 192, "eval_limit": 100, "batch_size": 32, "threads": 1, "
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, fashion_mnist) -> None:
-    straight = train(TrainConfig(data=fashion_mnist, output=str(tmp_path / "straight"), epochs=2, **TINY))
+    straight = train(TrainJob(data=fashion_mnist, output=str(tmp_path / "straight"), epochs=2, **TINY))
 
     class Killed(Exception):
         pass
@@ -27,9 +27,9 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, fashion_mn
         raise Killed  # what a kill leaves: epoch 1's checkpoint and state, written before the callback
 
     with pytest.raises(Killed):
-        train(TrainConfig(data=fashion_mnist, output=str(tmp_path / "split"), epochs=2, **TINY),
+        train(TrainJob(data=fashion_mnist, output=str(tmp_path / "split"), epochs=2, **TINY),
               on_epoch=kill_after_first_epoch)
-    resumed = train(TrainConfig(data=fashion_mnist, output=str(tmp_path / "split"), epochs=2, resume=True, **TINY))
+    resumed = train(TrainJob(data=fashion_mnist, output=str(tmp_path / "split"), epochs=2, resume=True, **TINY))
     a = torch.load(tmp_path / "straight" / "train_state.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "train_state.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()
@@ -41,7 +41,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, fashion_mn
 
 
 def test_card_records_the_kept_epoch_its_evidence_and_the_recipe(tmp_path, fashion_mnist) -> None:
-    result = train(TrainConfig(data=fashion_mnist, output=str(tmp_path / "run"), epochs=3, **TINY))
+    result = train(TrainJob(data=fashion_mnist, output=str(tmp_path / "run"), epochs=3, **TINY))
     card = json.loads((tmp_path / "run" / "card.json").read_text())
     selection = card["metrics"]["selection"]
     val_scores = [h["val_top1"] for h in card["metrics"]["history"]]
@@ -59,7 +59,7 @@ def test_card_records_the_kept_epoch_its_evidence_and_the_recipe(tmp_path, fashi
 
 
 def test_first_epoch_loss_starts_at_uniform_guessing(tmp_path, fashion_mnist) -> None:
-    result = train(TrainConfig(data=fashion_mnist, output=str(tmp_path / "run"), epochs=1, **TINY))
+    result = train(TrainJob(data=fashion_mnist, output=str(tmp_path / "run"), epochs=1, **TINY))
     assert result.history[0].train_loss <= math.log(10) + 0.05
 
 
