@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
-from edgeresnet.bundle import read_manifest
 from edgeresnet.bundle.vocabulary import CalibMethod, Target
 
 if TYPE_CHECKING:
@@ -122,6 +121,7 @@ def compile_bundle(
     fields as keywords (``compile_bundle(bundle, "out", target="openvino", precision="fp16")``); TensorRT's
     build settings are ``tensorrt=TensorRtBuildOptions(...)``.
     """
+    from edgeresnet.bundle import read_manifest
     from edgeresnet.compile import CompileJob, run_compile
 
     if isinstance(job, CompileJob):

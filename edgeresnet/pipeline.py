@@ -16,7 +16,6 @@ from typing import Any
 
 from edgeresnet.api import write_benchmark_reports
 from edgeresnet.atomic import atomic_write_text
-from edgeresnet.bundle import read_manifest
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.placement import check_claimable, place_outputs
 
@@ -167,6 +166,7 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
 def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Path], directory: Path,
                say: Progress) -> Any:
     from edgeresnet.bench import run_benchmark
+    from edgeresnet.bundle import read_manifest
 
     # An export's TensorRT bundle holds the network an engine is built from; only engine bundles run here.
     runnable = [path for path in bundles.values()

@@ -21,3 +21,8 @@ CALIBRATION_FILE = "calibration.json"
 TIMING_CACHE_FILE = "timing.cache"
 SCHEMA_RESOURCE = "schema.json"  # package data of edgeresnet.bundle
 PIXEL_MODEL_FILE = "model.pixels.onnx"
+# The model files a backend's bundle names in ``model_file`` (see each backend's record).
+MODEL_ONNX = "model.onnx"
+MODEL_XML = "model.xml"
+MODEL_BIN = "model.bin"  # the weights beside an OpenVINO IR's model.xml
+MODEL_ENGINE = "model.engine"
