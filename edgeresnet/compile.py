@@ -2,7 +2,7 @@
 
     compile_bundle("bundles/r20", target="openvino", precision="fp16", output="bundles/r20-ov-fp16")
 
-Each target is one function in :data:`COMPILERS`; it writes the compiled model into a staging
+Each target is its backend's compile step (the ``compile`` of its record in :mod:`edgeresnet.backends`); it writes the compiled model into a staging
 directory and says which ONNX of the source it was built from. The compiled model then re-measures the
 golden outputs, which must match the source model's (within the tolerance of the precision), and the
 new bundle records where it came from (the source manifest's sha256), how, and on what.
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
+from edgeresnet.backends import compile_targets, get_backend
 from edgeresnet.bundle import (
     CALIBRATION_FILE,
-    COMPILE_TARGETS,
     FP32_ONNX,
     MANIFEST_FILE,
     PRECISIONS,
@@ -38,7 +38,7 @@ from edgeresnet.bundle.records import EngineRecord, ParityRecord, Provenance
 from edgeresnet.errors import BundleError, ExportError
 from edgeresnet.parity import check_parity
 from edgeresnet.placement import place_outputs
-from edgeresnet.runtime.select import AUTO_DEVICE, get_backend, open_runner, resolve_device
+from edgeresnet.runtime.select import AUTO_DEVICE, open_runner, resolve_device
 
 if TYPE_CHECKING:
     from edgeresnet.export.tensorrt import TensorRtBuildOptions
@@ -141,8 +141,8 @@ class CompileJob:
     def __post_init__(self) -> None:
         object.__setattr__(self, "bundle", Path(self.bundle))
         object.__setattr__(self, "output", Path(self.output))
-        if self.target not in COMPILE_TARGETS:
-            raise ExportError(f"compile targets are {', '.join(COMPILE_TARGETS)}, not {self.target!r}")
+        if self.target not in compile_targets():
+            raise ExportError(f"compile targets are {', '.join(compile_targets())}, not {self.target!r}")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.tensorrt is not None and self.target != "tensorrt":
@@ -176,8 +176,8 @@ def compile_bundle(
     :class:`~edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (``max_batch``, ``timing_cache``, ...),
     refused for other targets and checked by name.
     """
-    if target not in COMPILE_TARGETS:  # before the TensorRT-only check, which would name the wrong mistake
-        raise ExportError(f"compile targets are {', '.join(COMPILE_TARGETS)}, not {target!r}")
+    if target not in compile_targets():  # before the TensorRT-only check, which would name the wrong mistake
+        raise ExportError(f"compile targets are {', '.join(compile_targets())}, not {target!r}")
     if trt_options and target != "tensorrt":
         raise ExportError(f"{', '.join(sorted(trt_options))}: only for --target tensorrt")
     tensorrt = tensorrt_options(trt_options) if target == "tensorrt" else None
@@ -198,7 +198,7 @@ def run_compile(job: CompileJob) -> Path:
                        lock_name=f".{output.name}.lock") as staging:
         work = staging.path.parent / "work"
         work.mkdir()
-        compiled = COMPILERS[target](source, precision, work, device, job.tensorrt)
+        compiled = get_backend(target).compiler()(source, precision, work, device, job.tensorrt)
         inputs, expected = read_golden(source.path, source.manifest)
         reference = _reference_logits(source, compiled.source_model, inputs, expected)
         model = compiled.files[compiled.model_file]
@@ -386,6 +386,3 @@ def _tensorrt_source(source: SourceBundle, precision: str) -> tuple[Path, str]:
         )
     return source.require("int8", "a TensorRT INT8 engine"), "as-is"
 
-
-# The one dispatch table: a target name → the function that compiles for it.
-COMPILERS: dict[str, Compiler] = {"openvino": compile_openvino, "tensorrt": compile_tensorrt}

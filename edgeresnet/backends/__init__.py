@@ -10,12 +10,14 @@ from edgeresnet.backends.record import Backend
 from edgeresnet.backends.registry import (
     all_backends,
     backend_names,
+    bundle_targets,
     compile_targets,
     export_targets,
     get_backend,
+    model_file_backends,
     register_backend,
     unregister_backend,
 )
 
-__all__ = ["Backend", "all_backends", "backend_names", "compile_targets", "export_targets", "get_backend",
-           "register_backend", "unregister_backend"]
+__all__ = ["Backend", "all_backends", "backend_names", "bundle_targets", "compile_targets", "export_targets",
+           "get_backend", "model_file_backends", "register_backend", "unregister_backend"]

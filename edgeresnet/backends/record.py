@@ -106,9 +106,9 @@ class Backend:
         return not self.runtime_module or importlib.util.find_spec(self.runtime_module) is not None
 
     def load(self, reference: str) -> Any:
-        """``"module:attribute"`` inside the home, imported now."""
+        """``"module:attribute"``, the module inside the home (or a full dotted name), imported now."""
         module, _, attribute = reference.partition(":")
-        return getattr(importlib.import_module(f"{self.home}.{module}"), attribute)
+        return getattr(importlib.import_module(module if "." in module else f"{self.home}.{module}"), attribute)
 
     def describe(self) -> dict[str, Any]:
         """What it is and whether it is installed here: for ``edgeresnet backends``-style listings and reports."""

@@ -64,6 +64,16 @@ def compile_targets() -> tuple[str, ...]:
     return tuple(backend.name for backend in all_backends() if backend.compile_precisions)
 
 
+def bundle_targets() -> tuple[str, ...]:
+    """What a manifest's ``target`` may name: every backend that writes bundles (export or compile)."""
+    return tuple(b.name for b in all_backends() if b.export_precisions or b.compile_precisions)
+
+
+def model_file_backends() -> tuple[str, ...]:
+    """Backends whose runner reads a model file (``--backend`` of predict and verify)."""
+    return tuple(b.name for b in all_backends() if b.suffixes)
+
+
 def _load() -> dict[str, Backend]:
     if not _REGISTERED:
         for home in HOMES:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from edgeresnet.backends.registry import bundle_targets
 from edgeresnet.bundle.layout import BUNDLE_FORMAT, FORMAT_VERSION
 from edgeresnet.bundle.records import (
     AccuracyRecord,
@@ -22,7 +23,7 @@ from edgeresnet.bundle.records import (
     QuantizationRecord,
     malformed,
 )
-from edgeresnet.bundle.vocabulary import PRECISIONS, TARGETS, Precision, Target
+from edgeresnet.bundle.vocabulary import PRECISIONS, Precision, Target
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.digests import sha256_json
 from edgeresnet.errors import BundleError, EdgeResNetError
@@ -84,8 +85,8 @@ class Manifest:
         self._check_input()
         if self.precision not in PRECISIONS:
             raise malformed(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        if self.target not in TARGETS:
-            raise malformed(f"target {self.target!r} is not one of {', '.join(TARGETS)}")
+        if self.target not in bundle_targets():
+            raise malformed(f"target {self.target!r} is not one of {', '.join(bundle_targets())}")
 
     def _check_input(self) -> None:
         """The preprocessing and the input record must describe one input size, and a plausible one.

@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from edgeresnet.backends.registry import bundle_targets
 from edgeresnet.bundle.layout import SCHEMA_RESOURCE
 
 _TYPES: dict[str, Any] = {
@@ -36,7 +37,7 @@ def manifest_schema() -> dict[str, Any]:
 
 def schema_problems(record: Any, *, limit: int = 5) -> list[str]:
     """Where ``record`` breaks the manifest schema, as ``path: reason`` lines (empty when it conforms)."""
-    schema = manifest_schema()
+    schema = _with_registered_targets(manifest_schema())
     try:
         import jsonschema
     except ImportError:
@@ -50,8 +51,17 @@ def schema_problems(record: Any, *, limit: int = 5) -> list[str]:
 
 def builtin_schema_problems(record: Any) -> list[str]:
     """The stand-in validator's verdict (what :func:`schema_problems` says where jsonschema is absent)."""
-    schema = manifest_schema()
+    schema = _with_registered_targets(manifest_schema())
     return list(_validate(record, schema, schema, "manifest"))
+
+
+def _with_registered_targets(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with ``target`` accepting every registered backend that writes bundles: schema.json lists
+    the built-in ones for other tools, a backend added to the registry extends it here."""
+    targets = list(bundle_targets())
+    if schema["properties"]["target"].get("enum") == targets:
+        return schema
+    return {**schema, "properties": {**schema["properties"], "target": {"enum": targets}}}
 
 
 def _path(parts: Any) -> str:

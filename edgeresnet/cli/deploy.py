@@ -10,7 +10,8 @@ import click
 from click.core import ParameterSource
 
 from edgeresnet.api import compile_bundle
-from edgeresnet.bundle.vocabulary import COMPILE_TARGETS, PRECISIONS
+from edgeresnet.backends import compile_targets, get_backend, model_file_backends
+from edgeresnet.bundle.vocabulary import PRECISIONS
 from edgeresnet.cli.core import cli
 from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError
 
@@ -21,11 +22,9 @@ _TRT_OPTIONS = ("max_batch", "opt_batch", "workspace_mib", "timing_cache", "vers
 class BackendType(click.ParamType):
     """A runtime backend name, checked against the runtime's backend table when used."""
 
-    name = "onnxruntime|openvino|tensorrt"
+    name = "|".join(model_file_backends())
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from edgeresnet.runtime.select import get_backend  # imported here so `--help` stays instant
-
         try:
             return get_backend(str(value).lower()).name
         except EdgeResNetError as error:
@@ -34,7 +33,7 @@ class BackendType(click.ParamType):
 
 @cli.command("compile")
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--target", type=click.Choice(COMPILE_TARGETS), required=True,
+@click.option("--target", type=click.Choice(compile_targets()), required=True,
               help="Compile an OpenVINO IR or a TensorRT engine.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Precision of the compiled model  [default: the bundle's]")

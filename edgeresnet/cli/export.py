@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from edgeresnet.api import export_model
-from edgeresnet.bundle.vocabulary import CALIB_METHODS, TARGETS
+from edgeresnet.backends import export_targets
+from edgeresnet.bundle.vocabulary import CALIB_METHODS
 from edgeresnet.cli.core import cli
 
-TARGET_CHOICES = [*TARGETS, "all"]
+TARGET_CHOICES = [*export_targets(), "all"]
 
 
 @cli.command("export")

@@ -1,4 +1,6 @@
-"""Which backend runs which model file: the one table, and the one function that opens a runner.
+"""Which backend runs which model file, and the one function that opens a runner.
+
+The backends are the registry's records (:mod:`edgeresnet.backends`); this module only chooses among them.
 
 A model file's suffix picks its backend (``.onnx`` → ONNX Runtime, ``.xml`` → OpenVINO,
 ``.engine``/``.plan`` → TensorRT); a caller may name another backend that reads the same file
@@ -8,62 +10,26 @@ nothing and a missing runtime is an error only for the file that needs it.
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
+from edgeresnet.backends import Backend, all_backends, backend_names, get_backend
+from edgeresnet.errors import EdgeResNetError
 from edgeresnet.runtime.base import Runner
+
+__all__ = ["AUTO_DEVICE", "Backend", "backend_for", "get_backend", "open_runner",
+           "resolve_device"]
 
 AUTO_DEVICE = "auto"
 
 
-@dataclass(frozen=True)
-class Backend:
-    """One inference backend: where its runner lives, what it reads, where it runs by default.
-
-    Args:
-        suffixes: model-file suffixes it reads; the first backend listing a suffix is its default.
-        packages: distribution names whose installed version describes the backend (first found wins).
-        devices: device names it accepts, lower-case, without an index (``cuda:1`` counts as ``cuda``).
-    """
-
-    name: str
-    module: str
-    runner: str
-    suffixes: tuple[str, ...]
-    default_device: str
-    devices: tuple[str, ...]
-    packages: tuple[str, ...]
-    install_hint: str
-
-    def runner_class(self) -> type[Runner]:
-        # Runner modules import their runtime lazily, so failing here means a broken install.
-        try:
-            module = importlib.import_module(self.module)
-        except ImportError as error:
-            raise BackendUnavailableError(f"the {self.name} backend cannot be imported: {error}") from error
-        return getattr(module, self.runner)
-
-
-# Order matters: for a suffix two backends read, the first is the default.
-BACKENDS: tuple[Backend, ...] = (
-    Backend("onnxruntime", "edgeresnet.runtime.onnxruntime", "OnnxRuntimeRunner", (".onnx",), "cpu",
-            ("cpu", "cuda"), ("onnxruntime", "onnxruntime-gpu"), "pip install onnxruntime"),
-    Backend("openvino", "edgeresnet.runtime.openvino", "OpenVinoRunner", (".xml", ".onnx"), "CPU",
-            ("cpu", "gpu", "npu", "auto"), ("openvino",), "pip install 'edgeresnet[openvino]'"),
-    Backend("tensorrt", "edgeresnet.runtime.tensorrt", "TensorRTRunner", (".engine", ".plan"), "cuda",
-            ("cuda",), ("tensorrt",), "pip install 'edgeresnet[tensorrt]' on a machine with an NVIDIA GPU"),
-)
-BACKEND_NAMES: tuple[str, ...] = tuple(backend.name for backend in BACKENDS)
-
-
-def get_backend(name: str) -> Backend:
-    for backend in BACKENDS:
-        if backend.name == name:
-            return backend
-    raise EdgeResNetError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+def __getattr__(name: str) -> Any:
+    # The registry can grow at run time (register_backend), so these are read from it when asked for.
+    if name == "BACKENDS":
+        return tuple(backend for backend in all_backends() if backend.suffixes)
+    if name == "BACKEND_NAMES":
+        return backend_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def backend_for(model_path: str | Path, backend: str | None = None) -> Backend:
@@ -72,15 +38,13 @@ def backend_for(model_path: str | Path, backend: str | None = None) -> Backend:
     if backend is not None:
         chosen = get_backend(backend)
         if suffix not in chosen.suffixes:
-            raise EdgeResNetError(
-                f"the {chosen.name} backend reads {'/'.join(chosen.suffixes)} files, "
-                f"not {Path(model_path).name}"
-            )
+            reads = f"{'/'.join(chosen.suffixes)} files" if chosen.suffixes else "checkpoint directories"
+            raise EdgeResNetError(f"the {chosen.name} backend reads {reads}, not {Path(model_path).name}")
         return chosen
-    for candidate in BACKENDS:
+    for candidate in all_backends():
         if suffix in candidate.suffixes:
             return candidate
-    known = sorted({s for b in BACKENDS for s in b.suffixes})
+    known = sorted({s for b in all_backends() for s in b.suffixes})
     raise EdgeResNetError(f"no backend runs {Path(model_path).name}: model files end in {', '.join(known)}")
 
 

@@ -7,8 +7,8 @@ from edgeresnet.backends.record import Backend
 from edgeresnet.bundle.layout import MODEL_ONNX, PIXEL_MODEL_FILE
 
 BACKEND = Backend(
-    name="onnxruntime", title="ONNX Runtime", home=__name__, runner="runner:OnnxRuntimeRunner",
+    name="onnxruntime", title="ONNX Runtime", home=__name__, runner="edgeresnet.runtime.onnxruntime:OnnxRuntimeRunner",
     suffixes=(".onnx",), model_files=(MODEL_ONNX, PIXEL_MODEL_FILE), devices=("cpu", "cuda"),
     default_device="cpu", packages=("onnxruntime", "onnxruntime-gpu"), runtime_module="onnxruntime",
-    export_precisions=("fp32", "int8"), export_requires=("onnxruntime",), build="export:build",
+    export_precisions=("fp32", "int8"), export_requires=("onnxruntime",), build="edgeresnet.export.targets:_onnxruntime_build",
 )
