@@ -24,10 +24,11 @@ from typing import Any
 
 from edgeresnet.bundle import Manifest, check_files, read_manifest, sha256_file
 from edgeresnet.errors import BundleError, EdgeResNetError
+from edgeresnet.placement import SERVED_MODEL_RECORD as MODEL_RECORD
+from edgeresnet.placement import place_outputs
 from edgeresnet.serve.modelconfig import ModelConfig, TensorConfig, triton_type
 from edgeresnet.serve.modelio import ModelIO, onnx_io, openvino_io
 
-MODEL_RECORD = "edgeresnet.json"
 RECORD_FORMAT = "edgeresnet-serving-model"
 RECORD_VERSION = 1
 CONFIG_FILE = "config.pbtxt"
@@ -98,8 +99,8 @@ def plan_model(bundle: str | Path, options: RepositoryOptions = RepositoryOption
         raise BundleError(f"{bundle}: no Triton backend serves a {Path(manifest.model_file).suffix} model file")
     sources, io = _sources_and_io(bundle, manifest, backend, options.version)
     server_args: tuple[str, ...] = ()
-    notes = [f"written by edgeresnet from {bundle.name} ({manifest.architecture}, {manifest.precision}, "
-             f"manifest sha256 {manifest.manifest_sha256[:16]})"]
+    notes = [(f"written by edgeresnet from {bundle.name} ({manifest.architecture}, {manifest.precision}, "
+              f"manifest sha256 {manifest.manifest_sha256[:16]})")]
     if backend == "tensorrt" and manifest.engine is not None and manifest.engine.version_compatible:
         server_args = (TENSORRT_VERSION_COMPATIBLE_ARG,)
         notes.append(f"a version-compatible engine: start tritonserver with {TENSORRT_VERSION_COMPATIBLE_ARG}")
@@ -177,8 +178,6 @@ def write_repository(bundles: Sequence[str | Path], output: str | Path,
     Every bundle is planned and checked before the first byte is written; an existing model directory
     is replaced only with ``overwrite`` and only if edgeresnet wrote it.
     """
-    from edgeresnet.placement import place_outputs
-
     if not bundles:
         raise EdgeResNetError("no bundles given")
     if names is not None and len(names) != len(bundles):
