@@ -40,8 +40,10 @@ class DynamicBatcher:
     threads, one batch per instance at a time. Bind one batcher to one event loop.
     """
 
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], options: BatchingOptions = BatchingOptions()) -> None:
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], options: BatchingOptions = BatchingOptions(),
+                 on_batch: Callable[[int], None] | None = None) -> None:
         self._run = run
+        self._on_batch = on_batch  # told the rows of every model call (the server's metrics)
         self.options = options
         self.batch_sizes: collections.Counter[int] = collections.Counter()  # rows per model call, for tests/metrics
         self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] | None = None
@@ -106,6 +108,8 @@ class DynamicBatcher:
         try:
             stacked = batch[0][0] if len(batch) == 1 else np.concatenate([rows for rows, _ in batch])
             self.batch_sizes[len(stacked)] += 1
+            if self._on_batch is not None:
+                self._on_batch(len(stacked))
             results = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, stacked)
             start = 0
             for rows, future in batch:

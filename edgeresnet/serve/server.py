@@ -14,6 +14,7 @@ PyTriton would put Triton's own binary in front of the same Classifier, but its 
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import socket
 import sys
@@ -73,6 +74,15 @@ def import_kserve() -> Any:
     return kserve
 
 
+@functools.cache
+def batch_rows_metric() -> Any:
+    """Rows per model call, on /metrics beside KServe's request latencies (one histogram per process)."""
+    from prometheus_client import Histogram
+
+    return Histogram("edgeresnet_batch_rows", "Rows per model call formed by dynamic batching", ["model"],
+                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+
+
 def classifier_model_class() -> type:
     """The KServe model class, defined once kserve is importable (the base install does not need it)."""
     kserve = import_kserve()
@@ -86,8 +96,9 @@ def classifier_model_class() -> type:
             super().__init__(name)
             self.classifier = classifier
             self.batching = batching
-            self.pixels = DynamicBatcher(classifier.logits_from_pixels, batching)
-            self.tensors = DynamicBatcher(classifier.logits, batching)
+            observe = batch_rows_metric().labels(model=name).observe
+            self.pixels = DynamicBatcher(classifier.logits_from_pixels, batching, on_batch=observe)
+            self.tensors = DynamicBatcher(classifier.logits, batching, on_batch=observe)
             self.ready = True
 
         def get_input_types(self) -> list[dict[str, Any]]:
@@ -111,10 +122,12 @@ def classifier_model_class() -> type:
                                 (protocol.INDICES, np.array([[p.index for p in r] for r in ranked], np.int64))):
                 output = InferOutput(name=name, shape=list(array.shape), datatype="BYTES" if array.dtype == object
                                      else ("FP32" if array.dtype == np.float32 else "INT64"))
-                output.set_data_from_numpy(array, binary_data=not getattr(payload, "from_grpc", False))
+                # Raw bytes on both protocols: no Python object per value, and gRPC clients read raw contents.
+                output.set_data_from_numpy(array, binary_data=True)
                 outputs.append(output)
             return InferResponse(response_id=getattr(payload, "id", None) or "", model_name=self.name,
-                                 infer_outputs=outputs, from_grpc=getattr(payload, "from_grpc", False))
+                                 infer_outputs=outputs, from_grpc=getattr(payload, "from_grpc", False),
+                                 use_binary_outputs=True)
 
         async def _logits(self, tensor: Any) -> np.ndarray:
             spec = self.classifier.spec
