@@ -160,21 +160,20 @@ def load_models(job: ServeJob) -> list[Any]:
     from edgeresnet.runtime import Classifier
     from edgeresnet.serve.repository import model_name
 
-    model_class = classifier_model_class()
     names = list(job.names) or [model_name(bundle) for bundle in job.bundles]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise EdgeResNetError(f"two bundles would be served as {duplicates[0]!r}: give --name for each bundle")
-    models = []
+    classifiers: list[Any] = []
     try:
-        for name, bundle in zip(names, job.bundles):
-            classifier = Classifier.load(bundle, backend=job.backend, device=job.device, threads=job.threads)
-            models.append(model_class(name, classifier, job.batching))
+        for bundle in job.bundles:  # every bundle checked and opened before the server core is imported
+            classifiers.append(Classifier.load(bundle, backend=job.backend, device=job.device, threads=job.threads))
+        model_class = classifier_model_class()
     except BaseException:
-        for model in models:
-            model.classifier.close()
+        for classifier in classifiers:
+            classifier.close()
         raise
-    return models
+    return [model_class(name, classifier, job.batching) for name, classifier in zip(names, classifiers)]
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ if importlib.util.find_spec("kserve") is None:
     pytest.skip("the serve extra (kserve) is not installed", allow_module_level=True)
 httpclient = pytest.importorskip("tritonclient.http")
 grpcclient = pytest.importorskip("tritonclient.grpc")
-from tritonclient.utils import InferenceServerException  # noqa: E402
+from tritonclient.utils import InferenceServerException
 
-from edgeresnet.runtime import Classifier  # noqa: E402
-from tests.runtime.tiny_bundle import SIZE, SPEC, blob_images  # noqa: E402
-from tests.serve.bundles import onnx_bundle  # noqa: E402
-from tests.serve.server_process import REPO_ROOT, ServerProcess, start_server  # noqa: E402
+from edgeresnet.runtime import Classifier
+from tests.runtime.tiny_bundle import SIZE, SPEC, blob_images
+from tests.serve.bundles import onnx_bundle
+from tests.serve.server_process import REPO_ROOT, ServerProcess, start_server
 
 MODEL = "tiny"
 # Long enough that requests sent together are batched together on a loaded 2-core host.
@@ -195,7 +195,8 @@ def test_malformed_http_bodies_and_parameters_get_400(server: ServerProcess) -> 
 def test_a_busy_port_is_a_one_line_error(server: ServerProcess) -> None:
     port = server.http.rsplit(":", 1)[1]
     result = subprocess.run([sys.executable, "-m", "edgeresnet", "serve", str(onnx_bundle()), "--http-port", port,
-                             "--grpc-port", "0"], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+                             "--grpc-port", "0"], check=False, capture_output=True, text=True, timeout=120,
+                            cwd=REPO_ROOT,
                             env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2
     assert f"cannot listen for HTTP on 127.0.0.1:{port}" in result.stderr
