@@ -42,14 +42,19 @@ def _pump(stream: object, lines: list[str]) -> None:
         lines.append(line.rstrip("\n"))
 
 
-def start_server(args: list[str], *, timeout: float = 90.0) -> ServerProcess:
-    """Run ``edgeresnet serve ARGS --http-port 0 --grpc-port 0``; skip if it is not ready within ``timeout``."""
+class ServerDidNotStart(RuntimeError):
+    def __init__(self, message: str, *, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+def launch(args: list[str], *, threads: int | None = 1, timeout: float = 90.0) -> ServerProcess:
+    """Run ``edgeresnet serve ARGS`` on 127.0.0.1 with OS-chosen ports; ready, or ServerDidNotStart."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgeresnet", "serve", *args, "--host", "127.0.0.1", "--http-port", "0",
-         "--grpc-port", "0", "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
-    )
+    command = [sys.executable, "-m", "edgeresnet", "serve", *args, "--host", "127.0.0.1", "--http-port", "0",
+               "--grpc-port", "0", *(["--threads", str(threads)] if threads else [])]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               cwd=REPO_ROOT)
     server = ServerProcess(process)
     for stream, lines in ((process.stdout, server.stdout), (process.stderr, server.stderr)):
         threading.Thread(target=_pump, args=(stream, lines), daemon=True).start()
@@ -62,7 +67,18 @@ def start_server(args: list[str], *, timeout: float = 90.0) -> ServerProcess:
             return server
         if process.poll() is not None:
             time.sleep(0.2)  # let the pumps drain
-            pytest.fail(f"edgeresnet serve exited with {process.returncode}: {' | '.join(server.stderr[-5:])}")
+            raise ServerDidNotStart(f"edgeresnet serve exited with {process.returncode}: "
+                                    f"{' | '.join(server.stderr[-5:])}", timed_out=False)
         time.sleep(0.1)
     server.stop(5)
-    pytest.skip(f"edgeresnet serve did not become ready within {timeout:.0f} s on this machine")
+    raise ServerDidNotStart(f"edgeresnet serve did not become ready within {timeout:.0f} s", timed_out=True)
+
+
+def start_server(args: list[str], *, timeout: float = 90.0) -> ServerProcess:
+    """:func:`launch` for a test: a server that exits fails the test, one too slow to start skips it."""
+    try:
+        return launch(args, timeout=timeout)
+    except ServerDidNotStart as error:
+        if error.timed_out:
+            pytest.skip(f"{error} on this machine")
+        pytest.fail(str(error))
