@@ -87,7 +87,6 @@ def classifier_model_class() -> type:
     """The KServe model class, defined once kserve is importable (the base install does not need it)."""
     kserve = import_kserve()
     from kserve.errors import InvalidInput
-    from kserve.protocol.infer_type import InferOutput, InferResponse
 
     class ClassifierModel(kserve.Model):  # type: ignore[misc,name-defined]
         """One bundle's Classifier as a KServe model: requests are batched, ranked as Classifier.predict ranks."""
@@ -110,42 +109,11 @@ def classifier_model_class() -> type:
         async def predict(self, payload: Any, headers: Any = None, response_headers: Any = None) -> Any:
             try:
                 top_k = protocol.top_k_of(getattr(payload, "parameters", None), len(self.classifier.labels))
-                logits = await self._logits(protocol.the_input(list(getattr(payload, "inputs", []) or [])))
+                logits = await _logits(self, protocol.the_input(list(getattr(payload, "inputs", []) or [])))
             except (protocol.RequestError, EdgeResNetError) as error:
                 raise InvalidInput(str(error)) from error
             # The Classifier's own ranking: served labels are Classifier.predict's labels by construction.
-            ranked = self.classifier._rank(logits, top_k)
-            labels = np.array([[p.label.encode() for p in row] for row in ranked], dtype=np.object_)
-            outputs = []
-            for name, array in ((protocol.LABELS, labels),
-                                (protocol.PROBABILITIES, np.array([[p.probability for p in r] for r in ranked], np.float32)),
-                                (protocol.INDICES, np.array([[p.index for p in r] for r in ranked], np.int64))):
-                output = InferOutput(name=name, shape=list(array.shape), datatype="BYTES" if array.dtype == object
-                                     else ("FP32" if array.dtype == np.float32 else "INT64"))
-                # Raw bytes on both protocols: no Python object per value, and gRPC clients read raw contents.
-                output.set_data_from_numpy(array, binary_data=True)
-                outputs.append(output)
-            return InferResponse(response_id=getattr(payload, "id", None) or "", model_name=self.name,
-                                 infer_outputs=outputs, from_grpc=getattr(payload, "from_grpc", False),
-                                 use_binary_outputs=True)
-
-        async def _logits(self, tensor: Any) -> np.ndarray:
-            spec = self.classifier.spec
-            height, width = spec.input_size
-            array = protocol.as_array(tensor)
-            if tensor.name == protocol.TENSOR:
-                rows = protocol.check_rows(tensor.name, array, (spec.num_channels, height, width))
-                return await self.tensors.submit(rows.astype(np.float32, copy=False))
-            if tensor.name == protocol.PIXELS:
-                rows = protocol.check_rows(tensor.name, array, (height, width, spec.num_channels))
-                return await self.pixels.submit(np.ascontiguousarray(rows))
-            images = protocol.encoded_images(array)
-            if len(images) > self.batching.max_batch:
-                raise protocol.RequestError(f"a request may hold {self.batching.max_batch} images, got {len(images)}")
-            # Decoding runs in threads (Pillow releases the GIL), never on the event loop.
-            pixels = await asyncio.gather(*(asyncio.to_thread(protocol.decode_pixels, spec, data, i)
-                                            for i, data in enumerate(images)))
-            return await self.pixels.submit(np.stack(pixels))
+            return _response(self.name, self.classifier._rank(logits, top_k), payload)
 
         async def close(self) -> None:
             await self.pixels.close()
@@ -153,6 +121,43 @@ def classifier_model_class() -> type:
             self.classifier.close()
 
     return ClassifierModel
+
+
+async def _logits(model: Any, tensor: Any) -> np.ndarray:
+    """A request's input through the model's batchers: tensors, frames, or encoded images decoded first."""
+    spec = model.classifier.spec
+    height, width = spec.input_size
+    array = protocol.as_array(tensor)
+    if tensor.name == protocol.TENSOR:
+        rows = protocol.check_rows(tensor.name, array, (spec.num_channels, height, width))
+        return await model.tensors.submit(rows.astype(np.float32, copy=False))
+    if tensor.name == protocol.PIXELS:
+        rows = protocol.check_rows(tensor.name, array, (height, width, spec.num_channels))
+        return await model.pixels.submit(np.ascontiguousarray(rows))
+    images = protocol.encoded_images(array)
+    if len(images) > model.batching.max_batch:
+        raise protocol.RequestError(f"a request may hold {model.batching.max_batch} images, got {len(images)}")
+    # Decoding runs in threads (Pillow releases the GIL), never on the event loop.
+    pixels = await asyncio.gather(*(asyncio.to_thread(protocol.decode_pixels, spec, data, i)
+                                    for i, data in enumerate(images)))
+    return await model.pixels.submit(np.stack(pixels))
+
+
+def _response(name: str, ranked: list[list[Any]], payload: Any) -> Any:
+    from kserve.protocol.infer_type import InferOutput, InferResponse
+
+    tensors = ((protocol.LABELS, "BYTES", np.array([[p.label.encode() for p in r] for r in ranked], np.object_)),
+               (protocol.PROBABILITIES, "FP32", np.array([[p.probability for p in r] for r in ranked], np.float32)),
+               (protocol.INDICES, "INT64", np.array([[p.index for p in r] for r in ranked], np.int64)))
+    outputs = []
+    for output_name, datatype, array in tensors:
+        output = InferOutput(name=output_name, shape=list(array.shape), datatype=datatype)
+        # Raw bytes on both protocols: no Python object per value, and gRPC clients read raw contents.
+        output.set_data_from_numpy(array, binary_data=True)
+        outputs.append(output)
+    from_grpc = getattr(payload, "from_grpc", False)
+    return InferResponse(response_id=getattr(payload, "id", None) or "", model_name=name, infer_outputs=outputs,
+                         from_grpc=from_grpc, use_binary_outputs=True)
 
 
 def load_models(job: ServeJob) -> list[Any]:
