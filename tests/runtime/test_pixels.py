@@ -115,3 +115,17 @@ def test_predict_iter_keeps_order_batches_and_turns_bad_files_into_rows(bundle: 
     assert {r.path: list(r.predictions) for r in results if r.ok} == expected
     with Classifier.load(bundle) as classifier, pytest.raises(EdgeResNetError, match="batch size"):
         next(classifier.predict_iter(paths, batch_size=0))
+
+
+@pytest.mark.parametrize("channels", ["RGB", "L"])
+def test_normalise_is_the_documented_arithmetic_bit_for_bit(channels: str) -> None:
+    """(x - 255·mean) / (255·std) in float32, NCHW: what the in-model preprocessing compiles too."""
+    spec = SPEC.with_channels(channels)  # type: ignore[arg-type]
+    pixels = np.random.default_rng(5).integers(0, 256, (3, 32, 32, spec.num_channels), dtype=np.uint8)
+    mean = np.asarray(spec.mean, np.float32) * 255.0
+    scale = 1.0 / (np.asarray(spec.std, np.float32) * 255.0)
+    expected = ((pixels.astype(np.float32) - mean) * scale).transpose(0, 3, 1, 2)
+    got = spec.normalise(pixels)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.array_equal(got, expected)
+    assert np.array_equal(spec.normalise(pixels[..., 0] if channels == "L" else pixels[:1])[0], expected[0])
