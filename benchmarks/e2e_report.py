@@ -24,8 +24,11 @@ BEYOND_TITLES = {
 def markdown(record: dict[str, Any]) -> str:
     lines = _header(record)
     timing = record.get("timing")
-    if timing:
+    if timing and "jpeg_640x427" in timing.get("ratios", {}):
         lines += _timing(record, timing)
+    elif timing:  # a record from before the ratios to (model + decode floor): its figures are not comparable
+        lines += ["", ("Timing from an earlier version of this script (no decode floors): rerun it without "
+                  "`--agreement-only`.")]
     if record.get("agreement"):
         lines += _agreement(record["agreement"])
     if record.get("photo_faithfulness"):
