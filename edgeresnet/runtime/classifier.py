@@ -168,7 +168,7 @@ class Classifier:
                 pixels.append(future.result())
             except DatasetError as error:
                 errors[position] = str(error)
-        ranked = iter(self._rank(self.logits_from_pixels(np.stack(pixels)), top_k) if pixels else [])
+        ranked = iter(self._rank(self.logits_from_pixels(as_batch(pixels)), top_k) if pixels else [])
         return [
             FilePrediction(str(path), (), errors[position]) if position in errors
             else FilePrediction(str(path), tuple(next(ranked)), None)
@@ -250,7 +250,7 @@ class Classifier:
             raise DatasetError("no images given")
         if any(_is_tensor(item) for item in items):
             return self.logits(self.preprocess(items))
-        return self.logits_from_pixels(np.stack([self._pixels_of(item) for item in items]))
+        return self.logits_from_pixels(as_batch([self._pixels_of(item) for item in items]))
 
     def _label(self, index: int) -> str:
         return self.labels[index] if index < len(self.labels) else str(index)
@@ -319,6 +319,11 @@ def _as_items(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     if isinstance(images, Sequence):
         return list(images)
     raise DatasetError(f"unsupported image input {type(images).__name__}")
+
+
+def as_batch(images: list[np.ndarray]) -> np.ndarray:
+    """Same-shaped arrays → one N×... batch; a single image becomes a view, not a copy."""
+    return images[0][None] if len(images) == 1 else np.stack(images)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
