@@ -22,6 +22,10 @@ class BackendType(click.ParamType):
 
     name = "onnxruntime|openvino|tensorrt"
 
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        # Click upper-cases a type's name in --help; every other choice there is lower-case, as typed.
+        return f"[{self.name}]"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from edgeresnet.runtime.select import get_backend  # imported here so `--help` stays instant
 
@@ -124,7 +128,7 @@ def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], 
     Example (a folder, recursively, into a file):
       edgeresnet predict bundles/r50-ov-int8 photos/ --output preds.csv
     """
-    from edgeresnet.data.decoding import find_images
+    from edgeresnet.data.decoding import find_images, no_images_found
     from edgeresnet.runtime.classifier import Classifier
     from edgeresnet.runtime.predictions import check_output, write_predictions
     from edgeresnet.runtime.progress import ProgressBar
@@ -133,7 +137,7 @@ def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], 
         check_output(output, overwrite=overwrite)  # refused before the model loads
     files = find_images(images)
     if not files:
-        raise DatasetError(f"no image files found in {', '.join(map(str, images))}")
+        raise DatasetError(no_images_found(images))
     quiet = bool(ctx.find_root().params.get("quiet"))
     with Classifier.load(bundle, backend=backend, device=device, threads=threads,
                          allow_host_code=allow_host_code) as classifier, \

@@ -109,6 +109,10 @@ class Classifier:
         ``Runner.infer_pixels``: where the backend normalises inside the model, no numpy arithmetic
         runs per image. For camera frames already at the input size, :meth:`predict_frames` skips
         the resize too.
+
+        Raises:
+            DatasetError: a file is missing or cannot be decoded (naming it); nothing is returned for
+                the batch. To go on past bad files, use :meth:`predict_iter`, which reports them as rows.
         """
         _check_top_k(top_k)
         if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4:
@@ -137,7 +141,8 @@ class Classifier:
         """Classify image files in batches, decoding in a thread pool while the model runs.
 
         Results come in the order of ``paths``, one per file. A file that is missing or cannot be
-        decoded yields a result with ``error`` set and the run goes on. Decoding (Pillow releases the
+        decoded yields a result with ``error`` set (``ok`` False, no predictions) and the run goes on,
+        where :meth:`predict` raises instead. Decoding (Pillow releases the
         GIL) runs up to two batches ahead of inference, so the model rarely waits for files.
 
         Args:
@@ -210,9 +215,14 @@ class Classifier:
         """Raw logits for uint8 N×H×W×C pixels at the model's input size (camera frames, ``load_pixels``)."""
         height, width = self.spec.input_size
         expected = (height, width, self.spec.num_channels)
-        if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or tuple(pixels.shape[1:]) != expected:
-            shape = getattr(pixels, "shape", type(pixels).__name__)
-            raise DatasetError(f"expected uint8 pixels of shape N×{'×'.join(map(str, expected))}, got {shape}")
+        wanted = f"uint8 pixels of shape N×{'×'.join(map(str, expected))}"
+        if not isinstance(pixels, np.ndarray):
+            raise DatasetError(f"expected {wanted} in a numpy array, got {type(pixels).__name__}")
+        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != expected:
+            raise DatasetError(f"expected {wanted}, got shape {pixels.shape}")
+        if pixels.dtype != np.uint8:  # the shape is right: name what is wrong, the type of the values
+            raise DatasetError(f"expected {wanted}, got {pixels.dtype} values of the right shape; frames are "
+                               "taken as they are: convert 0-255 pixels with frames.astype(np.uint8)")
         return self._checked(self.runner.infer_pixels(pixels, self.spec))
 
     def describe(self) -> RunnerInfo:
