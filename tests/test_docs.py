@@ -27,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARK = re.compile(r"<!-- checked by tests/test_docs\.py(?P<vary>: figures vary)? -->\n```[a-z]*\n(?P<body>.*?)```",
-                  re.S)
+                  re.DOTALL)
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
 WIDTH = 80  # the terminal width the samples are rendered at
 
@@ -205,19 +205,19 @@ def test_links_between_docs_resolve() -> None:
                 assert (document.parent / link).exists(), f"{document.name}: {link}"
 
 
+def _regenerated(match: re.Match[str], outputs: dict[tuple[str, str], str]) -> str:
+    body = "".join(f"$ {command}\n{outputs[(command, output)]}\n" for command, output in _split(match.group("body")))
+    return match.group(0).replace(match.group("body"), body)
+
+
 def write() -> None:
     """Regenerate every checked block's outputs in place."""
     for document in DOCUMENTS:
         if not samples(document):
             continue
-        outputs = dict(((s.command, s.output), actual) for s, actual in _outputs(document))
+        outputs = {(s.command, s.output): actual for s, actual in _outputs(document)}
         text = document.read_text(encoding="utf-8")
-
-        def regenerate(match: re.Match[str]) -> str:
-            body = "".join(f"$ {command}\n{outputs[(command, output)]}\n" for command, output in _split(match.group("body")))
-            return match.group(0).replace(match.group("body"), body)
-
-        document.write_text(MARK.sub(regenerate, text), encoding="utf-8")
+        document.write_text(MARK.sub(lambda match, outputs=outputs: _regenerated(match, outputs), text), encoding="utf-8")
         print(f"rewrote {document.relative_to(ROOT)}")
 
 

@@ -72,9 +72,8 @@ def test_one_interval_format_and_plurals() -> None:
 
 
 def test_the_terminal_table_keeps_bracketed_text() -> None:
-    from tests.test_report import synthetic_result
-
     from edgeresnet.report import print_table
+    from tests.test_report import synthetic_result
 
     result = synthetic_result()
     result.rows[-1].error = "engine [sm_90] needs TensorRT"
