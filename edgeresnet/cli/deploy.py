@@ -144,8 +144,18 @@ def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], 
             ProgressBar(len(files), enabled=not quiet and output is not None, unit="img") as bar:
         results = classifier.predict_iter(files, batch_size=batch_size, top_k=top_k, workers=workers)
         if output is not None:
-            total, failed = write_predictions(results, output, overwrite=overwrite, on_row=lambda _: bar.update(1))
+            flagged = []
+
+            def on_row(row: Any) -> None:
+                bar.update(1)
+                if row.ood is not None and row.ood.flagged:
+                    flagged.append(row.path)
+
+            total, failed = write_predictions(results, output, overwrite=overwrite, on_row=on_row)
             click.echo(f"{total - failed} of {total} images classified: {output}", err=True)
+            if flagged:
+                click.echo(f"note: {len(flagged)} of {total} images look unlike the images the model was trained on "
+                           "(the ood column): their labels may mean nothing", err=True)
         else:
             rows = list(results)
             total, failed = len(rows), sum(not row.ok for row in rows)
@@ -169,6 +179,9 @@ def _print_predictions(rows: list[Any], as_json: bool) -> None:
         for rank, prediction in enumerate(row.predictions, start=1):
             click.echo(f"  {rank}. {prediction.label:<{width}}  {prediction.probability:7.2%}  "
                        f"(class {prediction.index})")
+        if row.ood is not None and row.ood.flagged:
+            click.echo(f"  note: unlike the images the model was trained on ({row.ood.describe()}): "
+                       "the labels above may mean nothing")
 
 
 @cli.command("verify")
