@@ -33,7 +33,7 @@ _EXPORTS = {
     "busy_warning": "recommendation", "recommend": "recommendation", "star_eligibility": "recommendation",
     "ROW_FIELDS": "rows", "BenchmarkResult": "rows", "BenchmarkRow": "rows",
 }
-__all__ = list(_EXPORTS)  # noqa: PLE0605
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

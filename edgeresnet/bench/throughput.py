@@ -142,11 +142,15 @@ def _run_threads(calls: list[Callable[[], object]], job: BenchmarkJob, size: int
     latencies: list[float] = []
     lock = threading.Lock()
     stop = threading.Event()
-    start = time.perf_counter()
+    starts: list[float] = []
+    # The clock starts once every thread is ready, so thread start-up is not counted as the model's time.
+    ready = threading.Barrier(len(calls), action=lambda: starts.append(time.perf_counter()))
     failures: list[BaseException] = []
 
     def loop(call: Callable[[], object]) -> None:
         try:
+            ready.wait()
+            start = starts[0]
             while not stop.is_set():
                 before = time.perf_counter()
                 call()
@@ -164,7 +168,7 @@ def _run_threads(calls: list[Callable[[], object]], job: BenchmarkJob, size: int
         worker.start()
     for worker in workers:
         worker.join()
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - starts[0] if starts else 0.0
     if failures:
         raise failures[0]
     return _stats(latencies, len(latencies) * size, wall, size, len(calls))

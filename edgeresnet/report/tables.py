@@ -205,12 +205,13 @@ def print_table(
         console.print(table)
     for label, text in environment_summary(result.environment):
         console.print(f"[bold]{label}:[/bold] {escape(text)}", highlight=False)
+    # One terminal line each (soft_wrap): a line that says one thing stays one line for grep and logs.
     for line in note_lines(result):
-        console.print(f"[yellow]note[/yellow] {escape(line)}", highlight=False)
+        console.print(f"[yellow]note[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
     for line in error_lines(result):
-        console.print(f"[red]error[/red] {escape(line)}", highlight=False)
+        console.print(f"[red]error[/red] {escape(line)}", highlight=False, soft_wrap=True)
     for line in recommendation_lines(result, max_accuracy_drop):
-        console.print(f"[bold green]{escape(line)}[/bold green]", highlight=False)
+        console.print(f"[bold green]{escape(line)}[/bold green]", highlight=False, soft_wrap=True)
 
 
 def render_markdown(result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP) -> str:
