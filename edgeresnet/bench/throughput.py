@@ -67,27 +67,32 @@ def _stats(latencies_s: list[float], images: int, wall_s: float, size: int, stre
 
 
 def _openvino(artifact: Artifact, batch: np.ndarray, job: BenchmarkJob, threads: int) -> ThroughputStats:
+    with open_runner(artifact, device=job.device, threads=threads, performance_hint="THROUGHPUT") as runner:
+        return saturate_openvino(runner, batch, job)
+
+
+def saturate_openvino(runner: Runner, batch: np.ndarray, job: BenchmarkJob) -> ThroughputStats:
+    """Keep an ``AsyncInferQueue`` of an OpenVINO runner (compiled with the THROUGHPUT hint) full of ``batch``."""
     import openvino as ov
 
-    with open_runner(artifact, device=job.device, threads=threads, performance_hint="THROUGHPUT") as runner:
-        queue = runner.async_queue(len(batch), job.streams or 0)  # type: ignore[attr-defined]
-        tensor = ov.Tensor(np.ascontiguousarray(batch, dtype=np.float32), shared_memory=False)
-        latencies: list[float] = []
-        clock = time.perf_counter
-        queue.set_callback(lambda _request, started: latencies.append(clock() - started))
-        for _ in range(max(job.warmup, 1) * len(queue)):
-            queue.start_async(tensor, clock())
-        queue.wait_all()
-        latencies.clear()
-        start = clock()
-        submitted = 0
-        # start_async blocks while every request is busy, so the queue stays full.
-        while not _stop(job, len(latencies), clock() - start) or submitted < len(queue):
-            queue.start_async(tensor, clock())
-            submitted += 1
-        queue.wait_all()
-        wall = clock() - start
-        return _stats(latencies, len(latencies) * len(batch), wall, len(batch), len(queue))
+    queue = runner.async_queue(len(batch), job.streams or 0)  # type: ignore[attr-defined]
+    tensor = ov.Tensor(np.ascontiguousarray(batch, dtype=np.float32), shared_memory=False)
+    latencies: list[float] = []
+    clock = time.perf_counter
+    queue.set_callback(lambda _request, started: latencies.append(clock() - started))
+    for _ in range(max(job.warmup, 1) * len(queue)):
+        queue.start_async(tensor, clock())
+    queue.wait_all()
+    latencies.clear()
+    start = clock()
+    submitted = 0
+    # start_async blocks while every request is busy, so the queue stays full.
+    while not _stop(job, len(latencies), clock() - start) or submitted < len(queue):
+        queue.start_async(tensor, clock())
+        submitted += 1
+    queue.wait_all()
+    wall = clock() - start
+    return _stats(latencies, len(latencies) * len(batch), wall, len(batch), len(queue))
 
 
 def _tensorrt(runner: Runner, batch: np.ndarray, job: BenchmarkJob) -> ThroughputStats:
