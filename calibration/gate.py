@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeresnet.accuracy import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
+from edgeresnet.accuracy import (
+    Accuracy,
+    AccuracyCounter,
+    PairedComparison,
+    compare_paired,
+    count_of,
+    evaluate_logits,
+    format_interval,
+)
 from edgeresnet.calibration.data_check import validate_batch
 from edgeresnet.calibration.layer_report import LayerReport, build_layer_report
 from edgeresnet.calibration.qdq import Flavour, QdqQuantizer, QdqReport
@@ -109,10 +117,9 @@ def resolution_warning(comparison: PairedComparison, max_drop_points: float) -> 
     """``"139 evaluation images cannot resolve a 1.0-point budget: ..."``, or ``None`` when they can."""
     if comparison.resolves(max_drop_points):
         return None
-    low, high = comparison.drop_ci95_points
     return (f"{comparison.images:,} evaluation images cannot resolve a {max_drop_points:.1f}-point budget: the "
-            f"drop's 95% interval is {low:+.2f} to {high:+.2f} points ({comparison.discordant} discordant images); "
-            "more evaluation images narrow it")
+            f"drop's 95% interval is {format_interval(*comparison.drop_ci95_points)} points "
+            f"({count_of(comparison.discordant, 'discordant image')}); more evaluation images narrow it")
 
 
 def evaluate_onnx(

@@ -18,18 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from edgeresnet.backends import backend_names, get_backend
 from edgeresnet.bundle import MANIFEST_FILE, read_manifest
 from edgeresnet.checkpoint import CARD_FILE, WEIGHTS_FILE, read_card
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
 from edgeresnet.runtime.base import Runner
+from edgeresnet.runtime.classifier import bundle_runner_options
+from edgeresnet.runtime.select import backend_for
+from edgeresnet.runtime.select import open_runner as open_file_runner
 
 if TYPE_CHECKING:
     from edgeresnet.data.preprocessing import PreprocessSpec
 
-PYTORCH_BACKEND = "pytorch"
-# The library each backend loads; imported before an artifact's memory baseline (see preload_backend).
-_BACKEND_LIBRARIES = {PYTORCH_BACKEND: "torch", "onnxruntime": "onnxruntime", "openvino": "openvino",
-                      "tensorrt": "tensorrt"}
+PYTORCH_BACKEND = "pytorch"  # the registry's backend that runs checkpoints
 ArtifactKind = Literal["bundle", "checkpoint"]
 
 
@@ -47,9 +48,13 @@ class Artifact:
     labels: list[str]
     file_size_bytes: int
     static_batch: int | None = None
-    # A bundle's source checkpoint (manifest.provenance.checkpoint): its PyTorch baseline.
+    # A bundle's source checkpoint (manifest.provenance.checkpoint): its PyTorch baseline, and the
+    # sha256 its weights file had when the bundle was made.
     source_checkpoint: Path | None = None
+    source_checkpoint_sha256: str | None = None
     files: tuple[Path, ...] = field(default=())
+    # The target this artifact stands in for when another backend runs its file (tensorrt-* ONNX).
+    proxy_for: str | None = None
 
 
 def load_artifact(path: str | Path) -> Artifact:
@@ -91,15 +96,15 @@ def _bundle_artifact(path: Path) -> Artifact:
         file_size_bytes=sum(f.stat().st_size for f in files if f.is_file()),
         static_batch=static_batch,
         source_checkpoint=Path(source) if source else None,
+        source_checkpoint_sha256=manifest.provenance.checkpoint_sha256,
         files=files,
+        proxy_for=manifest.target if backend != manifest.target else None,
     )
 
 
 def _bundle_backend(name: str, target: str, model_path: Path, precision: str) -> tuple[str, str]:
     """The backend that runs a bundle's model file, and the row name that says how it ran."""
-    from edgeresnet.runtime.select import BACKEND_NAMES, backend_for, get_backend
-
-    if target not in BACKEND_NAMES or model_path.suffix.lower() in get_backend(target).suffixes:
+    if target not in backend_names() or model_path.suffix.lower() in get_backend(target).suffixes:
         return target, name  # an unknown target is reported when the runner opens
     try:
         reader = backend_for(model_path).name
@@ -133,40 +138,34 @@ def artifact_device(artifact: Artifact, requested: str) -> str:
     One ``--device`` cannot serve every row: a TensorRT engine runs on CUDA only, OpenVINO on its own
     devices, so those take their backend's default device and the others the requested one.
     """
-    from edgeresnet.runtime.select import BACKEND_NAMES, get_backend
-
-    if artifact.backend == PYTORCH_BACKEND or artifact.backend not in BACKEND_NAMES:
+    if artifact.backend == PYTORCH_BACKEND or artifact.backend not in backend_names():
         return requested
     backend = get_backend(artifact.backend)
     return requested if requested.split(":")[0].lower() in backend.devices else backend.default_device
 
 
-def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_host_code: bool = False) -> Runner:
+def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_host_code: bool = False,
+                performance_hint: str | None = None) -> Runner:
     """The one adapter from an artifact to a runner, on the artifact's device (see :func:`artifact_device`).
 
     Bundles go through the runtime's backend table (``edgeresnet.runtime.select``), keyed by the
     manifest's target and the model file's suffix; a checkpoint gets the PyTorch eager runner
     (``edgeresnet.runtime.torch_runner``). ``allow_host_code`` lets a version-compatible TensorRT engine
-    load (see :func:`edgeresnet.runtime.classifier.bundle_runner_options`).
+    load (see :func:`edgeresnet.runtime.classifier.bundle_runner_options`); ``performance_hint`` is
+    OpenVINO's (``THROUGHPUT`` for the throughput mode).
     """
     device = artifact_device(artifact, device)
-    if artifact.backend == PYTORCH_BACKEND:
-        from edgeresnet.runtime.torch_runner import (
-            TorchRunner,  # imports torch: only when a checkpoint is benchmarked
-        )
-
-        return TorchRunner(artifact.path, device=device, threads=threads)
-    from edgeresnet.runtime.classifier import bundle_runner_options
-    from edgeresnet.runtime.select import BACKEND_NAMES
-    from edgeresnet.runtime.select import open_runner as open_file_runner
-
-    if artifact.backend not in BACKEND_NAMES:
+    if artifact.backend == PYTORCH_BACKEND:  # its runner imports torch: only when a checkpoint is benchmarked
+        return get_backend(PYTORCH_BACKEND).runner_class()(artifact.path, device=device, threads=threads)
+    if artifact.backend not in backend_names():
         raise BackendUnavailableError(
-            f"{artifact.name}: no runner for target {artifact.backend!r} (known: {', '.join(BACKEND_NAMES)})"
+            f"{artifact.name}: no runner for target {artifact.backend!r} (known: {', '.join(backend_names())})"
         )
-    options = {}
+    options: dict[str, object] = {}
+    if performance_hint is not None and artifact.backend == "openvino":
+        options["performance_hint"] = performance_hint
     if artifact.backend == "tensorrt":
-        options = bundle_runner_options(read_manifest(artifact.path), allow_host_code=allow_host_code)
+        options.update(bundle_runner_options(read_manifest(artifact.path), allow_host_code=allow_host_code))
     return open_file_runner(artifact.model_path, backend=artifact.backend, device=device, threads=threads,
                             precision=artifact.precision, **options)
 
@@ -178,8 +177,8 @@ def preload_backend(artifact: Artifact) -> None:
     and the rows would depend on the order of the artifacts. A missing library is left for
     :func:`open_runner` to report.
     """
-    library = _BACKEND_LIBRARIES.get(artifact.backend)
-    if library is not None:
+    library = get_backend(artifact.backend).runtime_module if artifact.backend in backend_names() else None
+    if library:
         with contextlib.suppress(ImportError):
             importlib.import_module(library)
 

@@ -13,7 +13,8 @@ from edgeresnet.training.config import (
     TrainJob,
     resolve_recipe,
 )
-from edgeresnet.training.loop import EpochMetrics, TrainResult, evaluate, train
+from edgeresnet.training.loop import evaluate, train
+from edgeresnet.training.results import EpochMetrics, TrainResult
 from edgeresnet.training.state import RESUME_FILE
 
 __all__ = [

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from edgeresnet.errors import DatasetError, EdgeResNetError
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
 from edgeresnet.placement import check_claimable, claim_directory
 from edgeresnet.training.augment import augment_batch
-from edgeresnet.training.config import FEW_STEPS, Recipe, TrainJob, resolve_recipe
+from edgeresnet.training.config import Recipe, TrainJob, resolve_recipe, short_run_hint
 from edgeresnet.training.dataprep import (
     STATISTICS_IMAGES,
     carve_validation,
@@ -44,6 +44,7 @@ from edgeresnet.training.finetune import (
     set_phase,
     split_head,
 )
+from edgeresnet.training.results import EpochMetrics, TrainResult
 from edgeresnet.training.selection import BestEpoch, ValidationScore, choose, describe_choice
 from edgeresnet.training.state import RunIdentity, load_state, require_resume_state, save_state
 from edgeresnet.training.world import World, init_distributed, progress_bar
@@ -51,38 +52,6 @@ from edgeresnet.training.world import World, init_distributed, progress_bar
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class EpochMetrics:
-    epoch: int
-    train_loss: float
-    train_top1: float
-    val_top1: float | None  # None without validation images
-    val_loss: float | None
-    lr: float  # the head's learning rate at the epoch's last step
-    images_per_s: float
-    seconds: float
-
-
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    card: ModelCard
-    history: list[EpochMetrics] = field(default_factory=list)
-
-    @property
-    def kept_epoch(self) -> int:
-        return int(self.card.metrics.get("kept_epoch", len(self.history)))
-
-    @property
-    def top1(self) -> float:
-        """Evaluation-split top-1 (percent) of the kept weights."""
-        return float(self.card.metrics.get("top1", float("nan")))
-
-    @property
-    def top5(self) -> float:
-        return float(self.card.metrics.get("top5", float("nan")))
 
 
 @dataclass(frozen=True)
@@ -186,9 +155,6 @@ def _train(config: TrainJob, output: Path, world: World, on_epoch: ProgressCallb
         start_epoch = int(saved["epochs_done"])
         if world.is_main:
             log.info("resuming %s after epoch %d of %d", output, start_epoch, config.epochs)
-    elif world.is_main and recipe.total_steps < FEW_STEPS:
-        log.warning("only %d optimizer steps (%d epochs of %d images at batch %d): raise --epochs for a useful "
-                    "model", recipe.total_steps, config.epochs, len(run.fit), recipe.batch_size)
 
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     card = _make_card(config, run, model)
@@ -223,7 +189,18 @@ def _train(config: TrainJob, output: Path, world: World, on_epoch: ProgressCallb
                 on_epoch("epoch", asdict(metrics))
         if world.size > 1:
             torch.distributed.barrier()
+    if world.is_main and history:
+        _hint_if_short(recipe, config, history[-1], run.source.num_classes)
     return TrainResult(output, card, history)
+
+
+def _hint_if_short(recipe: Recipe, config: TrainJob, final: EpochMetrics, classes: int) -> None:
+    """After the run, on what it measured: a short run that reached a useful accuracy gets no hint."""
+    validated = final.val_top1 is not None
+    hint = short_run_hint(recipe.total_steps, config.epochs, final.val_top1 if validated else final.train_top1,
+                          classes, measured_on="validation" if validated else "training")
+    if hint:
+        log.warning(hint)
 
 
 def _initialise(model: nn.Module, config: TrainJob, run: _Run) -> None:
