@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeresnet.benchmark_defaults import DEFAULT_BATCH_SIZES
 from edgeresnet.bundle.vocabulary import CalibMethod, CompileTarget, Precision, Target
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def benchmark(
     artifacts: Sequence[str | Path],
     *,
     data: str,
-    batch_sizes: Sequence[int] = (1, 8),
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     threads: int | None = None,
     device: str = "cpu",
     checkpoint: str | Path | None = None,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeresnet.atomic import atomic_write_text
+from edgeresnet.benchmark_defaults import DEFAULT_BATCH_SIZES, DEFAULT_MIN_TIME_S
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.placement import check_claimable, place_outputs
 
@@ -34,13 +35,13 @@ class PipelineOptions:
     checkpoint: Path | None = None
     weights: Path | None = None
     targets: tuple[str, ...] | None = None
-    batch_sizes: tuple[int, ...] = (1, 32)
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
     threads: int | None = None
     max_accuracy_drop: float = 1.0
     calib_size: int | None = None  # None: sized from the calibration split (calibration/plan.py)
     train_limit: int | None = None
     eval_limit: int | None = None
-    min_time_s: float = 1.0
+    min_time_s: float = DEFAULT_MIN_TIME_S
     min_runs: int = 20
     compile_fp16: bool = True
     overwrite: bool = False

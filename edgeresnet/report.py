@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeresnet.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from edgeresnet.bench.rows import FILE_MEASURE, MODEL_MEASURE, ROW_FIELDS, BenchmarkResult, BenchmarkRow
+from edgeresnet.evaluation import format_difference
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -160,8 +161,7 @@ def drop_text(row: BenchmarkRow) -> str:
         return "ref"
     if row.drop_points is None or row.drop_ci95_points is None:
         return "—"
-    low, high = row.drop_ci95_points
-    return f"{row.drop_points:+.2f} [{low:+.2f}, {high:+.2f}]"
+    return format_difference(row.drop_points, row.drop_ci95_points)
 
 
 def _sorted_rows(result: BenchmarkResult, measure: str = MODEL_MEASURE) -> list[BenchmarkRow]:
@@ -203,7 +203,7 @@ def _budget_note(result: BenchmarkResult, max_accuracy_drop: float) -> str:
     images = f" on {reference.eval_images:,} images" if reference.eval_images else ""
     return (f"{BEST_MARK} fastest per batch size within {max_accuracy_drop:g} top-1 points of the FP32 reference "
             f"{reference.artifact} ({reference.top1:.2f}%{images}); Δ pts = top-1 points lost versus it on the same "
-            "images [paired 95% interval], agree % = top-1 agreement with it")
+            "images (paired 95% interval), agree % = top-1 agreement with it")
 
 
 def _errors(result: BenchmarkResult) -> list[str]:
@@ -224,6 +224,7 @@ def print_table(
     """
     try:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
     except ImportError:
         print(render_markdown(result, max_accuracy_drop=max_accuracy_drop), end="")
@@ -232,7 +233,8 @@ def print_table(
     console = console or Console(width=width, soft_wrap=False)
     best = best_within_budget(result, max_accuracy_drop=max_accuracy_drop)
     reference = result.reference()
-    table = Table(title="edgeresnet benchmark", caption=_budget_note(result, max_accuracy_drop),
+    # Escaped: rich reads "[...]" in plain text as markup and drops it (an interval, an error message).
+    table = Table(title="edgeresnet benchmark", caption=escape(_budget_note(result, max_accuracy_drop)),
                   caption_justify="left")
     for column in _COLUMNS:
         table.add_column(column, justify="left" if column in ("", "artifact", "backend", "precision") else "right",
@@ -243,7 +245,7 @@ def print_table(
             table.add_section()
         previous_batch = row.batch_size
         style = "bold green" if best.get(row.batch_size) is row else ("red" if row.error else None)
-        table.add_row(*_cells(row, reference, best), style=style)
+        table.add_row(*map(escape, _cells(row, reference, best)), style=style)
     console.print(table)
     file_rows = _file_table(result)
     if file_rows:
@@ -251,12 +253,12 @@ def print_table(
         for column in _FILE_COLUMNS:
             files.add_column(column, justify="left" if column in ("artifact", "backend", "precision") else "right")
         for cells in file_rows:
-            files.add_row(*cells)
+            files.add_row(*map(escape, cells))
         console.print(files)
     for label, text in environment_summary(result.environment):
-        console.print(f"[bold]{label}:[/bold] {text}", highlight=False)
+        console.print(f"[bold]{label}:[/bold] {escape(text)}", highlight=False)
     for line in _errors(result):
-        console.print(f"[red]error[/red] {line}", highlight=False)
+        console.print(f"[red]error[/red] {escape(line)}", highlight=False)
 
 
 def render_markdown(result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP) -> str:

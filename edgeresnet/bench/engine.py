@@ -39,6 +39,7 @@ from edgeresnet.bench.latency import (
 )
 from edgeresnet.bench.memory import PeakMemory, measurement_method
 from edgeresnet.bench.rows import FILE_MEASURE, MODEL_MEASURE, BenchmarkResult, BenchmarkRow
+from edgeresnet.benchmark_defaults import DEFAULT_BATCH_SIZES
 from edgeresnet.checkpoint import is_checkpoint_dir
 from edgeresnet.environment import cpu_info, environment
 from edgeresnet.errors import DatasetError, EdgeResNetError
@@ -72,7 +73,7 @@ def run_benchmark(
     artifacts: Sequence[str | Path],
     *,
     data: str,
-    batch_sizes: Sequence[int] = (1, 8),
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     threads: int | None = None,
     device: Device = "cpu",
     warmup: int = DEFAULT_WARMUP,

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S
 from edgeresnet.errors import EdgeResNetError
 
 Batch = TypeVar("Batch")
 
 DEFAULT_WARMUP = 10
 DEFAULT_MIN_RUNS = 50
-DEFAULT_MIN_TIME_S = 2.0
 # A cap, so a slow model on a slow device cannot hold a benchmark hostage; min_runs may go unmet.
 DEFAULT_MAX_TIME_S = 60.0
 

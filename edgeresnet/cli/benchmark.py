@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S, batch_sizes_text
 from edgeresnet.cli.core import IntListType, cli
 from edgeresnet.errors import EdgeResNetError
 
@@ -15,7 +16,7 @@ from edgeresnet.errors import EdgeResNetError
 @click.argument("artifacts", nargs=-1, required=True, metavar="BUNDLE_OR_CHECKPOINT...",
                 type=click.Path(path_type=Path))
 @click.option("--data", required=True, help="Data source whose evaluation split measures accuracy.")
-@click.option("--batch-sizes", type=IntListType(), default="1,8", show_default=True,
+@click.option("--batch-sizes", type=IntListType(), default=batch_sizes_text(), show_default=True,
               help="Batch sizes to time, comma-separated.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for every backend (default: every core this process may use).")
@@ -26,7 +27,7 @@ from edgeresnet.errors import EdgeResNetError
               help="Let version-compatible TensorRT engines run the runtime they embed (trusted engines only).")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
               help="Untimed calls before timing each batch size.")
-@click.option("--min-time", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--min-time", type=click.FloatRange(min=0), default=DEFAULT_MIN_TIME_S, show_default=True,
               help="Time each batch size for at least this many seconds ...")
 @click.option("--min-runs", type=click.IntRange(min=1), default=50, show_default=True,
               help="... and at least this many calls.")
