@@ -15,7 +15,7 @@ The rules, each in one function below:
   journal (:func:`interrupted_publish`). A staging directory whose owner still runs (an ``flock`` on
   its ``.owner`` file) is never touched by another run.
 - **Never removes or renames what it did not write.** A directory is ours only if it holds our
-  ``manifest.json`` or ``card.json``, and even then only if it holds no file that we did not write
+  ``manifest.json``, ``card.json`` or served model's ``edgeresnet.json``, and even then only if it holds no file that we did not write
   (files the user added make the run refuse). A plain file is ours only if the ledger
   (``.edgeresnet-written.json``) recorded it with the same sha256. Anything else is refused, with or
   without ``--overwrite``.
@@ -55,6 +55,7 @@ LEDGER_FILE = ".edgeresnet-written.json"
 STAGING_PREFIX = ".edgeresnet-staging-"
 # The files that make a directory ours: a bundle's manifest and a checkpoint's card.
 OWNER_FILES = ("manifest.json", "card.json")
+SERVED_MODEL_RECORD = "edgeresnet.json"  # in a model repository's model directory (edgeresnet.serve.repository)
 # Files a checkpoint directory of ours may hold (the card lists none): what train writes now, and the
 # metrics files earlier versions wrote beside it.
 CHECKPOINT_FILES = frozenset(TRAIN_WRITES) | {"metrics.json", "metrics.csv", "history.json"}
@@ -271,6 +272,12 @@ def _owned_files(directory: Path) -> set[str] | None:
         return {str(name) for name in files} | {"manifest.json"}
     if (directory / "card.json").is_file():
         return set(CHECKPOINT_FILES) if _is_checkpoint(directory) else None
+    if (directory / SERVED_MODEL_RECORD).is_file():  # a model directory `serve-repo` wrote: its record lists its files
+        record = _read_json(directory / SERVED_MODEL_RECORD)
+        files = record.get("files") if isinstance(record, dict) else None
+        if not isinstance(files, dict) or record.get("format") != "edgeresnet-serving-model":
+            return None
+        return {str(name) for name in files} | {SERVED_MODEL_RECORD}
     return None
 
 

@@ -64,8 +64,8 @@ def test_the_base_install_is_the_runtime_and_the_build_side_an_extra() -> None:
     extras = project["optional-dependencies"]
     build = {requirement.split(">")[0].lower() for requirement in extras["build"]}
     assert {"torch", "onnx", "onnxslim", "safetensors", "nncf", "matplotlib"} <= build
-    assert "openvino" in extras and "tensorrt" in extras and "dev" in extras
-    assert "-e '.[build,openvino,dev]'" in (ROOT / "Makefile").read_text()
+    assert "openvino" in extras and "tensorrt" in extras and "dev" in extras and "serve" in extras
+    assert "-e '.[build,openvino,dev,serve]'" in (ROOT / "Makefile").read_text()
 
 
 def test_a_build_command_without_torch_names_the_extra_in_one_line() -> None:

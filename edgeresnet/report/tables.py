@@ -46,18 +46,13 @@ def fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
-
-
 def drop_text(row: BenchmarkRow) -> str:
     """The paired top-1 drop versus the reference with its 95% interval; "—" where it was not measured."""
     if row.reference:
         return "ref"
     if row.drop_points is None or row.drop_ci95_points is None:
         return "—"
-    low, high = row.drop_ci95_points
-    return f"{row.drop_points:+.2f} [{low:+.2f}, {high:+.2f}]"
+    return format_difference(row.drop_points, row.drop_ci95_points)
 
 
 def _mark(row: BenchmarkRow, chosen: dict[int, Recommendation]) -> str:
@@ -139,10 +134,10 @@ def budget_note(result: BenchmarkResult, max_accuracy_drop: float) -> str:
         return f"{rule}; accuracy not measured (no --data)"
     if reference is None or reference.top1 is None:
         return f"{rule}; no FP32 reference accuracy, so the accuracy budget is not checked"
-    images = f" on {plural(reference.eval_images, 'image')}" if reference.eval_images else ""
+    images = f" on {count_of(reference.eval_images, 'image')}" if reference.eval_images else ""
     return (f"{rule}; budget {max_accuracy_drop:g} top-1 points versus the FP32 reference {reference.artifact} "
-            f"({reference.top1:.2f}%{images}); Δ pts = top-1 points lost versus it on the same images [paired 95% "
-            "interval], agree % = top-1 agreement with it")
+            f"({reference.top1:.2f}%{images}); Δ pts = top-1 points lost versus it on the same images (paired 95% "
+            "interval), agree % = top-1 agreement with it")
 
 
 def recommendation_lines(result: BenchmarkResult, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP) -> list[str]:
