@@ -20,6 +20,7 @@ from edgeresnet.bench.rows import (
     BenchmarkResult,
     BenchmarkRow,
 )
+from edgeresnet.evaluation import count_of, format_difference
 from edgeresnet.report.environment import environment_summary
 
 if TYPE_CHECKING:
