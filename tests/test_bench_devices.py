@@ -88,7 +88,7 @@ def test_an_engine_row_names_the_gpu_tensorrt_and_its_layer_precisions_and_satur
     from edgeresnet.bench import BenchmarkJob, run_benchmark
     from tests.tensorrt_api.fakes import TRT10
 
-    bundle, _trt = engine_bundle
+    bundle, _ = engine_bundle
     job = BenchmarkJob(artifacts=(bundle,), mode="both", streams=3, batch_sizes=(2,), threads=1, warmup=1,
                        min_runs=6, min_time_s=0.0, allow_host_code=True)
     result = run_benchmark(job, progress=False)

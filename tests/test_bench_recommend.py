@@ -85,7 +85,7 @@ def test_a_clear_winner_carries_the_interval_of_its_lead() -> None:
     assert choice.row is fast and not choice.tied
     low, high = choice.ratio_ci95
     assert 1.4 < low < 1.5 < high < 1.6
-    assert f"ort-int8 is {low:.2f}-{high:.2f}× slower" in choice.describe()
+    assert f"ort-int8 is {low:.2f} to {high:.2f}× slower" in choice.describe()
 
 
 def test_one_recommendation_per_batch_size_and_the_lines_say_so() -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from edgeresnet.benchmark_defaults import DEFAULT_BATCH_SIZES, DEFAULT_MIN_TIME_S
 from edgeresnet.errors import EdgeResNetError
 
 Device = Literal["cpu", "cuda"]
@@ -22,11 +23,11 @@ DEVICES: tuple[Device, ...] = ("cpu", "cuda")
 Mode = Literal["latency", "throughput", "both"]
 MODES: tuple[Mode, ...] = ("latency", "throughput", "both")
 
-# The defaults of `benchmark` and `pipeline` alike (one constant each).
-DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 8)
+# The defaults of `benchmark` and `pipeline` alike (one constant each; batch sizes and minimum time live
+# in edgeresnet.benchmark_defaults, which the CLI reads for --help).
+__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_MIN_TIME_S", "BenchmarkJob", "job_from"]
 DEFAULT_WARMUP = 10
 DEFAULT_MIN_RUNS = 50
-DEFAULT_MIN_TIME_S = 2.0
 # A cap, so a slow model on a slow device cannot hold a benchmark hostage; min_runs may go unmet.
 DEFAULT_MAX_TIME_S = 60.0
 # Top-1 points an artifact may lose against the FP32 reference and still be recommended.

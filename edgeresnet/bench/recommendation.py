@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from edgeresnet.accuracy import count_of
 from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP
 from edgeresnet.bench.rows import MODEL_MEASURE, THROUGHPUT_MEASURE, BenchmarkResult, BenchmarkRow
 
@@ -89,7 +90,7 @@ class Recommendation:
             text += f" — tied within noise with {others}{fastest}, chosen on accuracy evidence, then size"
         elif self.runner_up is not None and self.ratio_ci95 is not None:
             low, high = self.ratio_ci95
-            text += f" — {self.runner_up.artifact} is {low:.2f}-{high:.2f}× slower (95% interval of the p50 ratio)"
+            text += f" — {self.runner_up.artifact} is {low:.2f} to {high:.2f}× slower (95% interval of the p50 ratio)"
         return text
 
 
@@ -182,6 +183,6 @@ def busy_warning(result: BenchmarkResult, *, threshold: float = BUSY_SPREAD) -> 
     if not rows:
         return None
     worst = max(rows, key=lambda row: row.spread or 0.0)
-    return (f"busy host: p90/p50 above {threshold:g} in {len(rows)} row{'s' if len(rows) != 1 else ''} "
+    return (f"busy host: p90/p50 above {threshold:g} in {count_of(len(rows), 'row')} "
             f"(worst {worst.spread:.1f} for {worst.artifact}, batch {worst.batch_size}); other work interrupted "
             "the timed calls: rerun on a quiet host before trusting small differences")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgeresnet.bench.job import DEFAULT_BATCH_SIZES, DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MIN_TIME_S, MODES
+from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP, MODES
+from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S, batch_sizes_text
 from edgeresnet.cli.benchmark import show_result
 from edgeresnet.cli.core import IntListType, ModelNameType, ProgressEcho, cli
 from edgeresnet.cli.export import TARGET_CHOICES
@@ -27,19 +28,20 @@ from edgeresnet.cli.export import TARGET_CHOICES
               help="Fine-tune from these weights instead of training from scratch.")
 @click.option("--target", "targets", multiple=True, type=click.Choice(TARGET_CHOICES),
               help="Export targets (repeatable; default: every target whose export step runs here).")
-@click.option("--batch-sizes", type=IntListType(), default=",".join(map(str, DEFAULT_BATCH_SIZES)), show_default=True,
-              help="Batch sizes to benchmark, comma-separated (as `benchmark`).")
+@click.option("--batch-sizes", type=IntListType(), default=batch_sizes_text(), show_default=True,
+              help="Batch sizes to time, comma-separated (as `benchmark`).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all usable).")
 @click.option("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
-              help="Top-1 points an INT8 artifact may lose versus FP32 (export gate and recommendation).")
+              help="Top-1 points an INT8 artifact may lose versus FP32: the export's accuracy gate and the "
+                   "benchmark's recommendation.")
 @click.option("--calib-size", type=click.IntRange(min=1), default=None,
               help="Calibration images (default: the whole calibration split, up to 512).")
 @click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a subset (quick runs).")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on a subset (quick runs).")
 @click.option("--min-time", type=float, default=DEFAULT_MIN_TIME_S, show_default=True,
-              help="Minimum seconds of timed runs per artifact and batch size.")
+              help="Time each artifact and batch size for at least this many seconds (as `benchmark`).")
 @click.option("--mode", "benchmark_mode", type=click.Choice(MODES), default="latency", show_default=True,
-              help="Benchmark latency, throughput (several requests in flight) or both.")
+              help="Benchmark latency, throughput (several requests in flight) or both (as `benchmark`).")
 @click.option("--overwrite", is_flag=True, help="Replace the results a previous pipeline run wrote into --output.")
 def pipeline_command(
     model_name: str, data: str, output: Path, epochs: int, checkpoint: Path | None, weights: Path | None,
