@@ -62,7 +62,7 @@ def write_checkpoint_for(name: str, directory: Path) -> Path:
 
 def open_config_runner(config: Config, model_file: Path, checkpoint: Path, threads: int) -> Any:
     from edgeresnet.runtime.select import open_runner
-    from edgeresnet.runtime.torch_runner import TorchRunner
+    from edgeresnet.backends.pytorch.runner import TorchRunner
 
     if config.backend == "pytorch":
         return TorchRunner(checkpoint, threads=threads)

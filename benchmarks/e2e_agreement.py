@@ -36,7 +36,7 @@ def agreement(work: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     from edgeresnet.checkpoint import read_card
     from edgeresnet.data import open_source
-    from edgeresnet.runtime.torch_runner import TorchRunner
+    from edgeresnet.backends.pytorch.runner import TorchRunner
 
     checkpoint = args.agreement_checkpoint or work / "resnet20-agreement"
     if not (checkpoint / "card.json").is_file():

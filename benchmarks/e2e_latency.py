@@ -117,8 +117,8 @@ def folder_of_photos(photos: list[Path], folder: Path, count: int) -> list[Path]
 
 def resnet50_int8_bundle(work: Path, calib_images: int) -> Path:
     from edgeresnet.bundle import Manifest, write_bundle
-    from edgeresnet.export.openvino import quantize_with_nncf
-    from edgeresnet.runtime.openvino import OpenVinoRunner
+    from edgeresnet.backends.openvino.convert import quantize_with_nncf
+    from edgeresnet.backends.openvino.runner import OpenVinoRunner
 
     bundle = work / "resnet50-openvino-int8"
     if (bundle / "manifest.json").is_file():

@@ -5,7 +5,7 @@ Configurations, each timed at batch 1 and at a throughput batch (32 by default):
 * PyTorch CUDA FP32 eager (the baseline a user would otherwise deploy),
 * PyTorch CUDA FP16 (autocast, channels_last: what a PyTorch user does to go faster),
 * ONNX Runtime CUDA FP32, where onnxruntime-gpu is installed,
-* TensorRT FP16 and INT8 engines built by ``edgeresnet.export.tensorrt`` (FP16 from the FP16 ONNX,
+* TensorRT FP16 and INT8 engines built by ``edgeresnet.backends.tensorrt.build`` (FP16 from the FP16 ONNX,
   INT8 from edgeresnet's TensorRT QDQ model: NVIDIA's placement, FP16 outside INT8; strongly typed
   networks), where TensorRT is installed.
 
@@ -135,7 +135,7 @@ def build_engine(config: Config, fp32: Path, work: Path, batch: int, cache: Path
     """A TensorRT engine of ``config``'s precision tuned for ``batch`` (optimisation profile 1..batch)."""
     import hashlib
 
-    from edgeresnet.export import tensorrt as trt_export
+    from edgeresnet.backends.tensorrt import build as trt_export
 
     if config.precision == "fp16":
         network = work / f"{MODEL}.fp16.onnx"
@@ -158,9 +158,9 @@ def build_engine(config: Config, fp32: Path, work: Path, batch: int, cache: Path
 
 
 def open_runner(config: Config, module: Any, fp32: Path, engines: dict[tuple[str, int], Path], batch: int) -> Any:
-    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
-    from edgeresnet.runtime.tensorrt import TensorRTRunner
-    from edgeresnet.runtime.torch_runner import TorchRunner
+    from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
+    from edgeresnet.backends.tensorrt.runner import TensorRTRunner
+    from edgeresnet.backends.pytorch.runner import TorchRunner
 
     if config.backend == "pytorch":
         # Each runner owns its module: channels_last converts the weights of the module it is given.

@@ -168,7 +168,7 @@ def _calibration_images(data: str, source: Any, calibration: dict[str, Any]) -> 
 
 def _peers(fp32: Path, calib: np.ndarray, out: Path, skip_modelopt: bool, log: Any) -> dict[str, Path | str]:
     from edgeresnet.calibration import peer_quantize_static_default
-    from edgeresnet.export.openvino import peer_nncf_default
+    from edgeresnet.backends.openvino.convert import peer_nncf_default
 
     peers: dict[str, Path | str] = {}
     log("peer: onnxruntime quantize_static defaults")
@@ -208,7 +208,7 @@ def _bundle_logits(bundle: Path, batches: list[np.ndarray]) -> np.ndarray:
 
 def _runner_logits(model: Path, batches: list[np.ndarray]) -> np.ndarray:
     if model.suffix == ".xml":
-        from edgeresnet.runtime.openvino import OpenVinoRunner
+        from edgeresnet.backends.openvino.runner import OpenVinoRunner
 
         with OpenVinoRunner(model, precision="int8") as runner:
             return np.concatenate([runner.infer(batch) for batch in batches])

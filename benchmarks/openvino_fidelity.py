@@ -137,7 +137,7 @@ class ThroughputComparison:
 
 
 def runner_config(threads: int, hint: str = "LATENCY") -> dict[str, Any]:
-    """The properties OpenVinoRunner compiles a CPU model with (see runtime/openvino.py)."""
+    """The properties OpenVinoRunner compiles a CPU model with (see edgeresnet/backends/openvino/runner.py)."""
     # Both FP32 and INT8 IRs ask for f32 execution: without it this Zen 4 CPU runs float layers in bf16.
     return {"CPU": {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": threads,
                     "INFERENCE_PRECISION_HINT": "f32"}}
@@ -186,7 +186,7 @@ def our_properties(runner: Any) -> dict[str, str]:
 def compare(config: str, xml: Path, *, batch: int, threads: int, rounds: int, seconds: float, work: Path) -> Comparison:
     import numpy as np
 
-    from edgeresnet.runtime.openvino import OpenVinoRunner
+    from edgeresnet.backends.openvino.runner import OpenVinoRunner
 
     config_file = work / f"benchmark_app_config_{threads}.json"
     config_file.write_text(json.dumps(runner_config(threads)))
@@ -228,7 +228,7 @@ def compare_throughput(config: str, xml: Path, *, batch: int, threads: int, roun
 
     from edgeresnet.bench import BenchmarkJob
     from edgeresnet.bench.throughput import saturate_openvino
-    from edgeresnet.runtime.openvino import OpenVinoRunner
+    from edgeresnet.backends.openvino.runner import OpenVinoRunner
 
     config_file = work / f"benchmark_app_throughput_{threads}.json"
     config_file.write_text(json.dumps(runner_config(threads, "THROUGHPUT")))

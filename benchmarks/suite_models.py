@@ -108,21 +108,21 @@ def _ours_qdq(fp32: Path, directory: Path, calibration: Calibration) -> Path:
 
 
 def _ours_openvino_fp32(fp32: Path, directory: Path, calibration: Calibration) -> Path:
-    from edgeresnet.export.openvino import convert_to_ir
+    from edgeresnet.backends.openvino.convert import convert_to_ir
 
     out = directory / f"{fp32.name.split('.')[0]}.ov.fp32.xml"
     return out if out.is_file() else convert_to_ir(fp32, out)
 
 
 def _ours_openvino_qdq(fp32: Path, directory: Path, calibration: Calibration) -> Path:
-    from edgeresnet.export.openvino import convert_qdq_to_ir
+    from edgeresnet.backends.openvino.convert import convert_qdq_to_ir
 
     out = directory / f"{fp32.name.split('.')[0]}.ov.ours-qdq.int8.xml"
     return out if out.is_file() else convert_qdq_to_ir(_ours_qdq(fp32, directory, calibration), out)
 
 
 def _ours_openvino_nncf(fp32: Path, directory: Path, calibration: Calibration) -> Path:
-    from edgeresnet.export.openvino import quantize_with_nncf
+    from edgeresnet.backends.openvino.convert import quantize_with_nncf
 
     out = directory / f"{fp32.name.split('.')[0]}.ov.ours-nncf.int8.xml"
     if not out.is_file():
@@ -138,7 +138,7 @@ def _peer_ort_default(fp32: Path, directory: Path, calibration: Calibration) -> 
 
 
 def _peer_nncf_default(fp32: Path, directory: Path, calibration: Calibration) -> Path:
-    from edgeresnet.export.openvino import peer_nncf_default
+    from edgeresnet.backends.openvino.convert import peer_nncf_default
 
     out = directory / f"{fp32.name.split('.')[0]}.peer-nncf.int8.xml"
     return out if out.is_file() else peer_nncf_default(fp32, out, calibration.batches)

@@ -44,7 +44,7 @@ def _log(message: str) -> None:
 
 
 def logits_of(path: Path, batches: list[tuple[np.ndarray, np.ndarray]], threads: int) -> np.ndarray:
-    from edgeresnet.runtime.onnxruntime import open_session
+    from edgeresnet.backends.onnxruntime.runner import open_session
 
     session = open_session(path, threads=threads)
     name = session.get_inputs()[0].name

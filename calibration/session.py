@@ -1,5 +1,5 @@
 """ONNX Runtime sessions as calibration and the accuracy gate use them: the runtime's one session wrapper
-(:class:`edgeresnet.runtime.onnxruntime.OrtSession`) with calibration's error types.
+(:class:`edgeresnet.backends.onnxruntime.runner.OrtSession`) with calibration's error types.
 
 An unreadable model is an :class:`ExportError`; a batch the model cannot take (an image size, a channel
 count) a one-line :class:`CalibrationError` naming the model and the shape.
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeresnet.errors import CalibrationError, ExportError
-from edgeresnet.runtime.onnxruntime import OrtSession, describe_model, pad_batch, static_batch_size
+from edgeresnet.backends.onnxruntime.runner import OrtSession, describe_model, pad_batch, static_batch_size
 
 if TYPE_CHECKING:
     import onnx

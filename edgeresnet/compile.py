@@ -19,11 +19,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
 from edgeresnet.backends import compile_targets, get_backend
+from edgeresnet.backends.tensorrt.options import TensorRtBuildOptions, tensorrt_options
 from edgeresnet.bundle import (
     CALIBRATION_FILE,
     FP32_ONNX,
@@ -39,9 +40,6 @@ from edgeresnet.errors import BundleError, ExportError
 from edgeresnet.parity import check_parity
 from edgeresnet.placement import place_outputs
 from edgeresnet.runtime.select import AUTO_DEVICE, open_runner, resolve_device
-
-if TYPE_CHECKING:
-    from edgeresnet.export.tensorrt import TensorRtBuildOptions
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +113,8 @@ class Compiled:
     runner_options: dict[str, Any] = field(default_factory=dict)
 
 
-Compiler = Callable[[SourceBundle, str, Path, str, "TensorRtBuildOptions | None"], Compiled]
+# A backend's compile step (its record's ``compile``): source, precision, work directory, device, build options.
+Compiler = Callable[[SourceBundle, str, Path, str, Any], Compiled]
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ def compile_bundle(
     """Compile ``bundle`` for ``target`` at ``precision`` into a new bundle at ``output``.
 
     The flat keyword form of :func:`run_compile`: ``trt_options`` are
-    :class:`~edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (``max_batch``, ``timing_cache``, ...),
+    :class:`~edgeresnet.backends.tensorrt.build.TensorRtBuildOptions` fields (``max_batch``, ``timing_cache``, ...),
     refused for other targets and checked by name.
     """
     if target not in compile_targets():  # before the TensorRT-only check, which would name the wrong mistake
@@ -224,7 +223,7 @@ def _reference_logits(
     """The source model's logits on the golden inputs: its golden outputs, if it is the bundle's model."""
     if model == source.file(source.manifest.model_file):
         return golden
-    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(model) as runner:
         return runner.infer(inputs)
@@ -258,7 +257,7 @@ def _compiled_manifest(source: SourceBundle, target: str, precision: str, compil
 # --- INT8 inputs ------------------------------------------------------------------------------------
 
 
-def _qdq_from_table(source: SourceBundle, staging: Path, flavour: str) -> Path:
+def qdq_from_table(source: SourceBundle, staging: Path, flavour: str) -> Path:
     """Rebuild the QDQ model for ``flavour`` from the bundle's calibration table, without recalibrating.
 
     The layers the accuracy gate kept in float stay float: quantizing them would undo the gate.
@@ -270,119 +269,3 @@ def _qdq_from_table(source: SourceBundle, staging: Path, flavour: str) -> Path:
     quantize_qdq(source.file(source.onnx["fp32"]), table, out, flavour=flavour,  # type: ignore[arg-type]
                  exclude_nodes=source.float_nodes)
     return out
-
-
-# --- OpenVINO ---------------------------------------------------------------------------------------
-
-
-def compile_openvino(source: SourceBundle, precision: str, staging: Path, device: str,
-                     options: TensorRtBuildOptions | None) -> Compiled:
-    from edgeresnet.export.openvino import convert_qdq_to_ir, convert_to_ir, openvino_version
-
-    xml = staging / "model.xml"
-    extra = {"openvino": {"version": openvino_version(), "device": device, "weights": precision}}
-    ir = source.openvino_int8_ir() if precision == "int8" else None
-    if ir is not None:  # the IR is device-independent: the new bundle is the same model, checked on `device`
-        return Compiled(files={"model.xml": ir, "model.bin": ir.with_suffix(".bin")}, model_file="model.xml",
-                        source_model=ir, device=device, extra=extra)
-    if precision == "int8":
-        if "int8" in source.onnx:
-            onnx_model = source.file(source.onnx["int8"])
-        elif source.has_table():
-            onnx_model = _qdq_from_table(source, staging, "onnxruntime")
-        else:
-            onnx_model = source.require("int8", "an OpenVINO INT8 IR")
-        convert_qdq_to_ir(onnx_model, xml)
-    else:
-        onnx_model = source.require("fp32", f"an OpenVINO {precision.upper()} IR")
-        convert_to_ir(onnx_model, xml, precision=precision)  # type: ignore[arg-type]
-    return Compiled(files={"model.xml": xml, "model.bin": xml.with_suffix(".bin")}, model_file="model.xml",
-                    source_model=onnx_model, device=device, extra=extra)
-
-
-# --- TensorRT ---------------------------------------------------------------------------------------
-
-
-def compile_tensorrt(source: SourceBundle, precision: str, staging: Path, device: str,
-                     options: TensorRtBuildOptions | None) -> Compiled:
-    from edgeresnet.export import tensorrt as trt_export
-
-    build_options = options or trt_export.TensorRtBuildOptions()
-    if device.lower() not in ("cuda", "cuda:0"):
-        raise ExportError(
-            "TensorRT builds on the first visible GPU (cuda): choose it with CUDA_VISIBLE_DEVICES"
-        )
-    network_onnx, action = _tensorrt_source(source, precision)
-    carry = (f"the bundle's QDQ ONNX ({source.onnx.get('int8', 'model.onnx')}) plus {CALIBRATION_FILE}"
-             if precision == "int8" else f"the bundle's ONNX ({network_onnx.name})")
-    trt_export.require_tensorrt_gpu(carry)  # fail before any work when the machine cannot build
-    extra: dict[str, Any] = {}
-    reference = network_onnx
-    if action == "qdq-from-table":
-        network_onnx = reference = _qdq_from_table(source, staging, "tensorrt")
-    elif action == "fp16":
-        conversion = trt_export.convert_onnx_to_fp16(network_onnx, staging / "model_fp16.onnx")
-        extra["fp16_conversion"] = conversion.to_dict()
-        network_onnx = conversion.path
-    engine = staging / "model.engine"
-    # The updated cache goes into the new bundle; the caller's --timing-cache (perhaps another bundle's
-    # timing.cache, listed in its manifest with its sha256) is only read.
-    cache_out = staging / "timing.cache"
-    build = trt_export.build_engine(network_onnx, engine, options=build_options, carry=carry,
-                                    timing_cache_out=cache_out)
-    files = {"model.engine": engine, "model.onnx": network_onnx}
-    if precision != "fp32" and "fp32" in source.onnx:
-        files[FP32_ONNX] = source.file(source.onnx["fp32"])
-    if CALIBRATION_FILE in source.manifest.files and precision == "int8":
-        files[CALIBRATION_FILE] = source.file(CALIBRATION_FILE)
-    if cache_out.is_file():
-        files["timing.cache"] = cache_out
-    # The cache's path on the build machine means nothing elsewhere; the bundle's copy is what counts.
-    settings = {**build_options.to_dict(), "timing_cache": "timing.cache" if "timing.cache" in files else None}
-    record = {**build.to_manifest(), **extra, "onnx": "model.onnx", "network_precision": precision,
-              "version_compatible": build_options.version_compatible,
-              "hardware_compatibility": build_options.hardware_compatibility, "options": settings}
-    return Compiled(files=files, model_file="model.engine", source_model=reference, device=device,
-                    extra={"tensorrt": record},
-                    runner_options={"allow_host_code": build_options.version_compatible})
-
-
-def tensorrt_options(options: dict[str, Any]) -> TensorRtBuildOptions:
-    """TensorRT build options from flat keywords (the CLI's flags), unknown names refused in one line."""
-    from edgeresnet.export.tensorrt import TensorRtBuildOptions
-
-    fields = set(TensorRtBuildOptions.__dataclass_fields__)
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ExportError(
-            f"unknown TensorRT option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
-        )
-    return TensorRtBuildOptions(**options)
-
-
-def _tensorrt_source(source: SourceBundle, precision: str) -> tuple[Path, str]:
-    """The ONNX to build from and what to do with it first: use it, convert it to FP16, or rebuild the QDQ."""
-    if precision == "fp32":
-        return source.require("fp32", "a TensorRT FP32 engine"), "as-is"
-    if precision == "fp16":
-        if "fp16" in source.onnx:
-            return source.file(source.onnx["fp16"]), "as-is"
-        return source.require("fp32", "a TensorRT FP16 engine"), "fp16"
-    from edgeresnet.calibration import check_tensorrt_rules
-
-    problems: list[str] = []
-    if "int8" in source.onnx:
-        qdq = source.file(source.onnx["int8"])
-        problems = check_tensorrt_rules(qdq, float_nodes=source.float_nodes)
-        if not problems:
-            return qdq, "as-is"
-    if source.has_table():
-        return source.file(source.onnx["fp32"]), "qdq-from-table"
-    if problems:
-        raise ExportError(
-            f"{source.onnx['int8']} does not follow TensorRT's QDQ rules ({problems[0]}; {len(problems)} "
-            f"problems) and the bundle has no {CALIBRATION_FILE} + {FP32_ONNX} to rebuild it from: "
-            "export with --target tensorrt"
-        )
-    return source.require("int8", "a TensorRT INT8 engine"), "as-is"
-

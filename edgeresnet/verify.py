@@ -126,7 +126,7 @@ def _check_runtime(report: VerifyReport, manifest: Manifest, backend: Backend, d
 
 
 def _check_tensorrt(report: VerifyReport, manifest: Manifest, device: str) -> None:
-    from edgeresnet.runtime.tensorrt import cuda_device, device_index, require_tensorrt
+    from edgeresnet.backends.tensorrt.runner import cuda_device, device_index, require_tensorrt
 
     engine = manifest.engine
     record = engine.compatibility_record() if engine is not None and engine.runtime == "tensorrt" else None

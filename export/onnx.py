@@ -196,7 +196,7 @@ def onnx_parity(
     """
     import torch
 
-    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
 
     model = model.eval()
     references, candidates = [], []

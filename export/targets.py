@@ -121,7 +121,7 @@ def _tensorrt_build(context: _Context, precision: str) -> BuiltArtifact:
 
 
 def _openvino_build(context: _Context, precision: str) -> BuiltArtifact:
-    from edgeresnet.export.openvino import convert_qdq_to_ir, convert_to_ir, quantize_with_nncf
+    from edgeresnet.backends.openvino.convert import convert_qdq_to_ir, convert_to_ir, quantize_with_nncf
 
     directory = context.work / f"openvino-{precision}-build"
     if precision == "fp32":
@@ -226,7 +226,7 @@ def accuracy_record(accuracy: Accuracy) -> dict[str, Any]:
 
 def _onnx_artifact(context: _Context, path: Path, accuracy: dict[str, Any], *,
                    quantization: dict[str, Any] | None = None) -> BuiltArtifact:
-    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(path, threads=context.options.threads) as runner:
         golden = runner.infer(context.golden_inputs)
@@ -242,7 +242,7 @@ def _ir_artifact(xml: Path, accuracy: dict[str, Any], golden: np.ndarray, *,
 def _measure_openvino(context: _Context, xml: Path,
                       precision: str) -> tuple[dict[str, Any], np.ndarray, PairedComparison]:
     """Accuracy, golden outputs and the paired comparison with the FP32 ONNX model's logits."""
-    from edgeresnet.runtime.openvino import OpenVinoRunner
+    from edgeresnet.backends.openvino.runner import OpenVinoRunner
 
     with OpenVinoRunner(xml, threads=context.options.threads, precision=precision) as runner:
         logits = np.concatenate([runner.infer(images) for images, _ in context.eval_batches])

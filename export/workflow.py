@@ -393,7 +393,7 @@ def _with_static_batch(files: dict[str, Path], batch: int | None, directory: Pat
     if "model.onnx" in files:
         fixed["model.onnx"] = fix_onnx_batch(files["model.onnx"], directory / "model.onnx", batch)
     if "model.xml" in files:
-        from edgeresnet.export.openvino import fix_ir_batch
+        from edgeresnet.backends.openvino.convert import fix_ir_batch
 
         xml = fix_ir_batch(files["model.xml"], directory / "model.xml", batch)
         fixed["model.xml"], fixed["model.bin"] = xml, xml.with_suffix(".bin")

@@ -147,7 +147,7 @@ def build_artifacts(root: Path, *, source_checkpoint: bool = True) -> dict[str, 
         "tensorrt-qdq": bundle("tensorrt-int8", "tensorrt", {"model.onnx": onnx_path}, "model.onnx", "int8"),
     }
     try:
-        from edgeresnet.export.openvino import convert_to_ir
+        from edgeresnet.backends.openvino.convert import convert_to_ir
 
         xml = convert_to_ir(onnx_path, root / "work" / "model.xml")
         artifacts["openvino"] = bundle("ov-fp32", "openvino", {"model.xml": xml, "model.bin": xml.with_suffix(".bin")},

@@ -41,8 +41,8 @@ def test_each_artifact_gets_a_device_its_backend_runs_on(backend: str, requested
 
 @pytest.fixture()
 def engine_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Any]:
+    from edgeresnet.backends.tensorrt import runner as trt_runtime
     from edgeresnet.environment import GpuInfo
-    from edgeresnet.runtime import tensorrt as trt_runtime
     from tests.runtime.tiny_bundle import golden_inputs, make_bundle
 
     state = Behaviour(host_code=True)
@@ -105,7 +105,7 @@ def test_an_engine_row_names_the_gpu_tensorrt_and_its_layer_precisions_and_satur
 
 
 def test_execution_workers_compute_what_the_runner_computes(engine_bundle: tuple[Path, Any]) -> None:
-    from edgeresnet.runtime.tensorrt_engine import ExecutionWorker
+    from edgeresnet.backends.tensorrt.engine import ExecutionWorker
 
     bundle, _ = engine_bundle
     batch = np.random.default_rng(3).standard_normal((3, 3, 32, 32)).astype(np.float32)

@@ -96,7 +96,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
              # Golden outputs that the model does not give: an edited or broken bundle.
              "wrong": make_bundle(root / "wrong-fp32", model.onnx, outputs=np.zeros((16, 10), np.float32))}
     try:
-        from edgeresnet.export.openvino import convert_to_ir
+        from edgeresnet.backends.openvino.convert import convert_to_ir
 
         xml = convert_to_ir(model.onnx, root / "work" / "model.xml")
         expected = make_bundle(root / "probe", model.onnx)

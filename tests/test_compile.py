@@ -206,8 +206,8 @@ class _BuilderCalled(Exception):
 @pytest.fixture()
 def engine_builds(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """compile_tensorrt up to the engine build, with TensorRT stood in for: what the builder received."""
+    from edgeresnet.backends.tensorrt import build as trt_export
     from edgeresnet.calibration import check_tensorrt_rules, inspect_qdq
-    from edgeresnet.export import tensorrt as trt_export
 
     seen: list[dict] = []
 
@@ -275,8 +275,8 @@ def test_openvino_int8_from_the_table_keeps_the_gates_float_layers(
 
 def test_an_nncf_openvino_int8_bundle_is_its_own_int8_artifact(bundles: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("openvino")
-    from edgeresnet.export.openvino import convert_qdq_to_ir
-    from edgeresnet.runtime.openvino import OpenVinoRunner
+    from edgeresnet.backends.openvino.convert import convert_qdq_to_ir
+    from edgeresnet.backends.openvino.runner import OpenVinoRunner
     from tests.runtime.tiny_bundle import golden_inputs
 
     # A stand-in for the NNCF IR the export chose (NNCF itself takes too long for a unit test).

@@ -17,7 +17,7 @@ class _Built(Exception):
 
 
 def test_an_older_bundles_timing_cache_is_only_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgeresnet.export import tensorrt as trt_export
+    from edgeresnet.backends.tensorrt import build as trt_export
 
     older = make_bundle(tmp_path / "older", tiny_model().onnx, extra_files={"timing.cache": _cache(tmp_path)})
     cache = older / "timing.cache"

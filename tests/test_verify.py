@@ -162,7 +162,7 @@ def test_an_engine_for_another_gpu_and_tensorrt_fails_before_loading(
     fake.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(
-        "edgeresnet.runtime.tensorrt.gpu_info", lambda: [GpuInfo("NVIDIA T4", "7.5", "test")]
+        "edgeresnet.backends.tensorrt.runner.gpu_info", lambda: [GpuInfo("NVIDIA T4", "7.5", "test")]
     )
     result = _verify(_engine_bundle(tmp_path, TRT_RECORD))
     assert result.exit_code == 2

@@ -150,7 +150,7 @@ def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_h
 
     Bundles go through the runtime's backend table (``edgeresnet.runtime.select``), keyed by the
     manifest's target and the model file's suffix; a checkpoint gets the PyTorch eager runner
-    (``edgeresnet.runtime.torch_runner``). ``allow_host_code`` lets a version-compatible TensorRT engine
+    (``edgeresnet.backends.pytorch.runner``). ``allow_host_code`` lets a version-compatible TensorRT engine
     load (see :func:`edgeresnet.runtime.classifier.bundle_runner_options`); ``performance_hint`` is
     OpenVINO's (``THROUGHPUT`` for the throughput mode).
     """

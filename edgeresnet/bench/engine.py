@@ -268,7 +268,7 @@ def _runtime_text(runner: Runner, artifact: Artifact) -> str:
 
 def _layer_precisions(runner: Runner, artifact: Artifact) -> str:
     """The engine inspector's count per precision, else what the bundle recorded at build time."""
-    from edgeresnet.runtime.tensorrt_engine import runner_layer_precisions
+    from edgeresnet.backends.tensorrt.engine import runner_layer_precisions
 
     try:
         counts = runner_layer_precisions(runner)

@@ -96,7 +96,7 @@ def saturate_openvino(runner: Runner, batch: np.ndarray, job: BenchmarkJob) -> T
 
 
 def _tensorrt(runner: Runner, batch: np.ndarray, job: BenchmarkJob) -> ThroughputStats:
-    from edgeresnet.runtime.tensorrt_engine import ExecutionWorker
+    from edgeresnet.backends.tensorrt.engine import ExecutionWorker
 
     count = job.streams or 2
     workers: list[ExecutionWorker] = []

@@ -11,6 +11,7 @@ from click.core import ParameterSource
 
 from edgeresnet import api
 from edgeresnet.backends import compile_targets, get_backend, model_file_backends
+from edgeresnet.backends.tensorrt.options import tensorrt_options
 from edgeresnet.bundle.vocabulary import PRECISIONS
 from edgeresnet.cli.core import cli
 from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError
@@ -70,7 +71,7 @@ def compile_command(ctx: click.Context, bundle: Path, target: str, precision: st
 
     Example: edgeresnet compile bundles/r20 --target openvino --precision fp16 --output bundles/r20-ov
     """
-    from edgeresnet.compile import CompileJob, tensorrt_options
+    from edgeresnet.compile import CompileJob
 
     given = [name for name in _TRT_OPTIONS if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
     if target != "tensorrt" and given:

@@ -342,7 +342,7 @@ def bundle_runner_options(manifest: Manifest, *, allow_host_code: bool = False) 
     if not engine:
         return {}
     if manifest.engine is not None and manifest.engine.version_compatible and not allow_host_code:
-        from edgeresnet.runtime.tensorrt import HOST_CODE_HINT
+        from edgeresnet.backends.tensorrt.runner import HOST_CODE_HINT
 
         raise BundleError(f"refusing to load {manifest.model_file}: {HOST_CODE_HINT}")
     return {"allow_host_code": True} if allow_host_code else {}

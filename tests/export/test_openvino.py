@@ -10,8 +10,8 @@ import pytest
 
 ov = pytest.importorskip("openvino")
 
+from edgeresnet.backends.openvino import convert as ov_export
 from edgeresnet.errors import CalibrationError, ExportError
-from edgeresnet.export import openvino as ov_export
 
 pytestmark = pytest.mark.openvino
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
+from edgeresnet.backends.tensorrt import build as trt_export
 from edgeresnet.errors import BackendUnavailableError, ExportError
-from edgeresnet.export import tensorrt as trt_export
 from edgeresnet.parity import check_parity
-from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
 from tests.runtime.tiny_bundle import SPEC, blob_images, tiny_model
 from tests.tensorrt_api.fakes import CACHE, PLAN, TRT10, TRT11, fake_tensorrt
 from tests.tensorrt_api.names import StrictFake, fake_module, fake_namespace
@@ -175,8 +175,8 @@ def test_tensorrt_9_is_refused() -> None:
 @pytest.fixture()
 def fake_build(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
     """build_engine against the strict stand-in TensorRT of a version, on a pretend GPU."""
+    from edgeresnet.backends.tensorrt import runner as trt_runtime
     from edgeresnet.environment import GpuInfo
-    from edgeresnet.runtime import tensorrt as trt_runtime
 
     monkeypatch.setattr(trt_runtime, "_LOGGERS", weakref.WeakKeyDictionary())
 
@@ -259,7 +259,7 @@ def test_building_without_tensorrt_says_what_to_carry_where(tmp_path: Path) -> N
 @pytest.mark.tensorrt
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_engines_build_run_and_report_their_layers(tmp_path: Path, precision: str) -> None:
-    from edgeresnet.runtime.tensorrt import TensorRTRunner
+    from edgeresnet.backends.tensorrt.runner import TensorRTRunner
 
     onnx_model = tiny_model().onnx
     if precision == "fp16":
@@ -284,8 +284,8 @@ def test_an_int8_engine_from_the_tensorrt_qdq_runs_its_convolutions_in_int8(tmp_
     """NVIDIA's placement on a real TensorRT: the engine computes in INT8 and reproduces the QDQ model."""
     import hashlib
 
+    from edgeresnet.backends.tensorrt.runner import TensorRTRunner
     from edgeresnet.calibration import calibrate, quantize_qdq
-    from edgeresnet.runtime.tensorrt import TensorRTRunner
 
     table = calibrate(tiny_model().onnx, [IMAGES], method="minmax",
                       data_hash=hashlib.sha256(IMAGES.tobytes()).hexdigest())

@@ -81,8 +81,8 @@ def test_tensorrt_qdq_follows_tensorrt_rules(exported: Path) -> None:
 
 
 def test_golden_outputs_match_the_artifact(exported: Path) -> None:
+    from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
     from edgeresnet.bundle import read_golden
-    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
 
     bundle = exported / "onnxruntime-int8"
     inputs, outputs = read_golden(bundle, read_manifest(bundle))

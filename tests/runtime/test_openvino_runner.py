@@ -11,10 +11,10 @@ import pytest
 
 ov = pytest.importorskip("openvino")
 
+from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
+from edgeresnet.backends.openvino import convert as ov_export
+from edgeresnet.backends.openvino.runner import OpenVinoRunner, require_openvino
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
-from edgeresnet.export import openvino as ov_export
-from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
-from edgeresnet.runtime.openvino import OpenVinoRunner, require_openvino
 from tests.export.test_openvino import build_tiny_resnet_onnx, make_qdq_onnx, smooth_images
 
 pytestmark = pytest.mark.openvino
@@ -180,7 +180,7 @@ def test_missing_openvino_explains_the_install(monkeypatch: pytest.MonkeyPatch) 
 
 def test_importing_the_runner_loads_neither_torch_nor_openvino() -> None:
     code = (
-        "import sys, edgeresnet.runtime.openvino; "
+        "import sys, edgeresnet.backends.openvino.runner; "
         "print(sorted({'torch', 'openvino', 'nncf'} & set(sys.modules)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
+from edgeresnet.backends.pytorch.runner import TorchRunner
 from edgeresnet.parity import check_parity
-from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
-from edgeresnet.runtime.torch_runner import TorchRunner
 from tests.runtime.tiny_bundle import SPEC, blob_images, tiny_model
 
 IMAGES = SPEC.apply_batch(blob_images(64, seed=21)[0])
@@ -48,8 +48,8 @@ def test_onnxruntime_int8_qdq_agrees_with_pytorch(reference: np.ndarray) -> None
 
 def test_openvino_fp32_fp16_int8_agree_with_pytorch(reference: np.ndarray, tmp_path: Path) -> None:
     pytest.importorskip("openvino")
-    from edgeresnet.export.openvino import convert_qdq_to_ir, convert_to_ir
-    from edgeresnet.runtime.openvino import OpenVinoRunner
+    from edgeresnet.backends.openvino.convert import convert_qdq_to_ir, convert_to_ir
+    from edgeresnet.backends.openvino.runner import OpenVinoRunner
 
     model = tiny_model()
     irs = {

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.runtime.classifier import Classifier
-from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
 from tests.runtime.tiny_bundle import SPEC, blob_images, golden_inputs, make_bundle, tiny_model
 
 
@@ -27,7 +27,7 @@ def frames() -> np.ndarray:
 @pytest.fixture(scope="module")
 def ir_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("openvino")
-    from edgeresnet.export.openvino import convert_to_ir
+    from edgeresnet.backends.openvino.convert import convert_to_ir
 
     root = tmp_path_factory.mktemp("ir")
     xml = convert_to_ir(tiny_model().onnx, root / "model.xml")

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgeresnet.backends.tensorrt import runner as trt_runtime
+from edgeresnet.backends.tensorrt.runner import TensorRTRunner
 from edgeresnet.environment import GpuInfo
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
-from edgeresnet.runtime import tensorrt as trt_runtime
-from edgeresnet.runtime.tensorrt import TensorRTRunner
 from tests.tensorrt_api.fakes import TRT10, TRT11, Behaviour, HostMemory, expected_logits
 from tests.tensorrt_api.fakes import fake_tensorrt as strict_fake_tensorrt
 

@@ -205,7 +205,7 @@ def make_bundle(
     """A bundle around ``model``, its golden outputs measured with ONNX Runtime unless given."""
     inputs = golden_inputs()
     if outputs is None:
-        from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+        from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
 
         with OnnxRuntimeRunner(model) as runner:
             outputs = runner.infer(inputs)

@@ -30,7 +30,7 @@ def _root() -> Path:
 
 @functools.cache
 def golden_outputs() -> np.ndarray:
-    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(tiny_model().onnx) as runner:
         return runner.infer(golden_inputs())
@@ -48,7 +48,7 @@ def onnx_bundle() -> Path:
 
 @functools.cache
 def openvino_bundle(batch: int | None = None) -> Path:
-    from edgeresnet.export.openvino import convert_to_ir
+    from edgeresnet.backends.openvino.convert import convert_to_ir
 
     xml = convert_to_ir(tiny_model().onnx, _root() / f"ir{batch}" / "model.xml", batch=batch)
     return make_bundle(_root() / f"tiny-openvino{'' if batch is None else f'-b{batch}'}", xml,

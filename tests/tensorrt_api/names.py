@@ -16,9 +16,8 @@ from tests.tensorrt_api.make_name_lists import VERSIONS
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 # The code that calls TensorRT.
-TENSORRT_CODE = (REPO / "export" / "tensorrt.py", REPO / "edgeresnet" / "runtime" / "tensorrt.py",
-                 REPO / "edgeresnet" / "runtime" / "tensorrt_engine.py",
-                 REPO / "edgeresnet" / "compile.py")
+# TensorRT's home holds all of it.
+TENSORRT_CODE = tuple(sorted((REPO / "edgeresnet" / "backends" / "tensorrt").glob("*.py")))
 # Variables that hold the tensorrt module or TensorRT objects in that code.
 _MODULE_NAMES = frozenset({"trt", "_trt"})
 _OBJECT_NAMES = frozenset({"builder", "network", "parser", "config", "profile", "runtime", "engine", "context",

@@ -36,7 +36,7 @@ def test_every_tensorrt_name_the_project_uses_exists() -> None:
 
 
 def test_feature_detected_names_exist_somewhere() -> None:
-    from edgeresnet.export.tensorrt import HARDWARE_COMPATIBILITY
+    from edgeresnet.backends.tensorrt.build import HARDWARE_COMPATIBILITY
 
     for name in HARDWARE_COMPATIBILITY.values():  # looked up with getattr on HardwareCompatibilityLevel
         assert versions_defining(name), name

@@ -6,6 +6,6 @@ from __future__ import annotations
 from edgeresnet.backends.record import Backend
 
 BACKEND = Backend(
-    name="pytorch", title="PyTorch eager", home=__name__, runner="edgeresnet.runtime.torch_runner:TorchRunner", devices=("cpu", "cuda"),
+    name="pytorch", title="PyTorch eager", home=__name__, runner="runner:TorchRunner", devices=("cpu", "cuda"),
     default_device="cpu", packages=("torch",), runtime_module="torch", extra="build",
 )

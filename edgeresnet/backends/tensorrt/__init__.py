@@ -11,10 +11,10 @@ from edgeresnet.backends.record import Backend
 from edgeresnet.bundle.layout import MODEL_ENGINE, MODEL_ONNX
 
 BACKEND = Backend(
-    name="tensorrt", title="TensorRT", home=__name__, runner="edgeresnet.runtime.tensorrt:TensorRTRunner",
+    name="tensorrt", title="TensorRT", home=__name__, runner="runner:TensorRTRunner",
     suffixes=(".engine", ".plan"), model_files=(MODEL_ENGINE, MODEL_ONNX), devices=("cuda",),
     default_device="cuda", packages=("tensorrt",), runtime_module="tensorrt", extra="tensorrt",
     install_note="on a machine with an NVIDIA GPU",
     export_precisions=("fp32", "int8"), export_requires=("onnxruntime",), build="edgeresnet.export.targets:_tensorrt_build",
-    compile_precisions=("fp32", "fp16", "int8"), compile="edgeresnet.compile:compile_tensorrt",
+    compile_precisions=("fp32", "fp16", "int8"), compile="compile:compile_tensorrt",
 )

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edgeresnet.backends.openvino.runner import openvino_version, require_openvino
 from edgeresnet.errors import BackendUnavailableError, CalibrationError, ExportError, one_line
-from edgeresnet.runtime.openvino import openvino_version, require_openvino
 
 __all__ = [
     "convert_qdq_to_ir",

@@ -1,6 +1,6 @@
 """What a loaded TensorRT engine is, and more of it at once: layer precisions and extra execution contexts.
 
-The companion of :mod:`edgeresnet.runtime.tensorrt`, for the benchmark and the build alike:
+The companion of :mod:`edgeresnet.backends.tensorrt.runner`, for the benchmark and the build alike:
 
 * :func:`inspect_layer_precisions` reads the engine inspector's JSON (detailed where the engine was built
   with ``ProfilingVerbosity.DETAILED``, as ``compile`` builds them) and counts layers by precision, so a
@@ -38,7 +38,7 @@ def inspect_layer_precisions(trt: Any, engine: Any, context: Any) -> dict[str, i
 
 
 def runner_layer_precisions(runner: Any) -> dict[str, int]:
-    """A :class:`~edgeresnet.runtime.tensorrt.TensorRTRunner`'s engine, inspected at the optimisation
+    """A :class:`~edgeresnet.backends.tensorrt.runner.TensorRTRunner`'s engine, inspected at the optimisation
     profile's largest batch (a dynamic-shape context reports formats only once its input shape is set)."""
     engine, context = runner._engine, runner._engine.create_execution_context()
     if context is None:
@@ -57,7 +57,7 @@ class ExecutionWorker:
     """
 
     def __init__(self, runner: Any, batch: np.ndarray) -> None:
-        from edgeresnet.runtime.tensorrt import _open_device_memory
+        from edgeresnet.backends.tensorrt.runner import _open_device_memory
 
         engine = runner._engine
         self._name = runner.model_path.name

@@ -14,74 +14,21 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from edgeresnet.atomic import atomic_write_bytes
+
+# The engine inspector's reading is shared with the runtime (benchmark rows name an engine's layer precisions).
+from edgeresnet.backends.tensorrt.engine import inspect_layer_precisions, summarise_layer_precisions  # noqa: F401
+from edgeresnet.backends.tensorrt.options import HARDWARE_COMPATIBILITY, TensorRtBuildOptions
+from edgeresnet.backends.tensorrt.runner import cuda_device, make_logger, require_tensorrt, tensorrt_major
 from edgeresnet.environment import GpuInfo
 from edgeresnet.errors import BackendUnavailableError, ExportError
 from edgeresnet.export.fp16 import Fp16Conversion, convert_onnx_to_fp16  # noqa: F401  (the FP16 build step)
-from edgeresnet.runtime.tensorrt import cuda_device, make_logger, require_tensorrt, tensorrt_major
-
-# The engine inspector's reading is shared with the runtime (benchmark rows name an engine's layer precisions).
-from edgeresnet.runtime.tensorrt_engine import inspect_layer_precisions, summarise_layer_precisions  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-HardwareCompatibility = Literal["none", "ampere+", "same-cc"]
-HARDWARE_COMPATIBILITY: dict[str, str] = {
-    "none": "NONE", "ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY",
-}
-
-
-@dataclass(frozen=True)
-class TensorRtBuildOptions:
-    """How to build an engine. The batch range becomes the optimisation profile: min 1, ``opt_batch``
-    (what the kernels are tuned for), ``max_batch`` (the largest batch the engine accepts).
-
-    Args:
-        timing_cache: a timing-cache file to start from (if present); kernel timings are reused across
-            builds on the same GPU and TensorRT version, which makes rebuilds fast. It is only read: the
-            updated cache goes where :func:`build_engine`'s ``timing_cache_out`` says, so a cache inside
-            another bundle is never rewritten (its sha256 would no longer match).
-        version_compatible: an engine later TensorRT versions can run (it embeds a lean runtime).
-        hardware_compatibility: ``ampere+`` for one engine on every Ampere-or-newer GPU, ``same-cc`` for
-            every GPU of this compute capability; both may cost speed.
-    """
-
-    max_batch: int = 32
-    opt_batch: int = 1
-    workspace_mib: int = 1024
-    timing_cache: Path | None = None
-    version_compatible: bool = False
-    hardware_compatibility: HardwareCompatibility = "none"
-    optimization_level: int = 3
-
-    def __post_init__(self) -> None:
-        cache = self.timing_cache
-        object.__setattr__(self, "timing_cache", Path(cache) if cache else None)
-        if cache and Path(cache).exists() and not Path(cache).is_file():
-            raise ExportError(f"--timing-cache {cache} is not a file")
-        if self.max_batch < 1:
-            raise ExportError(f"--max-batch must be at least 1, got {self.max_batch}")
-        if not 1 <= self.opt_batch <= self.max_batch:
-            raise ExportError(
-                f"--opt-batch must lie between 1 and --max-batch ({self.max_batch}), got {self.opt_batch}"
-            )
-        if self.workspace_mib < 1:
-            raise ExportError(f"the workspace must be at least 1 MiB, got {self.workspace_mib}")
-        if self.hardware_compatibility not in HARDWARE_COMPATIBILITY:
-            raise ExportError(f"hardware compatibility must be one of {', '.join(HARDWARE_COMPATIBILITY)}, "
-                              f"got {self.hardware_compatibility!r}")
-        if not 0 <= self.optimization_level <= 5:
-            raise ExportError(f"the builder optimization level runs 0-5, got {self.optimization_level}")
-
-    def to_dict(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["timing_cache"] = str(self.timing_cache) if self.timing_cache else None
-        return record
-
 
 @dataclass(frozen=True)
 class EngineBuild:
@@ -116,7 +63,7 @@ def require_tensorrt_gpu(carry: str) -> tuple[Any, GpuInfo]:
 
 
 def build_engine(
-    onnx_path: str | Path, engine_path: str | Path, *, options: TensorRtBuildOptions = TensorRtBuildOptions(),
+    onnx_path: str | Path, engine_path: str | Path, *, options: TensorRtBuildOptions = TensorRtBuildOptions(),  # noqa: B008 (frozen)
     carry: str = "the bundle", timing_cache_out: str | Path | None = None,
 ) -> EngineBuild:
     """Build a strongly typed engine from an ONNX model (FP32, FP16 or QDQ INT8) and write it atomically.
