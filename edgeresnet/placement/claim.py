@@ -95,7 +95,8 @@ def check_claimable(
     present = files_within(path)
     taken = sorted(names.intersection(present))
     ledger = read_ledger(path)
-    if names & set(ledger.files) or (adopt is not None and adopt(path) is not None):
+    recorded = names & set(ledger.files) if names else set(ledger.files)
+    if recorded or (adopt is not None and adopt(path) is not None):
         _check_own(path, taken, adopt=adopt, resume=resume, overwrite=overwrite, what=what, noun=noun)
         return
     if taken:

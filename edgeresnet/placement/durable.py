@@ -58,11 +58,14 @@ def fsync_directory(directory: Path) -> None:
 def as_disk_full(error: BaseException, where: Path) -> OSError | None:
     """``error`` as an ENOSPC OSError naming ``where`` when the disk under ``where`` is full; else None.
 
-    An OSError with its errno is taken as it is; another writer's error counts as a full disk when its
-    words say so or when the filesystem has (nearly) nothing left.
+    An ENOSPC OSError is named after ``where`` (not the temporary it hit); another OSError is taken as it is;
+    another writer's error counts as a full disk when its words say so or when the filesystem has (nearly)
+    nothing left.
     """
     if isinstance(error, OSError):
-        return None
+        if error.errno != errno.ENOSPC or error.filename == str(where):
+            return None
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(where))
     words = str(error).lower()
     full = any(word in words for word in _FULL_DISK_WORDS)
     if not full:
