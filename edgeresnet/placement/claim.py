@@ -9,6 +9,7 @@ replaces the previous set through :func:`replace_files`, journaled and recorded 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -93,7 +94,9 @@ def check_claimable(
         raise PlacementError(why)
     names = set(writes)
     present = files_within(path)
-    taken = sorted(names.intersection(present))
+    temporaries = set(read_ledger(path).temporaries)
+    # Whatever stands under a name the run writes (a file, a directory, a link) would be replaced.
+    taken = sorted(name for name in names if os.path.lexists(path / name) and name not in temporaries)
     ledger = read_ledger(path)
     recorded = names & set(ledger.files) if names else set(ledger.files)
     if recorded or (adopt is not None and adopt(path) is not None):
