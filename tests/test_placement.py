@@ -350,3 +350,51 @@ def test_a_report_the_user_edited_is_not_replaced(tmp_path: Path) -> None:
             place_outputs(root, overwrite=True, expect=["summary.md"]):
         pass
     assert (root / "summary.md").read_text() == "ours, with the user's notes"
+
+
+def test_a_live_runs_temporary_in_the_same_folder_is_never_removed(tmp_path: Path) -> None:
+    """A predict writing its CSV into the folder where a compile lands: the compile leaves its temporary alone."""
+    root = tmp_path / "out"
+    root.mkdir()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time\nfrom pathlib import Path\nfrom edgeresnet.atomic import atomic_write_with\n"
+            f"def slow(tmp):\n    tmp.write_text('rows'); print(tmp.name, flush=True); time.sleep(30)\n"
+            f"atomic_write_with(Path({str(root / 'preds.csv')!r}), slow)")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout is not None
+        temporary = root / writer.stdout.readline().strip()
+        assert temporary.is_file()
+        for expect, lock in ((["ov"], ".ov.lock"), (["preds.csv"], LOCK_FILE)):
+            with place_outputs(root, expect=expect, lock_name=lock) as staging:
+                if expect == ["ov"]:
+                    fake_bundle(staging.path / "ov")
+            assert temporary.read_text() == "rows"  # the live writer's, untouched
+    finally:
+        writer.kill()
+        writer.wait()
+    # Its owner gone, the next write of that same file removes it (and nothing else does).
+    from edgeresnet.atomic import atomic_write_text
+
+    atomic_write_text(root / "preds.csv", "mine now")
+    assert not temporary.exists() and sorted(p.name for p in root.iterdir()) == ["ov", "preds.csv"]
+
+
+@pytest.mark.parametrize("kind", ["file", "link", "directory"])
+def test_a_users_file_under_the_lock_name_is_refused_and_kept(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / "out"
+    root.mkdir()
+    (tmp_path / "elsewhere.txt").write_text("precious")
+    lock = root / LOCK_FILE
+    if kind == "file":
+        lock.write_text("my own notes")
+    elif kind == "link":
+        lock.symlink_to(tmp_path / "elsewhere.txt")
+    else:
+        lock.mkdir()
+    before = snapshot(tmp_path)
+    with pytest.raises(PlacementError, match="is not a lock file edgeresnet made"), place_outputs(root):
+        pass
+    assert snapshot(tmp_path) == before and os.path.lexists(lock)
