@@ -207,7 +207,7 @@ def _compiled_manifest(source: SourceBundle, target: str, precision: str, compil
         model_file=compiled.model_file, preprocessing=src.preprocessing, labels=list(src.labels),
         input=src.input, parity=(parity,),
         calibration=src.calibration if int8 else None, quantization=src.quantization if int8 else None,
-        engine=engine, provenance=provenance,
+        engine=engine, provenance=provenance, ood=src.ood,
         build={"compile": {"precision": precision, "device": compiled.device}},
         extra=notes,
     )

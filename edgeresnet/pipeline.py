@@ -2,7 +2,8 @@
 
 The report directory holds the checkpoint, the bundles, the benchmark files (Markdown, CSV, JSON,
 plot) and ``summary.md``: what was built, accuracy and latency per artifact, and the recommended
-artifact (the fastest at batch 1 within the accuracy budget).
+artifact per batch size (:mod:`edgeresnet.bench.recommendation`: the fastest that runs here and that
+the accuracy evidence does not put over budget, ties within the timing noise stated).
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from edgeresnet.atomic import atomic_write_text
+from edgeresnet.bench.job import (
+    DEFAULT_BATCH_SIZES,
+    DEFAULT_MAX_ACCURACY_DROP,
+    DEFAULT_MIN_RUNS,
+    DEFAULT_MIN_TIME_S,
+    BenchmarkJob,
+    Mode,
+)
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.placement import place_outputs
 
@@ -34,20 +43,22 @@ class PipelineOptions:
     checkpoint: Path | None = None
     weights: Path | None = None
     targets: tuple[str, ...] | None = None
-    batch_sizes: tuple[int, ...] = (1, 32)
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
     threads: int | None = None
-    max_accuracy_drop: float = 1.0
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     calib_size: int | None = None  # None: sized from the calibration split (calibration/plan.py)
     train_limit: int | None = None
     eval_limit: int | None = None
-    min_time_s: float = 1.0
-    min_runs: int = 20
+    min_time_s: float = DEFAULT_MIN_TIME_S
+    min_runs: int = DEFAULT_MIN_RUNS
+    benchmark_mode: Mode = "latency"
     compile_fp16: bool = True
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and self.weights is not None:
             raise EdgeResNetError("--weights fine-tunes a new model; --checkpoint skips training: give one of them")
+        benchmark_job(self, [self.output])  # the benchmark's options are checked now, not after training
 
 
 @dataclass
@@ -55,7 +66,8 @@ class PipelineResult:
     output: Path
     checkpoint: Path
     bundles: dict[str, Path] = field(default_factory=dict)
-    recommended: str | None = None
+    recommended: str | None = None  # at the smallest batch size; every batch size's choice is in ``benchmark``
+    benchmark: Any = None  # the BenchmarkResult, for the table the CLI prints at the end
     seconds: dict[str, float] = field(default_factory=dict)
     summary: Path | None = None
 
@@ -102,7 +114,8 @@ def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) 
         seconds["benchmark"] = time.perf_counter() - started
 
         result = PipelineResult(output=output, checkpoint=final.of(checkpoint) if trains else checkpoint,
-                                bundles={name: final.of(path) for name, path in bundles.items()}, seconds=seconds)
+                                bundles={name: final.of(path) for name, path in bundles.items()}, seconds=seconds,
+                                benchmark=benchmark)
         result.recommended, text = _summary(options, result, benchmark)
         atomic_write_text(staged / SUMMARY_FILE, text)
     result.summary = output / SUMMARY_FILE
@@ -191,6 +204,14 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
     return compiled
 
 
+def benchmark_job(options: PipelineOptions, artifacts: list[Path]) -> BenchmarkJob:
+    """The pipeline's benchmark, as the job `edgeresnet benchmark` would run with the same options."""
+    return BenchmarkJob(artifacts=tuple(artifacts), data=options.data, batch_sizes=options.batch_sizes,
+                        threads=options.threads, eval_limit=options.eval_limit, min_time_s=options.min_time_s,
+                        min_runs=options.min_runs, mode=options.benchmark_mode,
+                        max_accuracy_drop=options.max_accuracy_drop)
+
+
 def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Path], directory: Path,
                say: Progress, final: _Relocation) -> Any:
     import dataclasses
@@ -204,9 +225,8 @@ def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Pa
                 if (manifest := read_manifest(path)).target != "tensorrt" or manifest.engine is not None]
     say(f"benchmarking {len(runnable)} artifacts and PyTorch eager at batch sizes "
         f"{', '.join(map(str, options.batch_sizes))}")
-    result = run_benchmark([checkpoint, *runnable], data=options.data, batch_sizes=options.batch_sizes,
-                           threads=options.threads, eval_limit=options.eval_limit, min_time_s=options.min_time_s,
-                           min_runs=options.min_runs, progress=True)
+    result = run_benchmark(benchmark_job(options, [checkpoint, *runnable]), progress=True)
+    # Measured in the staging area; the rows name where the artifacts land.
     result = dataclasses.replace(result, rows=[dataclasses.replace(row, path=str(final.of(Path(row.path))))
                                                if row.path else row for row in result.rows])
     write_benchmark_reports(result, directory, max_accuracy_drop=options.max_accuracy_drop)
@@ -214,17 +234,17 @@ def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Pa
 
 
 def _summary(options: PipelineOptions, result: PipelineResult, benchmark: Any) -> tuple[str | None, str]:
-    from edgeresnet.report import best_within_budget, render_markdown
+    from edgeresnet.bench import recommend
+    from edgeresnet.report import render_markdown
 
-    best = best_within_budget(benchmark, max_accuracy_drop=options.max_accuracy_drop)
-    batch = min(best) if best else None
-    recommended = best[batch].artifact if batch is not None else None
+    choices = recommend(benchmark, max_accuracy_drop=options.max_accuracy_drop)
+    recommended = choices[min(choices)].row.artifact if choices else None
     lines = [f"# edgeresnet pipeline: {options.model} on {options.data}", ""]
-    if recommended is not None:
-        row = best[batch]
-        lines += [(f"**Recommended artifact:** `{recommended}` — the fastest at batch {batch} within "
-                   f"{options.max_accuracy_drop:g} top-1 point of FP32 ({row.latency_p50_ms:.3f} ms p50, "
-                   f"top-1 {row.top1:.2f}%)."), ""]
+    if choices:
+        budget = f"{options.max_accuracy_drop:g} top-1 point{'' if options.max_accuracy_drop == 1 else 's'}"
+        lines += [f"**Recommended artifact** (per batch size; within {budget} of FP32 by the paired evidence):", ""]
+        lines += [f"- {choice.describe()}" for choice in choices.values()]
+        lines.append("")
     lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {value:.0f} |" for stage, value in result.seconds.items()]
     lines += [f"| total | {sum(result.seconds.values()):.0f} |", "", "## Built", "",
