@@ -61,8 +61,8 @@ def write_checkpoint_for(name: str, directory: Path) -> Path:
 
 
 def open_config_runner(config: Config, model_file: Path, checkpoint: Path, threads: int) -> Any:
-    from edgeresnet.runtime.select import open_runner
     from edgeresnet.backends.pytorch.runner import TorchRunner
+    from edgeresnet.runtime.select import open_runner
 
     if config.backend == "pytorch":
         return TorchRunner(checkpoint, threads=threads)

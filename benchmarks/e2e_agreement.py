@@ -34,9 +34,9 @@ def agreement(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """A trained ResNet-20 on JPEG files: fast path versus plain full-resolution decode, top-1 by top-1."""
     import subprocess
 
+    from edgeresnet.backends.pytorch.runner import TorchRunner
     from edgeresnet.checkpoint import read_card
     from edgeresnet.data import open_source
-    from edgeresnet.backends.pytorch.runner import TorchRunner
 
     checkpoint = args.agreement_checkpoint or work / "resnet20-agreement"
     if not (checkpoint / "card.json").is_file():

@@ -116,9 +116,9 @@ def folder_of_photos(photos: list[Path], folder: Path, count: int) -> list[Path]
 
 
 def resnet50_int8_bundle(work: Path, calib_images: int) -> Path:
-    from edgeresnet.bundle import Manifest, write_bundle
     from edgeresnet.backends.openvino.convert import quantize_with_nncf
     from edgeresnet.backends.openvino.runner import OpenVinoRunner
+    from edgeresnet.bundle import Manifest, write_bundle
 
     bundle = work / "resnet50-openvino-int8"
     if (bundle / "manifest.json").is_file():

@@ -159,8 +159,8 @@ def build_engine(config: Config, fp32: Path, work: Path, batch: int, cache: Path
 
 def open_runner(config: Config, module: Any, fp32: Path, engines: dict[tuple[str, int], Path], batch: int) -> Any:
     from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
-    from edgeresnet.backends.tensorrt.runner import TensorRTRunner
     from edgeresnet.backends.pytorch.runner import TorchRunner
+    from edgeresnet.backends.tensorrt.runner import TensorRTRunner
 
     if config.backend == "pytorch":
         # Each runner owns its module: channels_last converts the weights of the module it is given.

@@ -167,8 +167,8 @@ def _calibration_images(data: str, source: Any, calibration: dict[str, Any]) -> 
 
 
 def _peers(fp32: Path, calib: np.ndarray, out: Path, skip_modelopt: bool, log: Any) -> dict[str, Path | str]:
-    from edgeresnet.calibration import peer_quantize_static_default
     from edgeresnet.backends.openvino.convert import peer_nncf_default
+    from edgeresnet.calibration import peer_quantize_static_default
 
     peers: dict[str, Path | str] = {}
     log("peer: onnxruntime quantize_static defaults")

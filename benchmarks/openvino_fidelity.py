@@ -226,9 +226,9 @@ def compare_throughput(config: str, xml: Path, *, batch: int, threads: int, roun
                        work: Path) -> ThroughputComparison:
     import numpy as np
 
+    from edgeresnet.backends.openvino.runner import OpenVinoRunner
     from edgeresnet.bench import BenchmarkJob
     from edgeresnet.bench.throughput import saturate_openvino
-    from edgeresnet.backends.openvino.runner import OpenVinoRunner
 
     config_file = work / f"benchmark_app_throughput_{threads}.json"
     config_file.write_text(json.dumps(runner_config(threads, "THROUGHPUT")))

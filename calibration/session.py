@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgeresnet.errors import CalibrationError, ExportError
 from edgeresnet.backends.onnxruntime.runner import OrtSession, describe_model, pad_batch, static_batch_size
+from edgeresnet.errors import CalibrationError, ExportError
 
 if TYPE_CHECKING:
     import onnx

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from edgeresnet.bench.job import BenchmarkJob, job_from
 from edgeresnet.bundle.vocabulary import CalibMethod, Target
+from edgeresnet.placement import place_outputs, preflight
 
 if TYPE_CHECKING:
     from edgeresnet.bench import BenchmarkResult
@@ -169,7 +170,6 @@ def failed_artifacts(result: BenchmarkResult, artifacts: Sequence[str | Path]) -
 
 def check_report_directory(directory: Path, *, overwrite: bool) -> None:
     """Refuse now what :func:`write_benchmark_reports` would refuse after the run."""
-    from edgeresnet.placement import preflight
     from edgeresnet.report import FILES
 
     preflight(directory, FILES.values(), overwrite=overwrite, what="--report")
@@ -179,7 +179,6 @@ def write_benchmark_reports(
     result: BenchmarkResult, directory: Path, *, overwrite: bool = False, max_accuracy_drop: float | None = None
 ) -> dict[str, Path]:
     """The benchmark's report files, staged and published together under the placement policy."""
-    from edgeresnet.placement import place_outputs
     from edgeresnet.report import FILES, write_reports
 
     if max_accuracy_drop is None:  # the budget the run was measured against

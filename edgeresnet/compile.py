@@ -15,6 +15,7 @@ never replaced by a rebuild from the table.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,6 +128,8 @@ class CompileJob:
             ``cuda`` for TensorRT; ``auto`` is the target's default.
         overwrite: replace a bundle an earlier run wrote at ``output`` (never a directory of the user's).
         tensorrt: how to build the engine (TensorRT only; ``None`` is the defaults).
+        recorded_source: where the manifest says the source bundle is, when ``bundle`` is about to move
+            there (the pipeline compiles in its staging area); ``bundle`` by default.
     """
 
     bundle: Path
@@ -136,6 +139,7 @@ class CompileJob:
     device: str = AUTO_DEVICE
     overwrite: bool = False
     tensorrt: TensorRtBuildOptions | None = None
+    recorded_source: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bundle", Path(self.bundle))
@@ -157,6 +161,7 @@ class CompileFields(TypedDict, total=False):
     device: str
     overwrite: bool
     tensorrt: TensorRtBuildOptions | None
+    recorded_source: Path | None
 
 
 def compile_bundle(
@@ -167,13 +172,14 @@ def compile_bundle(
     output: str | Path,
     device: str = AUTO_DEVICE,
     overwrite: bool = False,
+    recorded_source: str | Path | None = None,
     **trt_options: Any,
 ) -> Path:
     """Compile ``bundle`` for ``target`` at ``precision`` into a new bundle at ``output``.
 
-    The flat keyword form of :func:`run_compile`: ``trt_options`` are
-    :class:`~edgeresnet.backends.tensorrt.build.TensorRtBuildOptions` fields (``max_batch``, ``timing_cache``, ...),
-    refused for other targets and checked by name.
+    The flat keyword form of :func:`run_compile` (see :class:`CompileJob` for the fields): ``trt_options`` are
+    :class:`~edgeresnet.backends.tensorrt.options.TensorRtBuildOptions` fields (``max_batch``, ``timing_cache``,
+    ...), refused for other targets and checked by name.
     """
     if target not in compile_targets():  # before the TensorRT-only check, which would name the wrong mistake
         raise ExportError(f"compile targets are {', '.join(compile_targets())}, not {target!r}")
@@ -181,7 +187,8 @@ def compile_bundle(
         raise ExportError(f"{', '.join(sorted(trt_options))}: only for --target tensorrt")
     tensorrt = tensorrt_options(trt_options) if target == "tensorrt" else None
     return run_compile(CompileJob(bundle=Path(bundle), output=Path(output), target=target, precision=precision,
-                                  device=device, overwrite=overwrite, tensorrt=tensorrt))
+                                  device=device, overwrite=overwrite, tensorrt=tensorrt,
+                                  recorded_source=Path(recorded_source) if recorded_source else None))
 
 
 def run_compile(job: CompileJob) -> Path:
@@ -212,6 +219,8 @@ def run_compile(job: CompileJob) -> Path:
         record = ParityRecord.from_check(f"source {compiled.source_model.name}", comparison,
                                          inputs="golden inputs")
         manifest = _compiled_manifest(source, target, precision, compiled, record)
+        if job.recorded_source is not None:
+            manifest.provenance = dataclasses.replace(manifest.provenance, parent_bundle=str(job.recorded_source))
         assemble_bundle(staging.path / output.name, manifest, compiled.files, golden_inputs=inputs,
                         golden_outputs=outputs)
     return output

@@ -24,13 +24,7 @@ ALLOWED_LOCAL: dict[tuple[str, str], str] = {
         "edgeresnet.checkpoint", "edgeresnet.accuracy", "edgeresnet.calibration", "edgeresnet.calibration.session",
         "edgeresnet.calibration.plan", "edgeresnet.calibration.choice", "edgeresnet.export.onnx",
         "edgeresnet.calibration.layer_report")), "the export workflow's split (issue 19, ExportJob) is pending"),
-    ("edgeresnet/placement.py", "edgeresnet.atomic"): "the placement/atomic circle (issue 19, placement layer)",
 }
-# Circles whose fix is pending elsewhere: the set of modules in each.
-KNOWN_CIRCLES: list[frozenset[str]] = [
-    frozenset({"edgeresnet.atomic", "edgeresnet.checkpoint", "edgeresnet.models", "edgeresnet.models.registry",
-               "edgeresnet.models.variants", "edgeresnet.models.weights", "edgeresnet.placement"}),
-]
 
 
 @cache
@@ -165,7 +159,7 @@ def test_the_import_graph_has_no_circle() -> None:
     for name in modules:
         if name not in index:
             visit(name)
-    assert [c for c in circles if frozenset(c) not in KNOWN_CIRCLES] == []
+    assert circles == []
 
 
 def test_entry_points_and_the_backend_registry_load_nothing_heavy() -> None:

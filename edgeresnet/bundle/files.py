@@ -14,6 +14,7 @@ from edgeresnet.bundle.manifest import Manifest, manifest_content_sha256
 from edgeresnet.digests import sha256_file
 from edgeresnet.environment import environment
 from edgeresnet.errors import BundleError
+from edgeresnet.placement import interrupted_publish, place_outputs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,8 +33,6 @@ def write_bundle(
     overwrite: bool = False,
 ) -> Path:
     """Assemble a bundle and move it into place under the placement policy (:mod:`edgeresnet.placement`)."""
-    from edgeresnet.placement import place_outputs
-
     destination = Path(destination).absolute()
     with place_outputs(destination.parent, overwrite=overwrite, expect=[destination.name],
                        lock_name=f".{destination.name}.lock") as staging:
@@ -78,8 +77,6 @@ def assemble_bundle(
 
 def read_manifest_record(bundle: str | Path) -> dict[str, Any]:
     """The manifest as JSON, read safely: one-line errors for a missing, huge, binary or non-object file."""
-    from edgeresnet.placement import interrupted_publish
-
     bundle = Path(bundle)
     path = bundle / MANIFEST_FILE
     if not bundle.is_dir():

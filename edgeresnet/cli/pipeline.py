@@ -11,6 +11,7 @@ from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S, batch_sizes_text
 from edgeresnet.cli.benchmark import show_result
 from edgeresnet.cli.core import IntListType, ModelNameType, ProgressEcho, cli
 from edgeresnet.cli.export import TARGET_CHOICES
+from edgeresnet.pipeline import PipelineOptions, run_pipeline
 
 
 @cli.command("pipeline")
@@ -56,8 +57,6 @@ def pipeline_command(
 
     Example: edgeresnet pipeline --model resnet20 --data fashion-mnist --output runs/pipeline
     """
-    from edgeresnet.pipeline import PipelineOptions, run_pipeline
-
     options = PipelineOptions(
         output=output, model=model_name, data=data, epochs=epochs, checkpoint=checkpoint, weights=weights,
         targets=targets or None, batch_sizes=tuple(batch_sizes), threads=threads,

@@ -28,7 +28,6 @@ from edgeresnet.data import DataSource, ImageSet, PreprocessSpec, open_source
 from edgeresnet.environment import tool_versions
 from edgeresnet.errors import DatasetError, EdgeResNetError
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
-from edgeresnet.placement import check_claimable, claim_directory
 from edgeresnet.training.augment import augment_batch
 from edgeresnet.training.config import Recipe, TrainJob, resolve_recipe, short_run_hint
 from edgeresnet.training.dataprep import (
@@ -46,7 +45,14 @@ from edgeresnet.training.finetune import (
 )
 from edgeresnet.training.results import EpochMetrics, TrainResult
 from edgeresnet.training.selection import BestEpoch, ValidationScore, choose, describe_choice
-from edgeresnet.training.state import RunIdentity, load_state, require_resume_state, save_state
+from edgeresnet.training.state import (
+    RunIdentity,
+    check_output,
+    claim_output,
+    load_state,
+    require_resume_state,
+    save_state,
+)
 from edgeresnet.training.world import World, init_distributed, progress_bar
 
 log = logging.getLogger(__name__)
@@ -81,10 +87,10 @@ def train(config: TrainJob, *, on_epoch: ProgressCallback | None = None) -> Trai
             require_resume_state(output)
         # Every rank checks, so a refusal stops them all before any work; only the main rank writes,
         # so only it claims (and locks) the directory.
-        check_claimable(output, overwrite=config.overwrite, resume=config.resume)
+        check_output(output, overwrite=config.overwrite, resume=config.resume)
         if config.threads:
             torch.set_num_threads(config.threads)
-        claim = (claim_directory(output, overwrite=config.overwrite, resume=config.resume)
+        claim = (claim_output(output, overwrite=config.overwrite, resume=config.resume)
                  if world.is_main else contextlib.nullcontext(output))
         with claim:
             return _train(config, output, world, on_epoch)
