@@ -25,6 +25,7 @@ from edgeresnet.bench.job import (
     BenchmarkJob,
     Mode,
 )
+from edgeresnet.bundle.naming import ArtifactName
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.placement import place_outputs
 
@@ -185,19 +186,20 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
     from edgeresnet.compile import compile_bundle
 
     compiled: dict[str, Path] = {}
-    if options.compile_fp16 and "openvino-fp32" in bundles:
+    openvino_fp32, openvino_fp16 = str(ArtifactName("openvino", "fp32")), str(ArtifactName("openvino", "fp16"))
+    if options.compile_fp16 and openvino_fp32 in bundles:
         say("compiling an OpenVINO FP16 IR")
-        compiled["openvino-fp16"] = compile_bundle(bundles["openvino-fp32"], target="openvino", precision="fp16",
-                                                   output=directory / "openvino-fp16",
-                                                   recorded_source=final.of(bundles["openvino-fp32"]))
+        compiled[openvino_fp16] = compile_bundle(bundles[openvino_fp32], target="openvino", precision="fp16",
+                                                 output=directory / openvino_fp16,
+                                                 recorded_source=final.of(bundles[openvino_fp32]))
     for precision in ("fp16", "int8"):
-        source = bundles.get(f"tensorrt-{'fp32' if precision == 'fp16' else 'int8'}")
+        source = bundles.get(str(ArtifactName("tensorrt", "fp32" if precision == "fp16" else "int8")))
         if source is None:
             continue
+        name = str(ArtifactName("tensorrt", precision, "engine"))
         try:
-            compiled[f"tensorrt-{precision}-engine"] = compile_bundle(
-                source, target="tensorrt", precision=precision, output=directory / f"tensorrt-{precision}-engine",
-                recorded_source=final.of(source))
+            compiled[name] = compile_bundle(source, target="tensorrt", precision=precision, output=directory / name,
+                                            recorded_source=final.of(source))
         except EdgeResNetError as error:
             # TensorRT only exists on the device; the QDQ bundle is what goes there.
             say(f"TensorRT {precision} engine not built here: {error}")

@@ -7,8 +7,7 @@ Runtime on CPU, since TensorRT itself only exists on the device).
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeresnet.accuracy import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
+from edgeresnet.backends import all_backends, export_targets, get_backend
 from edgeresnet.bundle.layout import PIXEL_MODEL_FILE
 from edgeresnet.errors import AccuracyGateError, BackendUnavailableError, ExportError
 
@@ -41,34 +41,30 @@ class BuiltArtifact:
     pixel_model: str | None = None  # the file among ``files`` that takes uint8 NHWC pixels (ONNX Runtime)
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    build: Callable[[_Context, str], BuiltArtifact]
-    requires: tuple[str, ...] = ()
-    install_hint: str = ""
-
-    def missing(self) -> list[str]:
-        return [module for module in self.requires if importlib.util.find_spec(module) is None]
-
-
 def resolve_targets(requested: Iterable[str] | None) -> list[str]:
-    """``None`` → every target whose export step can run here; ``all`` → every target, checked."""
+    """``None`` → every export target whose export step can run here; ``all`` → every one, checked."""
+    available = export_targets()
     if requested is None:
-        return [name for name, target in TARGETS.items() if not target.missing()]
+        return [name for name in available if not get_backend(name).missing()]
     names = list(requested)
     if "all" in names:
-        names = list(TARGETS)
-    unknown = [name for name in names if name not in TARGETS]
+        names = list(available)
+    unknown = [name for name in names if name not in available]
     if unknown:
-        raise ExportError(f"unknown target {unknown[0]!r}; choose from {', '.join(TARGETS)} or all")
+        raise ExportError(f"unknown target {unknown[0]!r}; choose from {', '.join(available)} or all")
     for name in names:
-        missing = TARGETS[name].missing()
+        missing = get_backend(name).missing()
         if missing:
             raise BackendUnavailableError(
-                f"target {name} needs {', '.join(missing)}, which is not installed: {TARGETS[name].install_hint}"
+                f"target {name} needs {', '.join(missing)}, which is not installed: {_install_hint(name, missing[0])}"
             )
     return list(dict.fromkeys(names))
+
+
+def _install_hint(target: str, module: str) -> str:
+    """How to install ``module``: the hint of the backend whose runtime it is, else the target's own."""
+    owner = next((b for b in all_backends() if b.runtime_module == module), get_backend(target))
+    return owner.install_hint
 
 
 # --- ONNX Runtime ------------------------------------------------------------------------------
@@ -178,11 +174,6 @@ def _openvino_build(context: _Context, precision: str) -> BuiltArtifact:
     return artifact
 
 
-TARGETS: dict[str, Target] = {
-    "onnxruntime": Target("onnxruntime", _onnxruntime_build, ("onnxruntime",), "pip install onnxruntime"),
-    "openvino": Target("openvino", _openvino_build, ("openvino", "nncf"), "pip install 'edgeresnet[openvino]'"),
-    "tensorrt": Target("tensorrt", _tensorrt_build, ("onnxruntime",), "pip install onnxruntime"),
-}
 
 
 # --- shared steps --------------------------------------------------------------------------------

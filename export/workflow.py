@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from edgeresnet.atomic import atomic_write_json
+from edgeresnet.backends import get_backend
 from edgeresnet.bundle.files import assemble_bundle
 from edgeresnet.bundle.manifest import Manifest
+from edgeresnet.bundle.naming import ArtifactName
 from edgeresnet.bundle.records import AccuracyRecord, InputSpec, ParityRecord
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, CalibMethod
 from edgeresnet.calibration.layer_report import LAYER_REPORT_FILES
@@ -30,7 +32,7 @@ from edgeresnet.errors import DatasetError, ExportError
 from edgeresnet.export.model_source import ModelSource, source_provenance
 from edgeresnet.export.onnx import INPUT_NAME, export_onnx, onnx_parity
 from edgeresnet.export.ood_profile import record_ood_profile
-from edgeresnet.export.targets import TARGETS, accuracy_record, resolve_targets
+from edgeresnet.export.targets import accuracy_record, resolve_targets
 from edgeresnet.parity import ParityCheck
 from edgeresnet.placement import place_outputs
 
@@ -111,8 +113,9 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
     if eval_data is None and (options.int8 or source.weights is None):
         what = "INT8 needs calibration and evaluation data" if options.int8 else "the checkpoint names no data"
         raise ExportError(f"no evaluation data: pass --data ({what})")
-    names = [f"{target}-{precision}" for target in targets
-             for precision in (("fp32", "int8") if options.int8 else ("fp32",))]
+    artifacts = [ArtifactName(target, precision) for target in targets
+                 for precision in get_backend(target).export_precisions if options.int8 or precision == "fp32"]
+    names = [str(artifact) for artifact in artifacts]
     # A weights file travels as a checkpoint beside the bundles: the PyTorch baseline `benchmark` runs.
     baseline = [SOURCE_CHECKPOINT] if source.checkpoint is None and source.weights is not None else []
     # One placement for the whole export: every bundle and the report land together or not at all.
@@ -129,10 +132,10 @@ def run_export(source: ModelSource, options: ExportOptions, *, progress: Progres
         if options.int8:
             _calibrate(context, say)
         summaries: dict[str, Any] = {}
-        for name in names:
-            target, precision = name.rsplit("-", 1)
+        for artifact in artifacts:
+            name, target, precision = str(artifact), artifact.target, artifact.precision
             say(f"building {name}")
-            built = TARGETS[target].build(context, precision)
+            built = get_backend(target).builder()(context, precision)
             _write_target_bundle(context, built, target, precision, staging.path / name)
             summaries[name] = {"model_file": built.model_file, "accuracy": built.accuracy,
                                "quantization": built.quantization,

@@ -15,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 import edgeresnet.cli.deploy  # noqa: F401  (registers compile/predict/verify)
+from edgeresnet.backends.tensorrt.verify import tensorrt_compatibility
 from edgeresnet.cli.core import cli
 from edgeresnet.environment import GpuInfo
-from edgeresnet.verify import tensorrt_compatibility, verify_bundle
+from edgeresnet.verify import verify_bundle
 from tests.runtime.tiny_bundle import make_bundle, rewrite_manifest, tiny_model
 
 TRT_RECORD = {

@@ -308,7 +308,7 @@ class EngineRecord:
         return asdict(self)
 
     def compatibility_record(self) -> dict[str, Any]:
-        """The flat record :func:`edgeresnet.verify.tensorrt_compatibility` judges."""
+        """The flat record :func:`edgeresnet.backends.tensorrt.verify.tensorrt_compatibility` judges."""
         return {**self.details, "version": self.version, "gpu": self.gpu,
                 "compute_capability": self.compute_capability, "version_compatible": self.version_compatible,
                 "hardware_compatibility": self.hardware_compatibility}

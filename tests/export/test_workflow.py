@@ -247,10 +247,11 @@ def test_calibration_data_for_other_classes_is_refused(tiny_checkpoint: Path, tm
 
 
 def test_target_whose_runtime_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeresnet.backends import Backend
     from edgeresnet.errors import BackendUnavailableError
     from edgeresnet.export import targets
 
-    monkeypatch.setattr(targets.Target, "missing", lambda self: ["openvino"] if self.name == "openvino" else [])
+    monkeypatch.setattr(Backend, "missing", lambda self: ["openvino"] if self.name == "openvino" else [])
     with pytest.raises(BackendUnavailableError, match="edgeresnet\\[openvino\\]"):
         targets.resolve_targets(["openvino"])
     assert "openvino" not in targets.resolve_targets(None)
@@ -306,9 +307,9 @@ def test_corrupt_weights_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_uninstalled_target_through_the_cli(tiny_checkpoint: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgeresnet.export import targets
+    from edgeresnet.backends import Backend
 
-    monkeypatch.setattr(targets.Target, "missing", lambda self: ["openvino"] if self.name == "openvino" else [])
+    monkeypatch.setattr(Backend, "missing", lambda self: ["openvino"] if self.name == "openvino" else [])
     result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--target", "openvino",
                                       "--output", str(tmp_path / "o")])
     assert result.exit_code == 2 and "pip install 'edgeresnet[openvino]'" in result.output

@@ -16,5 +16,5 @@ BACKEND = Backend(
     default_device="cuda", packages=("tensorrt",), runtime_module="tensorrt", extra="tensorrt",
     install_note="on a machine with an NVIDIA GPU",
     export_precisions=("fp32", "int8"), export_requires=("onnxruntime",), build="edgeresnet.export.targets:_tensorrt_build",
-    compile_precisions=("fp32", "fp16", "int8"), compile="compile:compile_tensorrt",
+    compile_precisions=("fp32", "fp16", "int8"), compile="compile:compile_tensorrt", verify="verify:check_engine",
 )
