@@ -25,7 +25,7 @@ from edgeresnet.bench.job import (
     Mode,
 )
 from edgeresnet.errors import EdgeResNetError
-from edgeresnet.placement import check_claimable, place_outputs
+from edgeresnet.placement import place_outputs
 
 log = logging.getLogger(__name__)
 
@@ -75,45 +75,69 @@ class PipelineResult:
 SUMMARY_FILE = "summary.md"
 
 
+# What the pipeline publishes, as one set: the summary first (the name a refusal names first).
+PUBLISHED = (SUMMARY_FILE, "benchmark", "bundles")
+CHECKPOINT_DIR = "checkpoint"  # published with them when the pipeline trains
+
+
 def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) -> PipelineResult:
     """Run every stage, timing each; progress messages go to ``progress``.
 
-    The output holds ``checkpoint/``, ``bundles/``, ``benchmark/`` and ``summary.md``, each placed by the
-    placement policy: a previous run's results are replaced only with ``overwrite``, and a run into an
-    output another run is writing is refused.
+    The output holds ``checkpoint/``, ``bundles/``, ``benchmark/`` and ``summary.md``, built together in a
+    staging area and published as one set by the placement policy: killed at any moment, the output holds
+    the previous run's set whole or this one's (a kill during the moves is finished by the next run). A
+    previous run's results are replaced only with ``overwrite``, and only if nobody edited them.
     """
     say = progress or log.info
     output = Path(options.output)
-    with place_outputs(output, overwrite=options.overwrite, expect=[SUMMARY_FILE]) as staging:
-        if options.checkpoint is None:  # refuse now, not after training, what training would refuse then
-            check_claimable(output / "checkpoint", overwrite=options.overwrite)
+    trains = options.checkpoint is None
+    expect = [*PUBLISHED, *([CHECKPOINT_DIR] if trains else [])]
+    with place_outputs(output, overwrite=options.overwrite, expect=expect) as staging:
+        staged = staging.path
+        final = _Relocation(staged, output.absolute())
         seconds: dict[str, float] = {}
 
         started = time.perf_counter()
-        checkpoint = _train_or_load(options, output, say)
+        checkpoint = _train_or_load(options, staged, say)
         seconds["train"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        bundles = _export(options, checkpoint, output / "bundles", say)
+        bundles = _export(options, checkpoint, staged / "bundles", say, final)
         seconds["export"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        bundles.update(_compile(options, bundles, output / "bundles", say))
+        bundles.update(_compile(options, bundles, staged / "bundles", say, final))
         seconds["compile"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        benchmark = _benchmark(options, checkpoint, bundles, output / "benchmark", say)
+        benchmark = _benchmark(options, checkpoint, bundles, staged / "benchmark", say, final)
         seconds["benchmark"] = time.perf_counter() - started
 
-        result = PipelineResult(output=output, checkpoint=checkpoint, bundles=bundles, seconds=seconds,
+        result = PipelineResult(output=output, checkpoint=final.of(checkpoint) if trains else checkpoint,
+                                bundles={name: final.of(path) for name, path in bundles.items()}, seconds=seconds,
                                 benchmark=benchmark)
         result.recommended, text = _summary(options, result, benchmark)
-        atomic_write_text(staging.path / SUMMARY_FILE, text)
+        atomic_write_text(staged / SUMMARY_FILE, text)
     result.summary = output / SUMMARY_FILE
     return result
 
 
-def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Path:
+@dataclass(frozen=True)
+class _Relocation:
+    """Where what the pipeline builds in its staging area will be once published: the paths it records
+    (a bundle's source checkpoint, a compiled bundle's parent, the benchmark's rows) name those."""
+
+    staged: Path
+    output: Path
+
+    def of(self, path: Path) -> Path:
+        try:
+            return self.output / Path(path).absolute().relative_to(self.staged.absolute())
+        except ValueError:
+            return Path(path)  # not built here (a --checkpoint of the user's)
+
+
+def _train_or_load(options: PipelineOptions, staged: Path, say: Progress) -> Path:
     if options.checkpoint is not None:
         say(f"using checkpoint {options.checkpoint}")
         return Path(options.checkpoint)
@@ -126,32 +150,36 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
         say(f"epoch {metrics['epoch']}/{options.epochs}: {validation}({metrics['images_per_s']:.0f} img/s)")
 
     result = train(
-        TrainConfig(model=options.model, data=options.data, output=str(output / "checkpoint"),
+        TrainConfig(model=options.model, data=options.data, output=str(staged / CHECKPOINT_DIR),
                     epochs=options.epochs, weights=str(options.weights) if options.weights else None,
-                    train_limit=options.train_limit, eval_limit=options.eval_limit, threads=options.threads,
-                    overwrite=options.overwrite),
+                    train_limit=options.train_limit, eval_limit=options.eval_limit, threads=options.threads),
         on_epoch=report_epoch,
     )
     return result.checkpoint
 
 
-def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Progress) -> dict[str, Path]:
+def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Progress,
+            final: _Relocation) -> dict[str, Path]:
+    import dataclasses
+
     from edgeresnet.export.sources import load_model_source
     from edgeresnet.export.workflow import ExportOptions, run_export
 
     say("exporting FP32 and INT8 bundles for every installed target")
+    source = load_model_source(str(checkpoint))
     result = run_export(
-        load_model_source(str(checkpoint)),
+        dataclasses.replace(source, checkpoint=final.of(checkpoint)),  # the provenance names where it lands
         ExportOptions(output=directory, int8=True, targets=options.targets, data=options.data,
                       calib_data=options.data, calib_size=options.calib_size,
                       max_accuracy_drop=options.max_accuracy_drop, eval_limit=options.eval_limit,
-                      threads=options.threads, overwrite=options.overwrite),
+                      threads=options.threads),
         progress=say,
     )
     return dict(result.bundles)
 
 
-def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path, say: Progress) -> dict[str, Path]:
+def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path, say: Progress,
+             final: _Relocation) -> dict[str, Path]:
     """Compile what this machine can: an FP16 OpenVINO IR, and TensorRT engines where TensorRT runs."""
     from edgeresnet.compile import compile_bundle
 
@@ -159,7 +187,8 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
     if options.compile_fp16 and "openvino-fp32" in bundles:
         say("compiling an OpenVINO FP16 IR")
         compiled["openvino-fp16"] = compile_bundle(bundles["openvino-fp32"], target="openvino", precision="fp16",
-                                                   output=directory / "openvino-fp16", overwrite=options.overwrite)
+                                                   output=directory / "openvino-fp16",
+                                                   recorded_source=final.of(bundles["openvino-fp32"]))
     for precision in ("fp16", "int8"):
         source = bundles.get(f"tensorrt-{'fp32' if precision == 'fp16' else 'int8'}")
         if source is None:
@@ -167,7 +196,7 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
         try:
             compiled[f"tensorrt-{precision}-engine"] = compile_bundle(
                 source, target="tensorrt", precision=precision, output=directory / f"tensorrt-{precision}-engine",
-                overwrite=options.overwrite)
+                recorded_source=final.of(source))
         except EdgeResNetError as error:
             # TensorRT only exists on the device; the QDQ bundle is what goes there.
             say(f"TensorRT {precision} engine not built here: {error}")
@@ -184,7 +213,9 @@ def benchmark_job(options: PipelineOptions, artifacts: list[Path]) -> BenchmarkJ
 
 
 def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Path], directory: Path,
-               say: Progress) -> Any:
+               say: Progress, final: _Relocation) -> Any:
+    import dataclasses
+
     from edgeresnet.api import write_benchmark_reports
     from edgeresnet.bench import run_benchmark
     from edgeresnet.bundle import read_manifest
@@ -195,8 +226,10 @@ def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Pa
     say(f"benchmarking {len(runnable)} artifacts and PyTorch eager at batch sizes "
         f"{', '.join(map(str, options.batch_sizes))}")
     result = run_benchmark(benchmark_job(options, [checkpoint, *runnable]), progress=True)
-    write_benchmark_reports(result, directory, overwrite=options.overwrite,
-                            max_accuracy_drop=options.max_accuracy_drop)
+    # Measured in the staging area; the rows name where the artifacts land.
+    result = dataclasses.replace(result, rows=[dataclasses.replace(row, path=str(final.of(Path(row.path))))
+                                               if row.path else row for row in result.rows])
+    write_benchmark_reports(result, directory, max_accuracy_drop=options.max_accuracy_drop)
     return result
 
 

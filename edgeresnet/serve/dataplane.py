@@ -1,10 +1,13 @@
-"""KServe's data plane, with binary REST inputs kept binary.
+"""KServe's data plane, with binary REST inputs kept binary, and a model registry clients cannot empty.
 
 The Open Inference Protocol's binary tensor extension lets an HTTP client append raw tensor bytes after
 the JSON header (tritonclient does this by default). KServe's REST decoder turns every such tensor back
 into a JSON-style Python list, which costs a Python object per pixel and cannot hold an encoded image
 at all (BYTES must then be UTF-8 text). Here the bytes stay as they arrived; everything else (the JSON
 form, gRPC, validation of the model's answer) is KServe's. Imported only when the server starts.
+
+KServe's repository extension also lets any client unload a model (``POST /v2/repository/models/<name>/unload``);
+the models here are the bundles the operator started the server with, so unloading is refused (HTTP 501).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import orjson
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput
+from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
@@ -55,3 +59,8 @@ class BinaryDataPlane(DataPlane):
         return InferRequest(model_name=model_name, infer_inputs=inputs, request_id=header.get("id"), raw_inputs=raw,
                             parameters=parameters if isinstance(parameters, dict) else None,
                             request_outputs=requested)
+
+
+class FixedModelRepository(ModelRepository):
+    def unload(self, name: str) -> None:
+        raise NotImplementedError("models are fixed when edgeresnet serve starts: restart it to change them")

@@ -24,10 +24,11 @@ from typing import Any
 
 from edgeresnet.bundle import Manifest, check_files, read_manifest, sha256_file
 from edgeresnet.errors import BundleError, EdgeResNetError
-from edgeresnet.placement import SERVED_MODEL_RECORD as MODEL_RECORD
 from edgeresnet.placement import place_outputs
 from edgeresnet.serve.modelconfig import ModelConfig, TensorConfig, triton_type
 from edgeresnet.serve.modelio import ModelIO, onnx_io, openvino_io
+
+MODEL_RECORD = "edgeresnet.json"  # in each model directory: what it serves, and the sha256 of its files
 
 RECORD_FORMAT = "edgeresnet-serving-model"
 RECORD_VERSION = 1

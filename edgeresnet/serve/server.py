@@ -202,13 +202,12 @@ def serve(job: ServeJob, on_ready: Callable[[Listening], None] | None = None) ->
 
 
 async def _serve(job: ServeJob, models: list[Any], on_ready: Callable[[Listening], None] | None) -> None:
-    from kserve.model_repository import ModelRepository
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
     from kserve.protocol.rest.server import RESTServer
 
-    from edgeresnet.serve.dataplane import BinaryDataPlane
+    from edgeresnet.serve.dataplane import BinaryDataPlane, FixedModelRepository
 
-    registry = ModelRepository()
+    registry = FixedModelRepository()
     for model in models:
         registry.update(model)
     dataplane, extension = BinaryDataPlane(model_registry=registry), ModelRepositoryExtension(model_registry=registry)
@@ -236,6 +235,8 @@ async def _serve(job: ServeJob, models: list[Any], on_ready: Callable[[Listening
         await asyncio.wait({rest_task, loop.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
         rest._server.should_exit = True
         await rest_task
+        if not rest._server.started and not stop.is_set():
+            raise EdgeResNetError(f"the HTTP server did not start on {job.host}:{job.http_port} (see the log above)")
         await grpc_server.stop(grace=job.grace_s)
         for model in models:
             await model.close()

@@ -192,6 +192,23 @@ def test_malformed_http_bodies_and_parameters_get_400(server: ServerProcess) -> 
     assert client.is_server_ready()
 
 
+def test_the_server_listens_on_the_loopback_only_and_its_models_cannot_be_unloaded(server: ServerProcess) -> None:
+    psutil = pytest.importorskip("psutil")
+    process = psutil.Process(server.process.pid)
+    connections = getattr(process, "net_connections", None) or process.connections  # psutil < 6 spells it so
+    listening = [c.laddr for c in connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert {address.port for address in listening} >= {int(server.http.rsplit(":", 1)[1]),
+                                                        int(server.grpc.rsplit(":", 1)[1])}
+    # gRPC's socket is IPv6 bound to the IPv4-mapped loopback (::ffff:127.0.0.1): still the loopback only
+    assert {address.ip.removeprefix("::ffff:") for address in listening} == {"127.0.0.1"}
+    request = urllib.request.Request(f"http://{server.http}/v2/repository/models/{MODEL}/unload", data=b"",
+                                     method="POST")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=10)
+    assert error.value.code == 501
+    assert httpclient.InferenceServerClient(server.http).is_model_ready(MODEL)
+
+
 def test_a_busy_port_is_a_one_line_error(server: ServerProcess) -> None:
     port = server.http.rsplit(":", 1)[1]
     result = subprocess.run([sys.executable, "-m", "edgeresnet", "serve", str(onnx_bundle()), "--http-port", port,
