@@ -33,7 +33,8 @@ def test_the_registry_lists_each_backend_once_with_its_facts() -> None:
     assert compile_targets() == ("openvino", "tensorrt")
     hints = {backend.name: backend.install_hint for backend in all_backends()}
     assert hints == {"onnxruntime": "pip install onnxruntime", "openvino": "pip install 'edgeresnet[openvino]'",
-                     "tensorrt": "pip install 'edgeresnet[tensorrt]' on a machine with an NVIDIA GPU",
+                     "tensorrt": "pip install 'edgeresnet[tensorrt]' (TensorRT 11, CUDA 13) or 'edgeresnet[tensorrt10]' "
+                                 "(TensorRT 10, CUDA 12: older drivers, Jetson) on the machine with the GPU",
                      "pytorch": "pip install 'edgeresnet[build]'"}
     assert get_backend("tensorrt").model_files == ("model.engine", "model.onnx")
     assert get_backend("openvino").compiler().__name__ == "compile_openvino"

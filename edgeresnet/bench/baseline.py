@@ -13,12 +13,13 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeresnet.backends import get_backend
 from edgeresnet.bench.artifacts import PYTORCH_BACKEND, Artifact, checkpoint_artifact
 from edgeresnet.checkpoint import WEIGHTS_FILE, is_checkpoint_dir
 from edgeresnet.digests import sha256_file
 
 NO_CHECKPOINT = "no PyTorch checkpoint given (pass --checkpoint DIR, the directory `train` wrote)"
-NO_TORCH = ("PyTorch eager row skipped: torch is not installed here (pip install 'edgeresnet[build]' adds it); "
+NO_TORCH = (f"PyTorch eager row skipped: torch is not installed here ({get_backend('pytorch').install_hint} adds it); "
             "the FP32 bundle is the accuracy reference")
 
 

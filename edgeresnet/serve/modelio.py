@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeresnet.backends import get_backend
 from edgeresnet.errors import BundleError, one_line
 
 
@@ -52,7 +53,7 @@ def openvino_io(xml: Path, fallback_onnx: Path | None = None) -> ModelIO:
         import openvino as ov
     except ImportError:
         if fallback_onnx is None or not fallback_onnx.is_file():
-            raise BundleError(f"reading {xml.name} needs OpenVINO: pip install 'edgeresnet[openvino]'") from None
+            raise BundleError(f"reading {xml.name} needs OpenVINO: {get_backend('openvino').install_hint}") from None
         return onnx_io(fallback_onnx)
     try:
         model = ov.Core().read_model(str(xml))

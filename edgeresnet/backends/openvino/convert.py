@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edgeresnet.backends.openvino import BACKEND
 from edgeresnet.backends.openvino.runner import openvino_version, require_openvino
 from edgeresnet.errors import BackendUnavailableError, CalibrationError, ExportError, one_line
 
@@ -205,7 +206,7 @@ def _require_nncf() -> Any:
     try:
         import nncf
     except ImportError as error:
-        raise BackendUnavailableError("NNCF is not installed: pip install 'edgeresnet[openvino]'") from error
+        raise BackendUnavailableError(f"NNCF is not installed: {BACKEND.install_hint}") from error
     return nncf
 
 

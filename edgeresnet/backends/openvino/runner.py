@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from edgeresnet.backends.openvino import BACKEND
 from edgeresnet.bundle.vocabulary import RuntimePrecision
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, one_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
@@ -42,7 +43,7 @@ def require_openvino() -> ModuleType:
     try:
         import openvino
     except ImportError as error:
-        raise BackendUnavailableError("OpenVINO is not installed: pip install 'edgeresnet[openvino]'") from error
+        raise BackendUnavailableError(f"OpenVINO is not installed: {BACKEND.install_hint}") from error
     return openvino
 
 

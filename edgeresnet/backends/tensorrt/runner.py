@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeresnet.backends.tensorrt import BACKEND
 from edgeresnet.bundle.vocabulary import Precision
 from edgeresnet.environment import GpuInfo, cuda_runtime, gpu_info
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
@@ -28,8 +29,7 @@ from edgeresnet.runtime.base import Runner, RunnerInfo
 log = logging.getLogger(__name__)
 
 
-INSTALL_HINT = ("pip install 'edgeresnet[tensorrt]' (TensorRT 11, CUDA 13) or 'edgeresnet[tensorrt10]' "
-                "(TensorRT 10, CUDA 12: older drivers, Jetson) on the machine with the GPU")
+INSTALL_HINT = BACKEND.install_hint
 HOST_CODE_HINT = (
     "it is a version-compatible engine, which embeds a lean TensorRT runtime that runs as host code when "
     "it loads: allow that only for an engine from a source you trust, with --allow-host-code "
