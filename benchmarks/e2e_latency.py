@@ -131,7 +131,7 @@ def resnet50_int8_bundle(work: Path, calib_images: int) -> Path:
     with OpenVinoRunner(xml, precision="int8") as runner:
         outputs = runner.infer(golden)
     manifest = Manifest(architecture="resnet50", precision="int8", target="openvino", model_file="model.xml",
-                        preprocessing=SPEC, labels=[f"class_{i}" for i in range(suite_models.NUM_CLASSES)],
+                        preprocessing=SPEC, class_names=[f"class_{i}" for i in range(suite_models.NUM_CLASSES)],
                         input={"name": "input", "shape": [None, 3, 224, 224], "dtype": "float32", "layout": "NCHW"},
                         extra={"weights": "random-init, for latency only"})
     return write_bundle(bundle, manifest, {"model.xml": xml, "model.bin": xml.with_suffix(".bin")},

@@ -254,7 +254,7 @@ def _compiled_manifest(source: SourceBundle, target: str, precision: str, compil
     )
     return Manifest(
         architecture=src.architecture, precision=precision, target=target,  # type: ignore[arg-type]
-        model_file=compiled.model_file, preprocessing=src.preprocessing, labels=list(src.labels),
+        model_file=compiled.model_file, preprocessing=src.preprocessing, class_names=list(src.class_names),
         input=src.input, parity=(parity,),
         calibration=src.calibration if int8 else None, quantization=src.quantization if int8 else None,
         engine=engine, provenance=provenance, ood=src.ood,

@@ -140,9 +140,9 @@ def _check_golden(
         report.failures.append(str(error))
         return
     report.golden = comparison
-    if outputs.ndim == 2 and outputs.shape[1] != len(manifest.labels):
+    if outputs.ndim == 2 and outputs.shape[1] != len(manifest.class_names):
         report.failures.append(f"the model gives {outputs.shape[1]} outputs but the manifest lists "
-                               f"{len(manifest.labels)} labels")
+                               f"{len(manifest.class_names)} labels")
         return
     if comparison.passed:
         report.checks.append(f"golden outputs reproduced on {backend.name}: {comparison.describe()}")
@@ -180,11 +180,11 @@ def _check_model_interface(report: VerifyReport, manifest: Manifest) -> None:
     if any(want is not None and want != have for want, have in zip(shape[1:], (c, h, w), strict=False)):
         dims = "×".join("?" if d is None else str(d) for d in shape[1:])
         report.failures.append(f"{manifest.model_file} takes {dims} inputs but the manifest says {c}×{h}×{w}")
-    if width is not None and width != len(manifest.labels):
+    if width is not None and width != len(manifest.class_names):
         report.failures.append(f"{manifest.model_file} has {width} outputs but the manifest lists "
-                               f"{len(manifest.labels)} labels")
+                               f"{len(manifest.class_names)} labels")
     if not report.failures:
-        report.checks.append(f"labels ({len(manifest.labels)}) and input {c}×{h}×{w} match the model file")
+        report.checks.append(f"labels ({len(manifest.class_names)}) and input {c}×{h}×{w} match the model file")
 
 
 def model_interface(path: Path) -> tuple[tuple[int | None, ...], int | None] | None:

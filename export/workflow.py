@@ -352,7 +352,7 @@ def _write_target_bundle(context: _Context, built: Any, target: str, precision: 
     parity_inputs = "evaluation images" if context.accuracy_measured else "generated inputs (no --data)"
     manifest = Manifest(
         architecture=source.architecture, precision=precision, target=target,  # type: ignore[arg-type]
-        model_file=built.model_file, preprocessing=source.preprocessing, labels=source.class_names,
+        model_file=built.model_file, preprocessing=source.preprocessing, class_names=source.class_names,
         input=InputSpec(name=INPUT_NAME, shape=(context.options.batch, c, h, w)),
         accuracy=accuracy,  # type: ignore[arg-type]
         parity=(ParityRecord.from_check("pytorch fp32", context.parity, inputs=parity_inputs),),

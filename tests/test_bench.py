@@ -132,7 +132,7 @@ def build_artifacts(root: Path, *, source_checkpoint: bool = True) -> dict[str, 
 
     def bundle(name: str, target: str, files: dict[str, Path], model_file: str, precision: str = "fp32") -> Path:
         manifest = Manifest(architecture="resnet20", precision=precision, target=target, model_file=model_file,
-                            preprocessing=spec, labels=source.class_names,
+                            preprocessing=spec, class_names=source.class_names,
                             input={"name": "input", "shape": [None, 1, 28, 28]}, extra=dict(extra))
         return write_bundle(root / name, manifest, files, golden_inputs=np.zeros((1, 1, 28, 28), np.float32),
                             golden_outputs=np.zeros((1, 10), np.float32))

@@ -20,7 +20,7 @@ SPEC = PreprocessSpec(input_size=(32, 32), channels="RGB")
 
 def _artifact(backend: str) -> Artifact:
     return Artifact(name=backend, path=Path("x"), kind="bundle", model_path=Path("m"), backend=backend,
-                    precision="fp32", preprocessing=SPEC, labels=[], file_size_bytes=0)
+                    precision="fp32", preprocessing=SPEC, class_names=[], file_size_bytes=0)
 
 
 @pytest.mark.parametrize(

@@ -180,11 +180,11 @@ def test_a_checkpoint_changed_since_the_export_is_named_and_never_the_reference(
     checkpoint.mkdir()
     (checkpoint / "model.safetensors").write_bytes(b"weights after --overwrite")
     ckpt = Artifact(name="ckpt (pytorch)", path=checkpoint, kind="checkpoint", model_path=checkpoint / "model.safetensors",
-                    backend="pytorch", precision="fp32", preprocessing=SPEC, labels=[], file_size_bytes=1)
+                    backend="pytorch", precision="fp32", preprocessing=SPEC, class_names=[], file_size_bytes=1)
 
     def bundle(sha: str) -> Artifact:
         return Artifact(name="b", path=tmp_path / "b", kind="bundle", model_path=tmp_path / "m", backend="onnxruntime",
-                        precision="fp32", preprocessing=SPEC, labels=[], file_size_bytes=1,
+                        precision="fp32", preprocessing=SPEC, class_names=[], file_size_bytes=1,
                         source_checkpoint=checkpoint, source_checkpoint_sha256=sha)
 
     note = _changed_since_export(ckpt, [bundle("0" * 64)])

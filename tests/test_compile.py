@@ -60,7 +60,7 @@ def test_openvino_bundles_verify_and_predict_like_their_source(
     manifest, origin = read_manifest(out), read_manifest(bundles[source])
     assert (manifest.target, manifest.precision, manifest.model_file) == ("openvino", precision, "model.xml")
     assert set(manifest.files) == {"model.xml", "model.bin", "golden.npz"}
-    assert manifest.preprocessing == origin.preprocessing and manifest.labels == origin.labels
+    assert manifest.preprocessing == origin.preprocessing and manifest.class_names == origin.class_names
     parent = manifest.provenance
     assert parent.parent_manifest_sha256 == sha256_file(bundles[source] / "manifest.json")
     assert parent.parent_bundle == str(bundles[source].resolve())

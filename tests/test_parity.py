@@ -127,7 +127,7 @@ def _verify_verdict(reference: np.ndarray, candidate: np.ndarray, model: Path, b
     manifest = Manifest(
         architecture="pass-through", precision="fp32", target="onnxruntime", model_file="model.onnx",
         preprocessing=PreprocessSpec(input_size=(SIDE, SIDE), channels="L", mean=(0.0,), std=(1.0,)),
-        labels=[f"class-{k}" for k in range(CLASSES)],
+        class_names=[f"class-{k}" for k in range(CLASSES)],
         input={"name": "input", "shape": [None, 1, SIDE, SIDE], "dtype": "float32", "layout": "NCHW"},
     )
     write_bundle(bundle, manifest, {"model.onnx": model}, golden_inputs=_inputs_giving(candidate),

@@ -131,7 +131,7 @@ def test_frames_of_the_right_shape_but_wrong_dtype_blame_the_dtype() -> None:
     from edgeresnet.runtime.classifier import Classifier
 
     classifier = Classifier(runner=None, spec=PreprocessSpec(input_size=(32, 32), channels="RGB"),  # type: ignore[arg-type]
-                            labels=[str(k) for k in range(10)])
+                            class_names=[str(k) for k in range(10)])
     with pytest.raises(DatasetError, match=r"got float32 values of the right shape.*astype\(np.uint8\)"):
         classifier.predict_frames(np.zeros((2, 32, 32, 3), np.float32))
     with pytest.raises(DatasetError, match=r"got shape \(2, 28, 28, 3\)"):

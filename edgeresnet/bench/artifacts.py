@@ -45,7 +45,7 @@ class Artifact:
     backend: str
     precision: str
     preprocessing: PreprocessSpec
-    labels: list[str]
+    class_names: list[str]
     file_size_bytes: int
     static_batch: int | None = None
     # A bundle's source checkpoint (manifest.provenance.checkpoint): its PyTorch baseline, and the
@@ -92,7 +92,7 @@ def _bundle_artifact(path: Path) -> Artifact:
         backend=backend,
         precision=manifest.precision,
         preprocessing=manifest.preprocessing,
-        labels=list(manifest.labels),
+        class_names=list(manifest.class_names),
         file_size_bytes=sum(f.stat().st_size for f in files if f.is_file()),
         static_batch=static_batch,
         source_checkpoint=Path(source) if source else None,
@@ -126,7 +126,7 @@ def checkpoint_artifact(path: str | Path) -> Artifact:
         backend=PYTORCH_BACKEND,
         precision="fp32",
         preprocessing=card.preprocessing,
-        labels=list(card.class_names),
+        class_names=list(card.class_names),
         file_size_bytes=weights.stat().st_size if weights.is_file() else 0,
         files=(weights,),
     )

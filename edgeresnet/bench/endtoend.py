@@ -77,7 +77,7 @@ def time_one_call(runner: Runner, spec: PreprocessSpec, batch: Sequence[Path]) -
 def measure_files(
     runner: Runner,
     spec: PreprocessSpec,
-    labels: Sequence[str],
+    class_names: Sequence[str],
     files: Sequence[Path],
     batch_size: int,
     *,
@@ -105,7 +105,7 @@ def measure_files(
             gc.enable()
     split = np.asarray(steps) * 1000.0
     # A classifier around the already-open runner (not closed here: the benchmark owns the runner).
-    classifier = Classifier(runner, spec, labels)
+    classifier = Classifier(runner, spec, class_names)
     stream = list(itertools.islice(itertools.cycle(files), max(len(files), 4 * batch_size)))
     started = time.perf_counter()
     for result in classifier.predict_iter(stream, batch_size=batch_size, top_k=1):
@@ -146,7 +146,7 @@ def file_rows(runner: Runner, artifact: Any, model_rows: list[BenchmarkRow], ima
             if not files:
                 raise DatasetError(problem)
             timing = measure_files(
-                runner, artifact.preprocessing, artifact.labels, files, row.batch_size,
+                runner, artifact.preprocessing, artifact.class_names, files, row.batch_size,
                 warmup=min(job.warmup, 3), min_runs=job.min_runs, min_time_s=job.min_time_s,
                 max_time_s=job.max_time_s,
             )

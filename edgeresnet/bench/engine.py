@@ -135,10 +135,10 @@ def _require_one_label_set(artifacts: list[Artifact]) -> None:
     """Accuracy, agreement and the accuracy budget only compare artifacts of one classifier."""
     first = artifacts[0]
     for other in artifacts[1:]:
-        if list(other.labels) != list(first.labels):
+        if list(other.class_names) != list(first.class_names):
             raise EdgeResNetError(
-                f"{other.name} predicts other classes than {first.name} ({len(other.labels)} vs "
-                f"{len(first.labels)} labels, or in another order): benchmark artifacts of one model together"
+                f"{other.name} predicts other classes than {first.name} ({len(other.class_names)} vs "
+                f"{len(first.class_names)} labels, or in another order): benchmark artifacts of one model together"
             )
 
 
@@ -238,12 +238,12 @@ def _timed_row(row: BenchmarkRow, artifact: Artifact, runner: Runner, inputs: An
 
 
 def _evaluate(artifact: Artifact, runner: Any, eval_data: EvalData, num_classes: int) -> Evaluation:
-    if len(artifact.labels) != num_classes:
+    if len(artifact.class_names) != num_classes:
         raise DatasetError(
-            f"the model has {len(artifact.labels)} classes but the data has {num_classes}: "
+            f"the model has {len(artifact.class_names)} classes but the data has {num_classes}: "
             "accuracy needs the data the model was trained for"
         )
-    if list(artifact.labels) != list(eval_data.images.class_names):
+    if list(artifact.class_names) != list(eval_data.images.class_names):
         log.warning("%s: class names differ from the data's; accuracy assumes the same class order", artifact.name)
     return eval_data.evaluate(runner, artifact.preprocessing, batch_size=artifact.static_batch or EVAL_BATCH)
 

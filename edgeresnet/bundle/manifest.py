@@ -43,7 +43,7 @@ class Manifest:
     target: Target
     model_file: str
     preprocessing: PreprocessSpec
-    labels: list[str]
+    class_names: list[str]  # the JSON key is "labels" (the bundle format): see _JSON_KEYS
     input: InputSpec
     accuracy: AccuracyRecord | None = None
     parity: tuple[ParityRecord, ...] = ()
@@ -107,23 +107,24 @@ class Manifest:
         if max(spec[1:]) > MAX_INPUT_SIDE:
             raise malformed(f"input size {spec[1]}×{spec[2]} is beyond any image classifier "
                              f"(at most {MAX_INPUT_SIDE} pixels a side)")
-        if not self.labels:
+        if not self.class_names:
             raise malformed("'labels' is empty")
 
     @property
     def num_classes(self) -> int:
-        return len(self.labels)
+        return len(self.class_names)
 
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"format": BUNDLE_FORMAT}
         for item in fields(self):
             value = getattr(self, item.name)
+            key = _JSON_KEYS.get(item.name, item.name)
             if item.name == "parity":
                 record["parity"] = [p.to_dict() for p in value]
             elif hasattr(value, "to_dict"):
-                record[item.name] = value.to_dict()
+                record[key] = value.to_dict()
             else:
-                record[item.name] = value
+                record[key] = value
         record["format_version"] = FORMAT_VERSION
         return record
 
@@ -150,8 +151,8 @@ class Manifest:
         files = record.get("files") or {}
         if not all(isinstance(value, str) for value in files.values()):
             raise malformed("'files' must map names to sha256 strings")
-        known = {item.name for item in fields(cls)}
-        values = {k: v for k, v in record.items() if k in known}
+        known = {_JSON_KEYS.get(item.name, item.name): item.name for item in fields(cls)}
+        values = {known[k]: v for k, v in record.items() if k in known}
         values["format_version"] = version
         try:
             values["preprocessing"] = PreprocessSpec.from_dict(values["preprocessing"])
@@ -174,6 +175,9 @@ def manifest_content_sha256(record: Mapping[str, Any]) -> str:
     """The manifest hash: sha256 of a manifest record's content (all but ``manifest_sha256``), canonically
     serialised. The one definition: writing hashes the typed manifest, checking also the record as read."""
     return sha256_json({key: value for key, value in record.items() if key != "manifest_sha256"})
+
+# Fields whose JSON key in manifest.json differs from their name in code (the format keeps its keys).
+_JSON_KEYS = {"class_names": "labels"}
 
 # Field types of a (migrated) manifest, checked before use so a malformed file is an error, not a crash.
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {

@@ -35,13 +35,13 @@ ImageInput = str | Path | Image.Image | np.ndarray
 
 
 class Classifier:
-    """A runner plus the preprocessing and labels it was built with."""
+    """A runner plus the preprocessing and class names it was built with."""
 
-    def __init__(self, runner: Runner, spec: PreprocessSpec, labels: Sequence[str],
+    def __init__(self, runner: Runner, spec: PreprocessSpec, class_names: Sequence[str],
                  manifest: Manifest | None = None) -> None:
         self.runner = runner
         self.spec = spec
-        self.labels = list(labels)
+        self.class_names = list(class_names)
         self.manifest = manifest
         self.ood_profile = manifest.ood if manifest is not None else None
 
@@ -79,7 +79,7 @@ class Classifier:
             options.update(_pixel_model_option(path, manifest, backend))
             runner = open_runner(model_path, backend=backend, device=device, threads=threads,
                                  precision=manifest.precision, **options)
-            return cls(runner, manifest.preprocessing, manifest.labels, manifest)
+            return cls(runner, manifest.preprocessing, manifest.class_names, manifest)
         if not path.is_file():
             raise BundleError(f"no bundle or model file at {path}")
         spec, labels = _metadata_of_bare_model(path)
@@ -236,9 +236,9 @@ class Classifier:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _checked(self, logits: np.ndarray) -> np.ndarray:
-        if logits.ndim != 2 or logits.shape[1] != len(self.labels):
+        if logits.ndim != 2 or logits.shape[1] != len(self.class_names):
             raise EdgeResNetError(
-                f"the model gives {logits.shape} logits but the bundle lists {len(self.labels)} labels"
+                f"the model gives {logits.shape} logits but the bundle lists {len(self.class_names)} labels"
             )
         return logits
 
@@ -265,7 +265,7 @@ class Classifier:
         ]
 
     def _label(self, index: int) -> str:
-        return self.labels[index] if index < len(self.labels) else str(index)
+        return self.class_names[index] if index < len(self.class_names) else str(index)
 
     def _pixels_of(self, item: ImageInput) -> np.ndarray:
         if isinstance(item, (str, Path)):

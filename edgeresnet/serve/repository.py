@@ -207,7 +207,7 @@ def _write_model(model: ServedModel, directory: Path) -> None:
         if hashes[target] != model.manifest.files[source]:  # changed between the check and the copy
             raise BundleError(f"{model.bundle / source} changed while it was copied: rerun")
     (directory / CONFIG_FILE).write_text(model.config.to_pbtxt(), encoding="utf-8")
-    (directory / LABELS_FILE).write_text("".join(f"{_one_line(label)}\n" for label in model.manifest.labels),
+    (directory / LABELS_FILE).write_text("".join(f"{_one_line(label)}\n" for label in model.manifest.class_names),
                                          encoding="utf-8")
     for name in (CONFIG_FILE, LABELS_FILE):
         hashes[name] = sha256_file(directory / name)

@@ -108,7 +108,7 @@ def classifier_model_class() -> type:
 
         async def predict(self, payload: Any, headers: Any = None, response_headers: Any = None) -> Any:
             try:
-                top_k = protocol.top_k_of(getattr(payload, "parameters", None), len(self.classifier.labels))
+                top_k = protocol.top_k_of(getattr(payload, "parameters", None), len(self.classifier.class_names))
                 logits = await _logits(self, protocol.the_input(list(getattr(payload, "inputs", []) or [])))
             except (protocol.RequestError, EdgeResNetError) as error:
                 raise InvalidInput(str(error)) from error

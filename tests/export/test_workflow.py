@@ -33,7 +33,7 @@ def test_every_target_gets_fp32_and_int8_bundles(exported: Path) -> None:
     for name in names:
         manifest = read_manifest(exported / name)
         assert check_files(exported / name, manifest) == []
-        assert manifest.architecture == "resnet20" and manifest.labels[0] == "T-shirt/top"
+        assert manifest.architecture == "resnet20" and manifest.class_names[0] == "T-shirt/top"
         assert manifest.accuracy.fp32.images == 300
         drop = manifest.accuracy.drop_points
         assert drop <= 1.0, f"{name} dropped {drop} points"

@@ -115,7 +115,7 @@ def test_a_bare_onnx_with_metadata_loads_like_its_bundle(
     bundle: Path, images: tuple[np.ndarray, np.ndarray]
 ) -> None:
     with Classifier.load(bundle) as from_bundle, Classifier.load(tiny_model().onnx) as bare:
-        assert bare.labels == LABELS and bare.spec == SPEC and bare.manifest is None
+        assert bare.class_names == LABELS and bare.spec == SPEC and bare.manifest is None
         assert bare.predict(list(images[0])) == from_bundle.predict(list(images[0]))
 
 

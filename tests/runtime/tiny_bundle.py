@@ -216,7 +216,7 @@ def make_bundle(
         target=target,
         model_file=name,
         preprocessing=SPEC,
-        labels=list(LABELS),
+        class_names=list(LABELS),
         input=dict(INPUT_RECORD),
         extra=extra or {},
         pixel_model=pixel_model,

@@ -63,7 +63,7 @@ def tensorrt_bundle(version_compatible: bool = True) -> Path:
     engine.write_bytes(b"placeholder engine bytes: copied and hashed, never run\n")
     manifest = Manifest(
         architecture="tinynet", precision="fp16", target="tensorrt", model_file="model.engine",
-        preprocessing=SPEC, labels=list(LABELS), input=dict(INPUT_RECORD),
+        preprocessing=SPEC, class_names=list(LABELS), input=dict(INPUT_RECORD),
         engine={"runtime": "tensorrt", "version": "10.16.1", "gpu": "NVIDIA H100", "compute_capability": "9.0",
                 "version_compatible": version_compatible, "network_onnx": "model.onnx",
                 "details": {"profile": {"min": 1, "opt": 8, "max": 16}}},
