@@ -55,10 +55,13 @@ def parse_json(data: bytes | str, *, what: str, error: type[EdgeResNetError] = E
         raise error(f"{what} is too large to be read (over {max_bytes >> 20} MiB)")
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as failure:
+        raise error(f"cannot read {what}: it is not UTF-8 text, so not valid JSON") from failure
+    try:
         value = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as failure:
+    except (ValueError, RecursionError) as failure:
         # RecursionError: the C decoder refuses nesting deeper than the interpreter's recursion limit.
-        raise error(f"cannot read {what}: it is not valid UTF-8 JSON") from failure
+        raise error(f"cannot read {what}: it is not valid JSON") from failure
     depth = json_depth(value)
     if depth > MAX_JSON_DEPTH:
         raise error(f"cannot read {what}: it nests {depth} levels deep (at most {MAX_JSON_DEPTH})")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeresnet.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from edgeresnet.bench.rows import FILE_MEASURE, MODEL_MEASURE, ROW_FIELDS, BenchmarkResult, BenchmarkRow
+from edgeresnet.limits import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -141,9 +141,9 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def _cells(row: BenchmarkRow, reference: BenchmarkRow | None, best: dict[int, BenchmarkRow]) -> list[str]:
     mark = BEST_MARK if best.get(row.batch_size) is row else ("✗" if row.error else "")
-    name = row.artifact + (" (ref)" if row.reference else "")
+    name = printable(row.artifact) + (" (ref)" if row.reference else "")  # a folder name anyone chose
     return [
-        mark, name, row.backend, row.precision, str(row.batch_size),
+        mark, name, printable(row.backend), printable(row.precision), str(row.batch_size),
         _fmt(row.latency_p50_ms, ".2f"), _fmt(row.latency_p90_ms, ".2f"), _fmt(row.latency_p99_ms, ".2f"),
         _fmt(row.throughput_ips, ".1f"),
         _fmt(row.top1, ".2f"),
@@ -179,7 +179,7 @@ def _file_cells(row: BenchmarkRow, model_rows: dict[tuple[str, int], BenchmarkRo
     ratio = (row.latency_p50_ms / model.latency_p50_ms
              if model and model.latency_p50_ms and row.latency_p50_ms is not None else None)
     return [
-        row.artifact, row.backend, row.precision, str(row.batch_size), _fmt(row.latency_p50_ms, ".2f"),
+        printable(row.artifact), row.backend, row.precision, str(row.batch_size), _fmt(row.latency_p50_ms, ".2f"),
         _fmt(row.per_image_p50_ms, ".2f"), _fmt(ratio, ".2f"), _fmt(row.decode_ms, ".2f"),
         _fmt(row.preprocess_ms, ".2f"), _fmt(row.inference_ms, ".2f"), _fmt(row.throughput_ips, ".1f"),
         _fmt(row.input_images, "d"),
@@ -207,8 +207,8 @@ def _budget_note(result: BenchmarkResult, max_accuracy_drop: float) -> str:
 
 
 def _errors(result: BenchmarkResult) -> list[str]:
-    return [f"{row.artifact} ({'' if row.measure == MODEL_MEASURE else 'files, '}batch {row.batch_size}): {row.error}"
-            for row in result.rows if row.error]
+    return [printable(f"{row.artifact} ({'' if row.measure == MODEL_MEASURE else 'files, '}batch {row.batch_size}): "
+                      f"{row.error}") for row in result.rows if row.error]
 
 
 # --- formats -----------------------------------------------------------------------------------
@@ -225,6 +225,7 @@ def print_table(
     try:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
     except ImportError:
         print(render_markdown(result, max_accuracy_drop=max_accuracy_drop), end="")
         return
@@ -243,7 +244,7 @@ def print_table(
             table.add_section()
         previous_batch = row.batch_size
         style = "bold green" if best.get(row.batch_size) is row else ("red" if row.error else None)
-        table.add_row(*_cells(row, reference, best), style=style)
+        table.add_row(*map(Text, _cells(row, reference, best)), style=style)  # Text: no rich markup in names
     console.print(table)
     file_rows = _file_table(result)
     if file_rows:
@@ -251,12 +252,12 @@ def print_table(
         for column in _FILE_COLUMNS:
             files.add_column(column, justify="left" if column in ("artifact", "backend", "precision") else "right")
         for cells in file_rows:
-            files.add_row(*cells)
+            files.add_row(*map(Text, cells))
         console.print(files)
     for label, text in environment_summary(result.environment):
         console.print(f"[bold]{label}:[/bold] {text}", highlight=False)
     for line in _errors(result):
-        console.print(f"[red]error[/red] {line}", highlight=False)
+        console.print(Text.assemble(("error", "red"), " ", line), highlight=False)
 
 
 def render_markdown(result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP) -> str:
@@ -326,9 +327,10 @@ def report_record(result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT
 def read_report(path: str | Path) -> BenchmarkResult:
     """Load a ``benchmark.json`` back into a result (to re-render or compare runs)."""
     from edgeresnet.errors import EdgeResNetError
+    from edgeresnet.limits import read_json
 
-    record = json.loads(Path(path).read_text(encoding="utf-8"))
-    if record.get("format") != REPORT_FORMAT:
+    record = read_json(path, what="benchmark report")
+    if not isinstance(record, dict) or record.get("format") != REPORT_FORMAT:
         raise EdgeResNetError(f"{path} is not an edgeresnet benchmark report")
     version = record.get("format_version", 1)
     if not isinstance(version, int) or version > REPORT_VERSION:

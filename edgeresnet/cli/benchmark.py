@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeresnet.cli.core import IntListType, cli
+from edgeresnet.cli.core import IntListType, NumberType, ThreadsType, cli
 from edgeresnet.errors import EdgeResNetError
 
 
@@ -17,26 +17,26 @@ from edgeresnet.errors import EdgeResNetError
 @click.option("--data", required=True, help="Data source whose evaluation split measures accuracy.")
 @click.option("--batch-sizes", type=IntListType(), default="1,8", show_default=True,
               help="Batch sizes to time, comma-separated.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=ThreadsType(), default=None,
               help="CPU threads for every backend (default: every core this process may use).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Where PyTorch and ONNX Runtime run; TensorRT engines always run on cuda, OpenVINO on its "
                    "default device.")
 @click.option("--allow-host-code", is_flag=True,
               help="Let version-compatible TensorRT engines run the runtime they embed (trusted engines only).")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--warmup", type=NumberType(int, 0, 100_000), default=10, show_default=True,
               help="Untimed calls before timing each batch size.")
-@click.option("--min-time", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--min-time", type=NumberType(float, 0, 3600), default=2.0, show_default=True,
               help="Time each batch size for at least this many seconds ...")
-@click.option("--min-runs", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--min-runs", type=NumberType(int, 1, 1_000_000), default=50, show_default=True,
               help="... and at least this many calls.")
-@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+@click.option("--max-time", type=NumberType(float, 0, 86_400, low_open=True), default=60.0, show_default=True,
               help="Stop timing a batch size after this many seconds even if --min-runs is not reached.")
-@click.option("--eval-limit", type=click.IntRange(min=1), default=None,
+@click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None,
               help="Measure accuracy on a class-balanced subset of this many images (default: the whole split).")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Checkpoint for the PyTorch eager baseline (default: the bundles' source checkpoint).")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--max-accuracy-drop", type=NumberType(float, 0, 100), default=1.0, show_default=True,
               help="Top-1 points an artifact may lose versus the FP32 reference and still be marked fastest.")
 @click.option("--images", "image_paths", multiple=True, type=click.Path(path_type=Path),
               help="Image files or folders (searched recursively) for file → label rows beside the model-only "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeresnet.cli.core import IntListType, ModelNameType, cli
+from edgeresnet.cli.core import IntListType, ModelNameType, NumberType, ThreadsType, cli
 from edgeresnet.cli.export import TARGET_CHOICES
 
 
@@ -16,7 +16,7 @@ from edgeresnet.cli.export import TARGET_CHOICES
               help="Data source for training, calibration and evaluation.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/pipeline"),
               show_default=True, help="Report directory: checkpoint, bundles, benchmark, summary.md.")
-@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--epochs", type=NumberType(int, 1, 10_000), default=2, show_default=True)
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Skip training: start from this checkpoint directory.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -24,13 +24,13 @@ from edgeresnet.cli.export import TARGET_CHOICES
 @click.option("--target", "targets", multiple=True, type=click.Choice(TARGET_CHOICES),
               help="Export targets (repeatable; default: every target whose export step runs here).")
 @click.option("--batch-sizes", type=IntListType(), default="1,32", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all usable).")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True)
-@click.option("--calib-size", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=ThreadsType(), default=None, help="CPU threads (default: all usable).")
+@click.option("--max-accuracy-drop", type=NumberType(float, 0, 100), default=1.0, show_default=True)
+@click.option("--calib-size", type=NumberType(int, 1, 10**7), default=None,
               help="Calibration images (default: the whole calibration split, up to 512).")
-@click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a subset (quick runs).")
-@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on a subset (quick runs).")
-@click.option("--min-time", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--train-limit", type=NumberType(int, 1, 10**9), default=None, help="Train on a subset (quick runs).")
+@click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None, help="Evaluate on a subset (quick runs).")
+@click.option("--min-time", type=NumberType(float, 0, 3600), default=1.0, show_default=True,
               help="Minimum seconds of timed runs per artifact and batch size.")
 @click.option("--overwrite", is_flag=True, help="Replace the results a previous pipeline run wrote into --output.")
 def pipeline_command(

@@ -29,7 +29,6 @@ pixel is decoded, as :class:`ImageTooLargeError`.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,15 +179,13 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
     files (by extension, hidden ones skipped) in sorted order. A path that does not exist is a
     DatasetError before anything runs.
     """
+    from edgeresnet.data.walk import walk_files
     from edgeresnet.errors import DatasetError
 
     found: list[Path] = []
     for given in map(Path, inputs):
-        if given.is_dir():
-            for dirpath, dirnames, filenames in os.walk(given, followlinks=True):
-                dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-                base = Path(dirpath)
-                found.extend(base / name for name in sorted(filenames) if is_image_file(base / name))
+        if given.is_dir():  # links out of the folder and link loops are not followed (edgeresnet.data.walk)
+            found.extend(path for path in walk_files(given) if is_image_file(path))
         elif given.exists():
             found.append(given)
         else:
