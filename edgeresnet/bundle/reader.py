@@ -32,7 +32,7 @@ from edgeresnet.bundle.layout import GOLDEN_FILE, MANIFEST_FILE
 from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.bundle.model_bytes import IR_WEIGHTS, ModelBytes
 from edgeresnet.bundle.onnx_refs import external_data_locations
-from edgeresnet.errors import BundleError
+from edgeresnet.errors import BundleError, first_line
 from edgeresnet.limits import parse_json, printable, require_memory
 
 if TYPE_CHECKING:
@@ -150,15 +150,14 @@ class BundleReader:
         return self.resolve(name)
 
     def golden(self) -> tuple[np.ndarray, np.ndarray]:
-        import numpy as np
-
+        """The golden inputs (float N×C×H×W) and outputs (float N×classes), read from their hashed bytes."""
         name = self.manifest.golden.get("file", GOLDEN_FILE)
         data = self.read(name if isinstance(name, str) else "")
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as golden:
-                return golden["inputs"], golden["outputs"]
-        except (OSError, KeyError, ValueError, EOFError) as error:
-            raise BundleError(f"cannot read golden samples {name}: {printable(str(error))}") from error
+        inputs, outputs = _golden_arrays(data, str(name))
+        if inputs.ndim != 4 or outputs.ndim != 2 or len(inputs) != len(outputs) or not len(inputs):
+            raise BundleError(f"golden samples {name} hold {inputs.shape} inputs and {outputs.shape} outputs, "
+                              "not N×C×H×W inputs with N×classes outputs")
+        return inputs, outputs
 
     def _companions(self, name: str, data: bytes) -> dict[str, str]:
         """The files a model reads beside it: key as the backend knows it → name inside the bundle."""
@@ -229,6 +228,31 @@ class BundleReader:
             base = Path(directory)
             found += [(base / f).relative_to(self.root).as_posix() for f in sorted(files)]
         return [name for name in found if name not in listed]
+
+
+# Golden samples are a few images: an archive expanding past this is not a bundle's.
+MAX_GOLDEN_BYTES = 256 << 20
+
+
+def _golden_arrays(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            expanded = sum(member.file_size for member in archive.infolist())
+            if expanded > MAX_GOLDEN_BYTES:
+                raise BundleError(f"golden samples {name} expand to {expanded} bytes (at most {MAX_GOLDEN_BYTES})")
+        with np.load(io.BytesIO(data), allow_pickle=False) as golden:
+            inputs, outputs = golden["inputs"], golden["outputs"]
+    except BundleError:
+        raise
+    except Exception as error:  # zipfile, zlib and numpy each raise their own types for a corrupt archive
+        raise BundleError(f"cannot read golden samples {name}: {printable(first_line(error))}") from error
+    if not all(np.issubdtype(a.dtype, np.floating) for a in (inputs, outputs)):
+        raise BundleError(f"golden samples {name} are not floating-point arrays")
+    return inputs, outputs
 
 
 def _open_regular(real: Path, name: str, *, limit: int | None = None) -> tuple[Any, int]:

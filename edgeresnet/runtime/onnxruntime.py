@@ -44,6 +44,8 @@ class OnnxRuntimeRunner(Runner):
         source = self.model_bytes if self.model_bytes is not None else self.model_path
         self._session = open_session(source, threads=self.threads, providers=_PROVIDERS[device])
         self._pixel_session = None
+        # The hashed bytes of the pixel model, kept so a caller can check what runs (as ``model_bytes``).
+        self.pixel_model_bytes = pixel_model if isinstance(pixel_model, ModelBytes) else None
         if pixel_model is not None:
             pixels = pixel_model if isinstance(pixel_model, ModelBytes) else Path(pixel_model)
             self._pixel_session = open_session(pixels, threads=self.threads, providers=_PROVIDERS[device])
