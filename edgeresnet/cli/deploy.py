@@ -127,6 +127,7 @@ def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], 
     """
     from edgeresnet.data.decoding import find_images
     from edgeresnet.runtime.classifier import Classifier
+    from edgeresnet.runtime.loading import check_input_memory
     from edgeresnet.runtime.predictions import check_output, write_predictions
     from edgeresnet.runtime.progress import ProgressBar
 
@@ -139,6 +140,8 @@ def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], 
     with Classifier.load(bundle, backend=backend, device=device, threads=threads,
                          allow_host_code=allow_host_code) as classifier, \
             ProgressBar(len(files), enabled=not quiet and output is not None, unit="img") as bar:
+        # Up to three batches are in memory at once (one run, two decoded ahead): refused now if they cannot be.
+        check_input_memory(classifier.spec, what=f"--batch-size {batch_size}", batch=3 * batch_size)
         results = classifier.predict_iter(files, batch_size=batch_size, top_k=top_k, workers=workers)
         if output is not None:
             total, failed = write_predictions(results, output, overwrite=overwrite, on_row=lambda _: bar.update(1))
