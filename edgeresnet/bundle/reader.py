@@ -212,11 +212,17 @@ class BundleReader:
             except BundleError as error:
                 problems.append(str(error))
         try:
-            unlisted = [name for name in self.runtime_names() if name not in self.manifest.files]
+            opened = self.runtime_names()
         except BundleError as error:
-            unlisted, problems = [], [*problems, str(error)]
-        problems += [f"{name} is opened by the runtime but the manifest records no sha256 for it"
-                     for name in unlisted]
+            opened, problems = [], [*problems, str(error)]
+        for name in opened:
+            try:
+                self.resolve(name)  # a name leading out says so, whether it is listed or not
+            except BundleError as error:
+                problems.append(str(error))
+                continue
+            if name not in self.manifest.files:
+                problems.append(f"{name} is opened by the runtime but the manifest records no sha256 for it")
         return list(dict.fromkeys(problems))
 
     def unlisted_files(self) -> list[str]:
