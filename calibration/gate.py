@@ -28,7 +28,15 @@ from edgeresnet.calibration.qdq import Flavour, QdqQuantizer, QdqReport
 from edgeresnet.calibration.session import BatchSession
 from edgeresnet.calibration.table import CalibrationTable
 from edgeresnet.errors import AccuracyGateError, CalibrationError, ExportError
-from edgeresnet.evaluation import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
+from edgeresnet.evaluation import (
+    Accuracy,
+    AccuracyCounter,
+    PairedComparison,
+    compare_paired,
+    count_of,
+    evaluate_logits,
+    format_interval,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -109,10 +117,9 @@ def resolution_warning(comparison: PairedComparison, max_drop_points: float) -> 
     """``"139 evaluation images cannot resolve a 1.0-point budget: ..."``, or ``None`` when they can."""
     if comparison.resolves(max_drop_points):
         return None
-    low, high = comparison.drop_ci95_points
     return (f"{comparison.images:,} evaluation images cannot resolve a {max_drop_points:.1f}-point budget: the "
-            f"drop's 95% interval is {low:+.2f} to {high:+.2f} points ({comparison.discordant} discordant images); "
-            "more evaluation images narrow it")
+            f"drop's 95% interval is {format_interval(*comparison.drop_ci95_points)} points "
+            f"({count_of(comparison.discordant, 'discordant image')}); more evaluation images narrow it")
 
 
 def evaluate_onnx(

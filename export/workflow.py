@@ -28,6 +28,7 @@ from edgeresnet.calibration.layer_report import LAYER_REPORT_FILES
 from edgeresnet.data import open_source
 from edgeresnet.errors import DatasetError, ExportError
 from edgeresnet.export.onnx import INPUT_NAME, export_onnx, onnx_parity
+from edgeresnet.export.ood_profile import record_ood_profile
 from edgeresnet.export.sources import ModelSource, source_provenance
 from edgeresnet.export.targets import TARGETS, accuracy_record, resolve_targets
 from edgeresnet.parity import ParityCheck
@@ -97,6 +98,7 @@ class _Context:
     layer_reports: dict[str, Any] = field(default_factory=dict)  # bundle name -> LayerReport
     progress: Progress = lambda message: None
     accuracy_measured: bool = True  # False for an FP32 export without labelled data
+    ood: Any = None  # OodProfile: the in-distribution ranges every bundle records for the runtime's hint
 
 
 def run_export(source: ModelSource, options: ExportOptions, *, progress: Progress | None = None) -> ExportResult:
@@ -270,7 +272,7 @@ def _prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: 
         source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=eval_batches,
         golden_inputs=np.concatenate([b for b, _ in eval_batches])[: options.batch or GOLDEN_COUNT],
         fp32_accuracy=accuracy_record(fp32), parity=parity, eval_labels=labels,
-        fp32_logits=fp32_logits, progress=say,
+        fp32_logits=fp32_logits, progress=say, ood=record_ood_profile(fp32_onnx, data, spec, say),
     )
 
 
@@ -354,7 +356,7 @@ def _write_target_bundle(context: _Context, built: Any, target: str, precision: 
         calibration=context.calibration if precision == "int8" else None,  # type: ignore[arg-type]
         quantization=built.quantization,  # type: ignore[arg-type]
         provenance=source_provenance(source),
-        pixel_model=built.pixel_model,
+        pixel_model=built.pixel_model, ood=context.ood,
         extra=dict(built.extra),  # notes for people (export's TensorRT notes); no code reads them
     )
     files = _with_static_batch(dict(built.files), context.options.batch, context.work / f"static-{target}-{precision}")

@@ -187,6 +187,22 @@ class OpsetType(NumberType):
         return MIN_OPSET, max_opset()
 
 
+class ProgressEcho:
+    """Prints a library's progress messages as ``· message`` lines on stderr.
+
+    It remembers the warnings among them, so that a command's closing summary can leave out a warning
+    the user has already seen (each warning is printed once).
+    """
+
+    def __init__(self) -> None:
+        self.warned: set[str] = set()
+
+    def __call__(self, message: str) -> None:
+        if message.startswith("warning: "):
+            self.warned.add(message.removeprefix("warning: "))
+        click.echo(f"· {printable(message)}", err=True)
+
+
 class IntListType(click.ParamType):
     """A comma-separated list of positive integers up to ``high``, e.g. ``1,8,32``."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, TARGETS
-from edgeresnet.cli.core import InputSizeType, NumberType, OpsetType, ThreadsType, cli
+from edgeresnet.cli.core import InputSizeType, NumberType, OpsetType, ProgressEcho, ThreadsType, cli
 
 TARGET_CHOICES = [*TARGETS, "all"]
 
@@ -45,7 +45,8 @@ TARGET_CHOICES = [*TARGETS, "all"]
 @click.option("--strict-gate", is_flag=True,
               help="Require the upper end of the drop's 95% interval, not its estimate, to be within the budget.")
 @click.option("--batch", type=NumberType(int, 1, 4096), default=None, help="Static batch size (default: dynamic).")
-@click.option("--opset", type=OpsetType(), default=17, show_default=True)
+@click.option("--opset", type=OpsetType(), default=17, show_default=True,
+              help="ONNX opset of the exported model.")
 @click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None,
               help="Evaluate on a class-balanced subset of this many images (default: the whole split).")
 @click.option("--threads", type=ThreadsType(), default=None, help="Runtime threads for evaluation.")
@@ -65,6 +66,7 @@ def export_command(
     Example: edgeresnet export runs/r20 --int8 --target all --output runs/r20-export
     """
     from edgeresnet.api import export_model
+    from edgeresnet.evaluation import format_interval
 
     if not int8:
         context = click.get_current_context()
@@ -74,13 +76,14 @@ def export_command(
         if given:
             raise click.UsageError(f"{', '.join(given)} need --int8")
 
+    progress = ProgressEcho()
     result = export_model(
         model, output, weights=weights, num_classes=num_classes, in_chans=int(in_chans) if in_chans else None,
         input_size=input_size, int8=int8, targets=targets or None, data=data, calib_data=calib_data,
         calib_size=calib_size, calib_method=calib_method, calib_table=calib_table,  # type: ignore[arg-type]
         max_accuracy_drop=max_accuracy_drop, strict_gate=strict_gate, opset=opset, batch=batch,
         eval_limit=eval_limit, threads=threads, overwrite=overwrite,
-        progress=lambda message: click.echo(f"· {message}", err=True),
+        progress=progress,
     )
     if not result.report.get("accuracy_measured", True):
         for name in result.report["bundles"]:
@@ -93,8 +96,7 @@ def export_command(
     for name, summary in result.report["bundles"].items():
         top1 = summary["accuracy"]["top1"]
         comparison = summary.get("comparison")
-        interval = (f"{comparison['drop_ci95_points'][0]:+.2f}..{comparison['drop_ci95_points'][1]:+.2f}"
-                    if comparison else "")
+        interval = format_interval(*comparison["drop_ci95_points"]) if comparison else ""
         agreement = f"{comparison['agreement_pct']:.2f}%" if comparison else ""
         drop = comparison["drop_points"] if comparison else fp32 - top1
         quantization = summary.get("quantization") or {}
@@ -108,7 +110,7 @@ def export_command(
     images = result.report["fp32"]["images"]
     click.echo(f"drops in top-1 points against FP32 on {images:,} evaluation images (paired 95% interval)")
     warnings = {(summary.get("quantization") or {}).get("warning") for summary in result.report["bundles"].values()}
-    for warning in sorted(w for w in warnings if w):
+    for warning in sorted(w for w in warnings if w and w not in progress.warned):
         click.echo(f"warning: {warning}", err=True)
     if result.report.get("layer_reports"):
         click.echo(f"per-layer quantization report: {result.output / 'layer_report.md'}")

@@ -33,10 +33,13 @@ def open_bundle_runner(
     threads: int | None = None,
     check_hashes: bool = True,
     allow_host_code: bool = False,
+    **runner_options: Any,
 ) -> Runner:
     """The runner for a bundle's model, built from the bytes the door read and hashed.
 
     Args:
+        runner_options: backend options the caller chooses (OpenVINO's ``performance_hint``); never read
+            from the manifest.
         check_hashes: refuse a bundle any of whose files differs from its manifest, or whose runtime opens
             a file the manifest does not list. Off, names are still confined to the bundle.
     """
@@ -46,7 +49,7 @@ def open_bundle_runner(
         if problems:
             raise BundleError(f"bundle {reader.given} fails its checks: {'; '.join(problems)}")
     check_input_memory(manifest.preprocessing, what=f"bundle {reader.given}")
-    options = bundle_runner_options(manifest, allow_host_code=allow_host_code)
+    options = {**runner_options, **bundle_runner_options(manifest, allow_host_code=allow_host_code)}
     chosen = backend_for(manifest.model_file, backend).name
     if chosen == "onnxruntime" and manifest.pixel_model:
         options["pixel_model"] = reader.model(manifest.pixel_model, check_hashes=check_hashes)
