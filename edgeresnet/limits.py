@@ -44,7 +44,7 @@ def read_json(path: str | Path, *, what: str, error: type[EdgeResNetError] = Edg
         reason = os.strerror(failure.errno) if failure.errno else str(failure)
         raise error(f"cannot read {what} {path}: {reason.lower()}") from failure
     if len(data) > max_bytes:
-        raise error(f"{path} is too large to be a {what} (over {max_bytes >> 20} MiB)")
+        raise error(f"{path} is too large to be a {what} (over {max_bytes:,} bytes)")
     return parse_json(data, what=f"{what} {path}", error=error)
 
 
@@ -52,7 +52,7 @@ def parse_json(data: bytes | str, *, what: str, error: type[EdgeResNetError] = E
                max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Parse untrusted JSON text: bounded in size and nesting, strict UTF-8, one-line errors."""
     if len(data) > max_bytes:
-        raise error(f"{what} is too large to be read (over {max_bytes >> 20} MiB)")
+        raise error(f"{what} is too large to be read (over {max_bytes:,} bytes)")
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as failure:
