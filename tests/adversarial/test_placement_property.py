@@ -40,7 +40,8 @@ names = st.one_of(
 )
 contents = st.binary(max_size=16)
 trees = st.dictionaries(names, st.one_of(contents, st.dictionaries(names, contents, max_size=3)), max_size=5)
-SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
+SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True,
+                    print_blob=True)
 
 
 def materialise(root: Path, tree: dict) -> None:
@@ -64,8 +65,11 @@ def assert_exit_0_or_one_line(result: object) -> None:
         assert "Traceback" not in result.output
 
 
-def edit_one_of_the_tools_files(root: Path, choice: int) -> None:
-    written = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".edgeresnet"))
+def edit_one_of_the_tools_files(root: Path, choice: int, users: dict[str, str], base: Path | None = None) -> None:
+    # Only a file the run wrote: editing one of the user's own files would not make the tool's output edited.
+    base = base or root
+    written = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".edgeresnet")
+                     and p.relative_to(base).as_posix() not in users)
     if written:
         target = written[choice % len(written)]
         target.write_bytes(target.read_bytes() + b" edited")
@@ -82,7 +86,7 @@ def cli_runs(user_tree: dict, first: list[object], second: list[object], edit: i
             assert_exit_0_or_one_line(result)
             assert_users_files_kept(user, snapshot(out))
             if index == 0 and edit is not None and result.exit_code == 0:
-                edit_one_of_the_tools_files(out, edit)
+                edit_one_of_the_tools_files(out, edit, user)
                 user = snapshot(out)  # the edited file is the user's now: the second run must keep it
 
 
@@ -127,7 +131,7 @@ def test_compile_never_touches_what_it_did_not_write(source_bundle: Path, tree: 
             assert_exit_0_or_one_line(result)
             assert_users_files_kept(user, snapshot(out))
             if edit is not None and result.exit_code == 0 and (out / "ov").is_dir():
-                edit_one_of_the_tools_files(out / "ov", edit)
+                edit_one_of_the_tools_files(out / "ov", edit, user, out)
                 user = snapshot(out)
 
 
