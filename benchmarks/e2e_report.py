@@ -98,15 +98,20 @@ def _split(split: dict[str, Any]) -> list[str]:
     for part, title in BEYOND_TITLES.items():
         lines.append(f"| {title} | " + " | ".join(f"{split[k]['beyond_model_plus_floor_ms'][part]:+.3f}"
                                                  for k in kinds) + " |")
+    lines.append("| total: end to end − (model-only + the split's decode floor) | "
+                 + " | ".join(f"{sum(split[k]['beyond_model_plus_floor_ms'].values()):+.3f}" for k in kinds) + " |")
     return lines
 
 
 def _agreement(record: dict[str, Any]) -> list[str]:
+    low, high = _wilson(record["top1_agreement_pct"] / 100.0, record["images"])
     limit_met = "yes" if record["top1_agreement_pct"] >= 99.5 else "no"
+    if low < 0.995 <= high:
+        limit_met += f", but {record['images']} images cannot tell it from 99.5%"
     lines = [
         "", (f"Top-1 agreement of the runtime's decode path with a plain full decode + the same resize: "
-             f"**{record['top1_agreement_pct']:.2f}%** of {record['images']} JPEGs at draft margin "
-             f"{record['draft_margin_in_use']:g} (limit ≥ 99.5%: {limit_met})."),
+             f"**{record['top1_agreement_pct']:.2f}%** (95% CI {100 * low:.2f} to {100 * high:.2f}) of "
+             f"{record['images']} JPEGs at draft margin {record['draft_margin_in_use']:g} (limit ≥ 99.5%: {limit_met})."),
         "", (f"JPEG evaluation set: {record['images']} Fashion-MNIST evaluation images upscaled to "
              f"{record['sides_px']} px; ResNet-20 trained with the default recipe on "
              f"{record['checkpoint_train_images']} images for {record['checkpoint_epochs']} "
@@ -133,3 +138,10 @@ def _faithfulness(record: dict[str, Any]) -> list[str]:
                  f"({'×'.join(map(str, rows[name]['decoded_at']))})" for name in names]
         lines.append(f"| {margin} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _wilson(share: float, count: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95%)."""
+    centre = (share + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * ((share * (1 - share) / count + z * z / (4 * count * count)) ** 0.5) / (1 + z * z / count)
+    return max(0.0, centre - half), min(1.0, centre + half)

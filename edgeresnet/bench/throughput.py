@@ -4,7 +4,7 @@ A server or a camera pipeline with several streams does not wait for one image b
 Each backend has its own way to keep the hardware busy, and each is used as its vendor's tool does:
 
 * **OpenVINO**: the model compiled with the ``THROUGHPUT`` performance hint (the plugin picks its CPU
-  streams) and an ``AsyncInferQueue`` of the compiled model's optimal number of infer requests, kept full
+  streams) and the compiled model's optimal number of asynchronous infer requests, each restarted as it completes
   (``benchmark_app -hint throughput``).
 * **ONNX Runtime** (and PyTorch): several sessions run concurrently from as many threads, the intra-op
   threads split between them (ONNX Runtime releases the GIL while it runs).
@@ -72,27 +72,45 @@ def _openvino(artifact: Artifact, batch: np.ndarray, job: BenchmarkJob, threads:
 
 
 def saturate_openvino(runner: Runner, batch: np.ndarray, job: BenchmarkJob) -> ThroughputStats:
-    """Keep an ``AsyncInferQueue`` of an OpenVINO runner (compiled with the THROUGHPUT hint) full of ``batch``."""
+    """Keep the optimal number of asynchronous infer requests of an OpenVINO runner (compiled with the
+    THROUGHPUT hint) busy with ``batch``.
+
+    Requests are restarted in turn as each completes, with no Python callback: a callback needs the GIL on
+    OpenVINO's thread, and tearing the queue down while one runs can deadlock.
+    """
     import openvino as ov
 
-    queue = runner.async_queue(len(batch), job.streams or 0)  # type: ignore[attr-defined]
+    requests = runner.infer_requests(len(batch), job.streams or 0)  # type: ignore[attr-defined]
     tensor = ov.Tensor(np.ascontiguousarray(batch, dtype=np.float32), shared_memory=False)
-    latencies: list[float] = []
+    for request in requests:
+        request.set_input_tensor(0, tensor)
+    for _ in range(max(job.warmup, 1)):
+        for request in requests:
+            request.start_async()
+        for request in requests:
+            request.wait()
     clock = time.perf_counter
-    queue.set_callback(lambda _request, started: latencies.append(clock() - started))
-    for _ in range(max(job.warmup, 1) * len(queue)):
-        queue.start_async(tensor, clock())
-    queue.wait_all()
-    latencies.clear()
+    latencies: list[float] = []
+    started = []
     start = clock()
-    submitted = 0
-    # start_async blocks while every request is busy, so the queue stays full.
-    while not _stop(job, len(latencies), clock() - start) or submitted < len(queue):
-        queue.start_async(tensor, clock())
-        submitted += 1
-    queue.wait_all()
-    wall = clock() - start
-    return _stats(latencies, len(latencies) * len(batch), wall, len(batch), len(queue))
+    for request in requests:
+        started.append(clock())
+        request.start_async()
+    index, now = 0, start
+    try:
+        while True:
+            requests[index].wait()
+            now = clock()
+            latencies.append(now - started[index])
+            if _stop(job, len(latencies), now - start):
+                break
+            started[index] = clock()
+            requests[index].start_async()
+            index = (index + 1) % len(requests)
+    finally:
+        for request in requests:
+            request.wait()
+    return _stats(latencies, len(latencies) * len(batch), now - start, len(batch), len(requests))
 
 
 def _tensorrt(runner: Runner, batch: np.ndarray, job: BenchmarkJob) -> ThroughputStats:

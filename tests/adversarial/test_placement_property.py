@@ -40,7 +40,8 @@ names = st.one_of(
 )
 contents = st.binary(max_size=16)
 trees = st.dictionaries(names, st.one_of(contents, st.dictionaries(names, contents, max_size=3)), max_size=5)
-SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
+SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True,
+                    print_blob=True)
 
 
 def materialise(root: Path, tree: dict) -> None:
