@@ -137,7 +137,7 @@ def run_case(case: Case, work: Path, args: argparse.Namespace, log: Any) -> dict
 
 def _score_set(case: Case, data: str, source: Any, limit: int | None) -> tuple[np.ndarray, list[np.ndarray], str]:
     from edgeresnet.data import open_source
-    from edgeresnet.export.workflow import label_mapping
+    from edgeresnet.export.prepare import label_mapping
 
     if case.score_on_fmnist_test:
         scored = open_source("fashion-mnist")

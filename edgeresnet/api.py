@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeresnet.bundle.vocabulary import CalibMethod, CompileTarget, Precision, Target
+from edgeresnet.bundle.vocabulary import (
+    DEFAULT_MAX_ACCURACY_DROP,
+    CalibMethod,
+    CompileTarget,
+    Precision,
+    Target,
+)
 
 if TYPE_CHECKING:
     from edgeresnet.bench.engine import BenchmarkResult
@@ -71,7 +77,7 @@ def export_model(
     calib_size: int | None = None,
     calib_method: CalibMethod = "auto",
     calib_table: str | Path | None = None,
-    max_accuracy_drop: float = 1.0,
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
     strict_gate: bool = False,
     num_classes: int | None = None,
     in_chans: int | None = None,
@@ -86,8 +92,13 @@ def export_model(
     """Export ``model`` (a checkpoint directory, or an architecture name with ``weights``) into ``output``.
 
     One bundle per target and precision, plus ``export_report.json``, land in ``output`` together.
-    ``calib_size`` None sizes calibration from the data's calibration split (up to 512 images);
-    ``strict_gate`` requires the drop's 95% upper bound, not only its estimate, within the budget.
+    ``calib_size`` None sizes calibration from the data's calibration split (up to 512 images).
+
+    The accuracy gate judges each INT8 model by the 95% interval of its paired top-1 drop against FP32:
+    a model the data show to be over ``max_accuracy_drop`` keeps its worst layers in float or is refused;
+    an unresolved one (the interval straddles the budget) is published with a warning, unless
+    ``strict_gate``. A refused INT8 artifact is not published and appears in ``result.refused`` (name ->
+    :class:`edgeresnet.calibration.gate.GateRefusal`, whose ``describe()`` says why); everything else is.
     """
     from edgeresnet.export.sources import load_model_source
     from edgeresnet.export.workflow import ExportOptions, run_export

@@ -12,11 +12,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeresnet.atomic import atomic_write_text
+from edgeresnet.bundle.vocabulary import DEFAULT_MAX_ACCURACY_DROP
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.placement import check_claimable, place_outputs
+
+if TYPE_CHECKING:
+    from edgeresnet.calibration.gate import GateRefusal
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ class PipelineOptions:
     targets: tuple[str, ...] | None = None
     batch_sizes: tuple[int, ...] = (1, 32)
     threads: int | None = None
-    max_accuracy_drop: float = 1.0
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     calib_size: int | None = None  # None: sized from the calibration split (calibration/plan.py)
     train_limit: int | None = None
     eval_limit: int | None = None
@@ -58,6 +62,7 @@ class PipelineResult:
     recommended: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     summary: Path | None = None
+    refused: dict[str, GateRefusal] = field(default_factory=dict)  # INT8 bundles the accuracy gate refused
 
 
 SUMMARY_FILE = "summary.md"
@@ -82,7 +87,7 @@ def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) 
         seconds["train"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        bundles = _export(options, checkpoint, output / "bundles", say)
+        bundles, refused = _export(options, checkpoint, output / "bundles", say)
         seconds["export"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -93,7 +98,8 @@ def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) 
         benchmark = _benchmark(options, checkpoint, bundles, output / "benchmark", say)
         seconds["benchmark"] = time.perf_counter() - started
 
-        result = PipelineResult(output=output, checkpoint=checkpoint, bundles=bundles, seconds=seconds)
+        result = PipelineResult(output=output, checkpoint=checkpoint, bundles=bundles, seconds=seconds,
+                                refused=refused)
         result.recommended, text = _summary(options, result, benchmark)
         atomic_write_text(staging.path / SUMMARY_FILE, text)
     result.summary = output / SUMMARY_FILE
@@ -122,7 +128,10 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
     return result.checkpoint
 
 
-def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Progress) -> dict[str, Path]:
+def _export(options: PipelineOptions, checkpoint: Path, directory: Path,
+            say: Progress) -> tuple[dict[str, Path], dict[str, GateRefusal]]:
+    """The published bundles, and the INT8 ones the accuracy gate refused; the pipeline goes on with what
+    was published."""
     from edgeresnet.export.sources import load_model_source
     from edgeresnet.export.workflow import ExportOptions, run_export
 
@@ -135,7 +144,11 @@ def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Pr
                       threads=options.threads, overwrite=options.overwrite),
         progress=say,
     )
-    return dict(result.bundles)
+    for warning in result.report.get("warnings", []):
+        say(f"warning: {warning}")
+    if result.refused:
+        say(f"going on without {', '.join(result.refused)} (refused by the accuracy gate)")
+    return dict(result.bundles), dict(result.refused)
 
 
 def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path, say: Progress) -> dict[str, Path]:

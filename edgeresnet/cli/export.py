@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from edgeresnet.bundle.vocabulary import CALIB_METHODS, TARGETS
+from edgeresnet.bundle.vocabulary import CALIB_METHODS, DEFAULT_MAX_ACCURACY_DROP, TARGETS
 from edgeresnet.cli.core import cli
 
+if TYPE_CHECKING:
+    from edgeresnet.export.workflow import ExportResult
+
 TARGET_CHOICES = [*TARGETS, "all"]
+# 2 is a user mistake with nothing written; 3 says the export published what passed and the accuracy
+# gate refused at least one INT8 artifact, so a script can tell "FP32 is there, INT8 is not" from both.
+REFUSED_EXIT = 3
 
 
 @cli.command("export")
@@ -39,11 +46,13 @@ TARGET_CHOICES = [*TARGETS, "all"]
               help="Range method; auto keeps the one whose INT8 model agrees best with FP32 on the calibration split.")
 @click.option("--calib-table", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Rebuild INT8 from this calibration table instead of recalibrating.")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Allowed top-1 drop of INT8 versus FP32, in points (on the point estimate); the layers with "
-                   "the worst quantization error fall back to float.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=DEFAULT_MAX_ACCURACY_DROP,
+              show_default=True,
+              help="Allowed top-1 drop of INT8 versus FP32, in points. An INT8 model whose drop's 95% interval "
+                   "lies above it keeps its worst-quantized layers in float, or is refused.")
 @click.option("--strict-gate", is_flag=True,
-              help="Require the upper end of the drop's 95% interval, not its estimate, to be within the budget.")
+              help="Publish INT8 only when the drop's whole 95% interval is within the budget (default: "
+                   "unless the data show it is over).")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Static batch size (default: dynamic).")
 @click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True)
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None,
@@ -59,8 +68,14 @@ def export_command(
     """Export MODEL to ONNX and, with --int8, to calibrated INT8 for ONNX Runtime, OpenVINO and TensorRT.
 
     MODEL is a checkpoint directory written by `train`, or an architecture name with --weights.
-    Every artifact is evaluated on the held-out evaluation split; an INT8 model that loses more than
-    --max-accuracy-drop top-1 points keeps its most sensitive layers in float, or the export fails.
+    Every artifact is evaluated on the held-out evaluation split. Each INT8 model is compared with FP32 on
+    the same images and gets a verdict from the drop's 95% interval against --max-accuracy-drop: within
+    budget, over budget (the whole interval above it) or unresolved (too few images to tell). Over budget
+    keeps its most sensitive layers in float; if that fails, that INT8 artifact is refused and everything
+    else is still published. Unresolved is published with a warning (refused with --strict-gate).
+
+    Exit status: 0 everything published; 2 a usage or input error, nothing written; 3 published, but the
+    accuracy gate refused at least one INT8 artifact (listed with its figures).
 
     Example: edgeresnet export runs/r20 --int8 --target all --output runs/r20-export
     """
@@ -82,6 +97,15 @@ def export_command(
         eval_limit=eval_limit, threads=threads, overwrite=overwrite,
         progress=lambda message: click.echo(f"· {message}", err=True),
     )
+    _print_results(result)
+    for name, refusal in result.refused.items():
+        click.echo(f"refused {name}: {refusal.describe(cli=True)}", err=True)
+    if result.refused:
+        click.get_current_context().exit(REFUSED_EXIT)
+
+
+def _print_results(result: ExportResult) -> None:
+    """The table of what was published, each distinct warning once, and where it went."""
     if not result.report.get("accuracy_measured", True):
         for name in result.report["bundles"]:
             click.echo(f"{name:<22} accuracy not measured (no --data); parity with PyTorch checked on "
@@ -99,6 +123,8 @@ def export_command(
         drop = comparison["drop_points"] if comparison else fp32 - top1
         quantization = summary.get("quantization") or {}
         notes = []
+        if quantization.get("gate_verdict") == "unresolved":
+            notes.append("unresolved")
         if quantization.get("float_nodes"):
             count = len(quantization['float_nodes'])
             notes.append(f"{count} layer{'s' if count != 1 else ''} kept in float")
@@ -107,8 +133,7 @@ def export_command(
         click.echo(f"{name:<22} {top1:>7.2f}% {drop:>+6.2f} {interval:>16} {agreement:>7}  {', '.join(notes)}")
     images = result.report["fp32"]["images"]
     click.echo(f"drops in top-1 points against FP32 on {images:,} evaluation images (paired 95% interval)")
-    warnings = {(summary.get("quantization") or {}).get("warning") for summary in result.report["bundles"].values()}
-    for warning in sorted(w for w in warnings if w):
+    for warning in result.report.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
     if result.report.get("layer_reports"):
         click.echo(f"per-layer quantization report: {result.output / 'layer_report.md'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgeresnet.cli.core import IntListType, ModelNameType, cli
-from edgeresnet.cli.export import TARGET_CHOICES
+from edgeresnet.cli.export import REFUSED_EXIT, TARGET_CHOICES
 
 
 @cli.command("pipeline")
@@ -59,3 +59,7 @@ def pipeline_command(
         click.echo(f"recommended artifact: {result.recommended}")
     click.echo(f"total {sum(result.seconds.values()):.0f}s (" +
                ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()) + ")")
+    for name, refusal in result.refused.items():  # exit 3 as `export`: published, but an INT8 artifact refused
+        click.echo(f"refused {name}: {refusal.describe(cli=True)}", err=True)
+    if result.refused:
+        click.get_current_context().exit(REFUSED_EXIT)
