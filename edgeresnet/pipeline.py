@@ -132,19 +132,16 @@ def _export(options: PipelineOptions, checkpoint: Path, directory: Path,
             say: Progress) -> tuple[dict[str, Path], dict[str, GateRefusal]]:
     """The published bundles, and the INT8 ones the accuracy gate refused; the pipeline goes on with what
     was published."""
-    from edgeresnet.export.sources import load_model_source
-    from edgeresnet.export.workflow import ExportOptions, run_export
+    from edgeresnet.export.job import ExportJob
+    from edgeresnet.export.workflow import run_export
 
     say("exporting FP32 and INT8 bundles for every installed target")
-    result = run_export(
-        load_model_source(str(checkpoint)),
-        ExportOptions(output=directory, int8=True, targets=options.targets, data=options.data,
-                      calib_data=options.data, calib_size=options.calib_size,
-                      max_accuracy_drop=options.max_accuracy_drop, eval_limit=options.eval_limit,
-                      threads=options.threads, overwrite=options.overwrite),
-        progress=say,
-    )
-    for warning in result.report.get("warnings", []):
+    job = ExportJob(model=str(checkpoint), output=directory, int8=True, targets=options.targets,  # type: ignore[arg-type]
+                    data=options.data, calib_data=options.data, calib_size=options.calib_size,
+                    max_accuracy_drop=options.max_accuracy_drop, eval_limit=options.eval_limit,
+                    threads=options.threads, overwrite=options.overwrite)
+    result = run_export(job, progress=say)
+    for warning in result.report.warnings:
         say(f"warning: {warning}")
     if result.refused:
         say(f"going on without {', '.join(result.refused)} (refused by the accuracy gate)")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgeresnet.bundle.records import QuantizationRecord
 from edgeresnet.calibration.gate import (
     GateRefusal,
     GateRefused,
@@ -60,16 +61,16 @@ def gated_qdq(context: _Context, flavour: str) -> tuple[Path, GateResult]:
     return cached
 
 
-def gate_record(gate: GateResult, flavour: str) -> dict[str, Any]:
-    """The manifest's ``quantization`` for a gated QDQ model: the gate's record plus its verdict."""
-    record = gate.to_dict()
+def gate_record(gate: GateResult, flavour: str) -> QuantizationRecord:
+    """The manifest's ``quantization`` for a gated QDQ model: its verdict, float layers, and the gate's record."""
+    details = gate.to_dict()
     # The QDQ file's build path is a staging location that no longer exists once the bundle is written.
-    if isinstance(record.get("report"), dict):
-        record["report"].pop("path", None)
-    record["sensitivity"] = [list(item) for item in gate.sensitivity[:SENSITIVITY_KEPT]]
-    record["flavour"] = flavour
-    record["gate_verdict"] = gate.verdict
-    return record
+    if isinstance(details.get("report"), dict):
+        details["report"].pop("path", None)
+    details["sensitivity"] = [list(item) for item in gate.sensitivity[:SENSITIVITY_KEPT]]
+    del details["float_nodes"]
+    return QuantizationRecord(float_nodes=tuple(gate.float_nodes), flavour=flavour, details=details,
+                              gate_verdict=gate.verdict)
 
 
 def choose_candidate(model: str, comparisons: Mapping[str, PairedComparison], top1: Mapping[str, float], *,

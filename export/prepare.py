@@ -14,15 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeresnet.bundle.records import CalibrationRecord
 from edgeresnet.data import open_source
 from edgeresnet.errors import DatasetError, ExportError
+from edgeresnet.evaluation import Accuracy, AccuracyCounter
 from edgeresnet.export.onnx import export_onnx, onnx_parity
 from edgeresnet.export.sources import ModelSource
-from edgeresnet.export.targets import accuracy_record
 from edgeresnet.parity import ParityCheck
 
 if TYPE_CHECKING:
-    from edgeresnet.export.workflow import ExportOptions
+    from edgeresnet.calibration.layer_report import LayerReport
+    from edgeresnet.calibration.table import CalibrationTable
+    from edgeresnet.export.job import ExportJob
 
 GOLDEN_COUNT = 8
 PARITY_IMAGES = 256
@@ -38,26 +41,26 @@ class ExportContext:
     calibration table."""
 
     source: ModelSource
-    options: ExportOptions
+    options: ExportJob  # named as targets.py reads it
     work: Path
     fp32_onnx: Path
     eval_batches: list[tuple[np.ndarray, np.ndarray]]
     golden_inputs: np.ndarray
-    fp32_accuracy: dict[str, Any]
+    fp32_accuracy: Accuracy
     parity: ParityCheck  # PyTorch against the FP32 ONNX
     eval_labels: np.ndarray
     fp32_logits: np.ndarray  # FP32 ONNX on the evaluation images: every INT8 comparison is paired with these
-    table: Any = None
+    table: CalibrationTable | None = None
     table_path: Path | None = None
-    calibration: dict[str, Any] | None = None
+    calibration: CalibrationRecord | None = None  # the manifest's record of the table and its data
     calib_batches: list[np.ndarray] = field(default_factory=list)
     gated: dict[str, Any] = field(default_factory=dict)  # flavour -> (QDQ path, GateResult), or its GateRefused
-    layer_reports: dict[str, Any] = field(default_factory=dict)  # bundle name -> LayerReport
+    layer_reports: dict[str, LayerReport] = field(default_factory=dict)  # bundle name -> its per-layer report
     progress: Progress = lambda message: None
     accuracy_measured: bool = True  # False for an FP32 export without labelled data
 
 
-def prepare_without_data(source: ModelSource, options: ExportOptions, work: Path, say: Progress) -> ExportContext:
+def prepare_without_data(source: ModelSource, job: ExportJob, work: Path, say: Progress) -> ExportContext:
     """FP32 export of a weights file with no labelled data: parity on generated inputs, accuracy not measured.
 
     The generated images are smooth random colour fields (upsampled noise), which give varied,
@@ -73,19 +76,18 @@ def prepare_without_data(source: ModelSource, options: ExportOptions, work: Path
         predictions = source.model.eval()(torch.from_numpy(images)).argmax(1).numpy()
     batches = [(images[i : i + 64], predictions[i : i + 64]) for i in range(0, len(images), 64)]
     fp32_onnx = work / "model_fp32.onnx"
-    export_onnx(source.model, spec, fp32_onnx, opset=options.opset, metadata=source.metadata())
-    parity = onnx_parity(source.model, fp32_onnx, [b for b, _ in batches], threads=options.threads)
+    export_onnx(source.model, spec, fp32_onnx, opset=job.opset, metadata=source.metadata())
+    parity = onnx_parity(source.model, fp32_onnx, [b for b, _ in batches], threads=job.threads)
     if not parity.passed:
         raise ExportError(f"ONNX export disagrees with PyTorch on generated inputs: {parity.describe()}")
     from edgeresnet.calibration.session import BatchSession
-    from edgeresnet.evaluation import AccuracyCounter
 
     fp32_logits = BatchSession(fp32_onnx).logits(images)
     counter = AccuracyCounter()
     counter.update(fp32_logits, predictions)  # agreement with PyTorch, not accuracy: there are no labels
     return ExportContext(
-        source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=batches,
-        golden_inputs=images[: options.batch or GOLDEN_COUNT], fp32_accuracy=accuracy_record(counter.result()),
+        source=source, options=job, work=work, fp32_onnx=fp32_onnx, eval_batches=batches,
+        golden_inputs=images[: job.batch or GOLDEN_COUNT], fp32_accuracy=counter.result(),
         parity=parity, eval_labels=predictions, fp32_logits=fp32_logits, progress=say,
         accuracy_measured=False,
     )
@@ -103,13 +105,13 @@ def _generated_images(spec: Any, count: int, seed: int = 0) -> np.ndarray:
     return images[..., 0] if spec.num_channels == 1 else images
 
 
-def prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: Path, say: Progress) -> ExportContext:
+def prepare(source: ModelSource, job: ExportJob, eval_data: str, work: Path, say: Progress) -> ExportContext:
     spec = source.preprocessing
     data = open_source(eval_data)
     label_map = label_mapping(data.class_names, source.class_names, what=data.name)
     evaluation = data.split("evaluation")
-    if options.eval_limit is not None and options.eval_limit < len(evaluation):
-        evaluation = evaluation.balanced_sample(options.eval_limit)
+    if job.eval_limit is not None and job.eval_limit < len(evaluation):
+        evaluation = evaluation.balanced_sample(job.eval_limit)
     if len(evaluation) == 0:
         raise DatasetError(f"the evaluation split of {data.name} is empty")
     say(f"preprocessing {len(evaluation)} evaluation images from {data.name}")
@@ -119,19 +121,18 @@ def prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: P
     if evaluation.skipped:
         say(f"skipped {evaluation.skipped} undecodable evaluation images")
 
-    say(f"exporting {source.architecture} to ONNX (opset {options.opset})")
+    say(f"exporting {source.architecture} to ONNX (opset {job.opset})")
     fp32_onnx = work / "model_fp32.onnx"
     # Everything is built and measured with a dynamic batch; a static --batch is applied to the
     # artifacts as they are written (the arithmetic is identical, only the declared shape changes).
-    export_onnx(source.model, spec, fp32_onnx, opset=options.opset, metadata=source.metadata())
+    export_onnx(source.model, spec, fp32_onnx, opset=job.opset, metadata=source.metadata())
     parity_batches = _take_images(eval_batches, PARITY_IMAGES)
-    parity = onnx_parity(source.model, fp32_onnx, parity_batches, threads=options.threads)
+    parity = onnx_parity(source.model, fp32_onnx, parity_batches, threads=job.threads)
     if not parity.passed:
         raise ExportError(f"ONNX export disagrees with PyTorch: {parity.describe()}")
     say(f"parity with PyTorch: max |Δlogit| {parity.max_abs_diff:.1e}, top-1 agreement "
         f"{parity.top1_agreement_pct:.1f}% on {parity.images} images")
     from edgeresnet.calibration.session import BatchSession
-    from edgeresnet.evaluation import AccuracyCounter
 
     session = BatchSession(fp32_onnx)
     fp32_logits = np.concatenate([session.logits(images) for images, _ in eval_batches])
@@ -141,9 +142,9 @@ def prepare(source: ModelSource, options: ExportOptions, eval_data: str, work: P
     fp32 = counter.result()
     say(f"FP32 top-1 {fp32.top1:.2f}% on {fp32.images} evaluation images")
     return ExportContext(
-        source=source, options=options, work=work, fp32_onnx=fp32_onnx, eval_batches=eval_batches,
-        golden_inputs=np.concatenate([b for b, _ in eval_batches])[: options.batch or GOLDEN_COUNT],
-        fp32_accuracy=accuracy_record(fp32), parity=parity, eval_labels=labels,
+        source=source, options=job, work=work, fp32_onnx=fp32_onnx, eval_batches=eval_batches,
+        golden_inputs=np.concatenate([b for b, _ in eval_batches])[: job.batch or GOLDEN_COUNT],
+        fp32_accuracy=fp32, parity=parity, eval_labels=labels,
         fp32_logits=fp32_logits, progress=say,
     )
 
@@ -152,13 +153,13 @@ def run_calibration(context: ExportContext, say: Progress) -> None:
     from edgeresnet.calibration import CalibrationTable, calibrate, calibrate_all, check_calibration_data
     from edgeresnet.calibration.plan import plan_data
 
-    options = context.options
-    data = open_source(options.calib_data or options.data or context.source.data_source or "")
+    job = context.options
+    data = open_source(job.calib_data or job.data or context.source.data_source or "")
     spec = context.source.preprocessing
     label_mapping(data.class_names, context.source.class_names, what=data.name)  # other classes: refused
     split = data.split("calibration")
-    plan = plan_data(len(split), len(context.eval_labels), requested_calibration=options.calib_size,
-                     eval_limit=options.eval_limit, data_name=data.name)
+    plan = plan_data(len(split), len(context.eval_labels), requested_calibration=job.calib_size,
+                     eval_limit=job.eval_limit, data_name=data.name)
     for line in plan.lines():
         say(line)
     samples = split.balanced_sample(plan.calibration_images)
@@ -174,15 +175,15 @@ def run_calibration(context: ExportContext, say: Progress) -> None:
         check_calibration_data(batch)
 
     choice = None
-    if options.calib_table is not None:
-        table = CalibrationTable.load(options.calib_table)
+    if job.calib_table is not None:
+        table = CalibrationTable.load(job.calib_table)
         table.check_model(context.fp32_onnx)
-        say(f"using calibration table {options.calib_table} ({table.method}, {table.num_samples} images)")
+        say(f"using calibration table {job.calib_table} ({table.method}, {table.num_samples} images)")
         chosen = table
     else:
         say(f"calibrating on {len(samples)} class-balanced images from {data.name}'s calibration split")
         digest = samples.fingerprint()
-        if options.calib_method == "auto":
+        if job.calib_method == "auto":
             from edgeresnet.calibration.choice import choose_method
 
             tables = calibrate_all(context.fp32_onnx, context.calib_batches, data_hash=digest)
@@ -191,19 +192,17 @@ def run_calibration(context: ExportContext, say: Progress) -> None:
             say(f"calibration methods on {choice.scores[0].images} calibration-split images: {choice.summary()}")
             chosen = tables[choice.method]
         else:
-            chosen = calibrate(context.fp32_onnx, context.calib_batches, method=options.calib_method,
+            chosen = calibrate(context.fp32_onnx, context.calib_batches, method=job.calib_method,
                                data_hash=digest)
     context.table = chosen
     context.table_path = context.work / "calibration.json"
     chosen.save(context.table_path)
-    context.calibration = {
-        "file": "calibration.json", "method": chosen.method, "samples": chosen.num_samples,
-        "data_hash": chosen.data_hash, "data": data.name, "split": "calibration",
-        "skipped_images": samples.skipped,
-        "requested_method": options.calib_method if options.calib_table is None else "table",
-        "plan": plan.to_dict(),
-        "auto_choice": choice.to_dict() if choice else None,
-    }
+    context.calibration = CalibrationRecord(
+        method=chosen.method, samples=chosen.num_samples, data_hash=chosen.data_hash, data=data.name,
+        split="calibration", file="calibration.json", skipped_images=samples.skipped,
+        requested_method=job.calib_method if job.calib_table is None else "table",
+        plan=plan.to_dict(), auto_choice=choice.to_dict() if choice else {},
+    )
 
 
 def _take_images(batches: Sequence[tuple[np.ndarray, np.ndarray]], count: int, size: int = 64) -> list[np.ndarray]:

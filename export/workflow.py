@@ -1,5 +1,7 @@
 """`edgeresnet export`: FP32 ONNX, one calibration, INT8 per target, the accuracy gate, bundles.
 
+The job is an :class:`~edgeresnet.export.job.ExportJob`; the result an
+:class:`~edgeresnet.export.results.ExportResult` with a typed :class:`~edgeresnet.export.results.ExportReport`.
 The groundwork (evaluation set, FP32 ONNX, calibration) is :mod:`edgeresnet.export.prepare`; each
 target's build is :mod:`edgeresnet.export.targets`. Everything is built in a staging directory inside
 the output and published together (:mod:`edgeresnet.placement`). An INT8 artifact the accuracy gate
@@ -14,21 +16,22 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from edgeresnet.atomic import atomic_write_json
 from edgeresnet.bundle.files import assemble_bundle
 from edgeresnet.bundle.manifest import Manifest
-from edgeresnet.bundle.records import AccuracyRecord, InputSpec, ParityRecord
-from edgeresnet.bundle.vocabulary import CALIB_METHODS, DEFAULT_MAX_ACCURACY_DROP, CalibMethod
-from edgeresnet.calibration.gate import GateRefusal, GateRefused
+from edgeresnet.bundle.records import AccuracyRecord, InputSpec, ParityRecord, TopK
+from edgeresnet.bundle.vocabulary import Precision, Target
+from edgeresnet.calibration.gate import GateRefusal, GateRefused, resolution_warning
 from edgeresnet.calibration.layer_report import LAYER_REPORT_FILES
 from edgeresnet.errors import ExportError
+from edgeresnet.evaluation import Accuracy
+from edgeresnet.export.job import ExportJob
 from edgeresnet.export.onnx import INPUT_NAME
 from edgeresnet.export.prepare import ExportContext, prepare, prepare_without_data, run_calibration
-from edgeresnet.export.sources import ModelSource, source_provenance
+from edgeresnet.export.results import BundleSummary, ExportReport, ExportResult
+from edgeresnet.export.sources import ModelSource, load_model_source, source_provenance
 from edgeresnet.export.targets import TARGETS, BuiltArtifact, resolve_targets
 from edgeresnet.placement import place_outputs
 
@@ -42,84 +45,56 @@ SOURCE_CHECKPOINT = "pytorch-fp32"
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class ExportOptions:
-    """Every choice `export` makes; defaults are the CLI's defaults."""
-
-    output: Path
-    int8: bool = False
-    targets: tuple[str, ...] | None = None
-    data: str | None = None
-    calib_data: str | None = None
-    calib_size: int | None = None  # None: as many as the calibration split holds, up to the default (plan.py)
-    calib_method: CalibMethod = "auto"
-    calib_table: Path | None = None
-    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
-    strict_gate: bool = False
-    opset: int = 17
-    batch: int | None = None
-    eval_limit: int | None = None
-    threads: int | None = None
-    overwrite: bool = False
-
-
-@dataclass
-class ExportResult:
-    """What an export published, and the INT8 artifacts the accuracy gate refused (left out, with figures)."""
-
-    output: Path
-    bundles: dict[str, Path] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)
-    refused: dict[str, GateRefusal] = field(default_factory=dict)
-
-
-def run_export(source: ModelSource, options: ExportOptions, *, progress: Progress | None = None) -> ExportResult:
-    """Export ``source`` for every requested target; FP32 bundles always, INT8 ones with ``options.int8``.
+def run_export(job: ExportJob, *, source: ModelSource | None = None, progress: Progress | None = None) -> ExportResult:
+    """Export ``job.model`` for every requested target; FP32 bundles always, INT8 ones with ``job.int8``.
 
     An INT8 artifact the accuracy gate refuses is not published and is listed in ``ExportResult.refused``;
     everything else is published together.
+
+    Args:
+        source: the model already loaded (default: loaded from ``job``'s model fields).
     """
     say = progress or (lambda message: log.info(message))
     started = time.perf_counter()
-    targets = resolve_targets(options.targets)
-    _check_options(options)
-    eval_data = options.data or options.calib_data or source.data_source
-    if eval_data is None and (options.int8 or source.weights is None):
-        what = "INT8 needs calibration and evaluation data" if options.int8 else "the checkpoint names no data"
-        raise ExportError(f"no evaluation data: pass --data ({what})")
-    names = [f"{target}-{precision}" for target in targets
-             for precision in (("fp32", "int8") if options.int8 else ("fp32",))]
+    targets = resolve_targets(job.targets)
+    if job.calib_table is not None:
+        from edgeresnet.calibration import CalibrationTable
+
+        CalibrationTable.load(job.calib_table)  # a bad table fails before any export work
+    if source is None:
+        source = load_model_source(job.model, weights=job.weights, num_classes=job.num_classes,
+                                   in_chans=job.in_chans, input_size=job.input_size, data=job.data or job.calib_data)
+    eval_data = job.data or job.calib_data or source.data_source
+    if eval_data is None and (job.int8 or source.weights is None):
+        what = "INT8 needs calibration and evaluation data" if job.int8 else "the checkpoint names no data"
+        raise ExportError(f"no evaluation data: name a data source (data=, or --data on the command line; {what})")
+    names = [f"{target}-{precision}" for target in targets for precision in (("fp32", "int8") if job.int8 else ("fp32",))]
     # A weights file travels as a checkpoint beside the bundles: the PyTorch baseline `benchmark` runs.
     baseline = [SOURCE_CHECKPOINT] if source.checkpoint is None and source.weights is not None else []
     # One placement for the whole export: every bundle that passed and the report land together or not at all.
-    with place_outputs(options.output, overwrite=options.overwrite,
-                       expect=[*names, *baseline, REPORT_FILE, *(LAYER_REPORT_FILES if options.int8 else ())]
-                       ) as staging:
+    with place_outputs(job.output, overwrite=job.overwrite,
+                       expect=[*names, *baseline, REPORT_FILE, *(LAYER_REPORT_FILES if job.int8 else ())]) as staging:
         work = staging.path.parent / "work"
         work.mkdir()
         if baseline:
             source = _with_baseline_checkpoint(source, staging.path / SOURCE_CHECKPOINT,
-                                               Path(options.output).absolute() / SOURCE_CHECKPOINT)
-        context = (prepare(source, options, eval_data, work, say) if eval_data is not None
-                   else prepare_without_data(source, options, work, say))
-        if options.int8:
+                                               job.output.absolute() / SOURCE_CHECKPOINT)
+        context = (prepare(source, job, eval_data, work, say) if eval_data is not None
+                   else prepare_without_data(source, job, work, say))
+        if job.int8:
             run_calibration(context, say)
         summaries, refused = _build_all(context, names, staging.path, say)
-        report = {**_report(context, summaries, refused, time.perf_counter() - started),
-                  "accuracy_measured": context.accuracy_measured,
-                  "provenance": source_provenance(source).to_dict()}
-        atomic_write_json(staging.path / REPORT_FILE, report)
+        report = _report(context, summaries, refused, time.perf_counter() - started)
+        atomic_write_json(staging.path / REPORT_FILE, report.to_dict())
         _write_layer_reports(context, staging.path)
         shutil.rmtree(work)  # scratch space freed before the moves; the staging directory goes after them
-    output = Path(options.output)
-    return ExportResult(output=output, bundles={name: output / name for name in summaries}, report=report,
-                        refused=refused)
+    return ExportResult(output=job.output, report=report, bundles={name: job.output / name for name in summaries})
 
 
 def _build_all(context: ExportContext, names: list[str], staging: Path,
-               say: Progress) -> tuple[dict[str, Any], dict[str, GateRefusal]]:
+               say: Progress) -> tuple[dict[str, BundleSummary], dict[str, GateRefusal]]:
     """Build and stage every bundle; an INT8 one the gate refuses is left out and returned with its figures."""
-    summaries: dict[str, Any] = {}
+    summaries: dict[str, BundleSummary] = {}
     refused: dict[str, GateRefusal] = {}
     for name in names:
         target, precision = name.rsplit("-", 1)
@@ -131,9 +106,8 @@ def _build_all(context: ExportContext, names: list[str], staging: Path,
             say(f"{name} refused by the accuracy gate: {refusal.refusal.figures}")
             continue
         _write_target_bundle(context, built, target, precision, staging / name)
-        summaries[name] = {"model_file": built.model_file, "accuracy": built.accuracy,
-                           "quantization": built.quantization,
-                           "comparison": built.comparison.to_dict() if built.comparison else None}
+        summaries[name] = BundleSummary(model_file=built.model_file, accuracy=built.accuracy,
+                                        quantization=built.quantization, comparison=built.comparison)
         if built.layer_report is not None:
             context.layer_reports[name] = built.layer_report
     return summaries, refused
@@ -158,39 +132,20 @@ def _with_baseline_checkpoint(source: ModelSource, staged: Path, final: Path) ->
     return dataclasses.replace(source, checkpoint=final, checkpoint_sha256=card.weights_sha256)
 
 
-def _check_options(options: ExportOptions) -> None:
-    if not options.int8 and (options.calib_data is not None or options.calib_table is not None):
-        raise ExportError("--calib-data and --calib-table need --int8")
-    if options.calib_size is not None and options.calib_size < 1:
-        raise ExportError(f"--calib-size must be at least 1, got {options.calib_size}")
-    if options.strict_gate and not options.int8:
-        raise ExportError("--strict-gate needs --int8")
-    if options.max_accuracy_drop < 0:
-        raise ExportError(f"--max-accuracy-drop must be >= 0, got {options.max_accuracy_drop}")
-    if options.calib_table is not None:
-        from edgeresnet.calibration import CalibrationTable
-
-        CalibrationTable.load(options.calib_table)  # a bad table fails before any export work
-    if options.calib_method not in CALIB_METHODS:
-        raise ExportError(f"unknown calibration method {options.calib_method!r}")
-
-
-def _write_target_bundle(context: ExportContext, built: BuiltArtifact, target: str, precision: str, destination: Path) -> Path:
+def _write_target_bundle(context: ExportContext, built: BuiltArtifact, target: Target, precision: Precision,
+                         destination: Path) -> Path:
     source = context.source
     c, h, w = source.preprocessing.input_shape()[1:]
-    accuracy: dict[str, Any] | AccuracyRecord = (
-        _accuracy_section(context, built, precision) if context.accuracy_measured
-        else AccuracyRecord.not_measured(NOT_MEASURED_NOTE)
-    )
     parity_inputs = "evaluation images" if context.accuracy_measured else "generated inputs (no --data)"
     manifest = Manifest(
-        architecture=source.architecture, precision=precision, target=target,  # type: ignore[arg-type]
+        architecture=source.architecture, precision=precision, target=target,
         model_file=built.model_file, preprocessing=source.preprocessing, labels=source.class_names,
         input=InputSpec(name=INPUT_NAME, shape=(context.options.batch, c, h, w)),
-        accuracy=accuracy,  # type: ignore[arg-type]
+        accuracy=(_accuracy_record(context, built) if context.accuracy_measured
+                  else AccuracyRecord.not_measured(NOT_MEASURED_NOTE)),
         parity=(ParityRecord.from_check("pytorch fp32", context.parity, inputs=parity_inputs),),
-        calibration=context.calibration if precision == "int8" else None,  # type: ignore[arg-type]
-        quantization=built.quantization,  # type: ignore[arg-type]
+        calibration=context.calibration if precision == "int8" else None,
+        quantization=built.quantization,
         provenance=source_provenance(source),
         pixel_model=built.pixel_model,
         extra=dict(built.extra),  # notes for people (export's TensorRT notes); no code reads them
@@ -206,17 +161,23 @@ def _write_target_bundle(context: ExportContext, built: BuiltArtifact, target: s
                            golden_outputs=built.golden_outputs)
 
 
-def _accuracy_section(context: ExportContext, built: BuiltArtifact, precision: str) -> dict[str, Any]:
-    """The manifest's ``accuracy``: an INT8 bundle carries its paired comparison with FP32, key by key."""
-    section = {"fp32": context.fp32_accuracy, precision: built.accuracy,
-               "drop_points": round(context.fp32_accuracy["top1"] - built.accuracy["top1"], 4),
-               "images": context.fp32_accuracy["images"], "split": "evaluation"}
-    if built.comparison is not None:
-        record = built.comparison.to_dict()
-        section.update(drop_points=record["drop_points"], drop_ci95_points=record["drop_ci95_points"],
-                       agreement_pct=record["agreement_pct"], images=record["images"], comparison=record,
-                       max_drop_points=context.options.max_accuracy_drop, strict_gate=context.options.strict_gate)
-    return section
+def _accuracy_record(context: ExportContext, built: BuiltArtifact) -> AccuracyRecord:
+    """The manifest's ``accuracy``: an INT8 bundle carries its paired comparison with FP32 and the gate's budget."""
+    fp32, model = _top_k(context.fp32_accuracy), _top_k(built.accuracy)
+    if built.comparison is None:
+        return AccuracyRecord(measured=True, images=fp32.images, split="evaluation", fp32=fp32, model=model,
+                              drop_points=round(fp32.top1 - model.top1, 4))
+    record = built.comparison.to_dict()
+    low, high = record["drop_ci95_points"]
+    return AccuracyRecord(
+        measured=True, images=record["images"], split="evaluation", fp32=fp32, model=model,
+        drop_points=record["drop_points"], drop_ci95_points=(low, high), agreement_pct=record["agreement_pct"],
+        comparison=record, max_drop_points=context.options.max_accuracy_drop, strict_gate=context.options.strict_gate,
+    )
+
+
+def _top_k(accuracy: Accuracy) -> TopK:
+    return TopK(top1=round(accuracy.top1, 4), top5=round(accuracy.top5, 4), images=accuracy.images)
 
 
 def _with_static_batch(files: dict[str, Path], batch: int | None, directory: Path) -> dict[str, Path]:
@@ -236,24 +197,19 @@ def _with_static_batch(files: dict[str, Path], batch: int | None, directory: Pat
     return fixed
 
 
-def _report(context: ExportContext, summaries: dict[str, Any], refused: dict[str, GateRefusal],
-            seconds: float) -> dict[str, Any]:
+def _report(context: ExportContext, summaries: dict[str, BundleSummary], refused: dict[str, GateRefusal],
+            seconds: float) -> ExportReport:
+    budget = context.options.max_accuracy_drop
     warnings = [warning for summary in summaries.values()
-                if (warning := (summary["quantization"] or {}).get("warning"))]
-    return {
-        "architecture": context.source.architecture,
-        "fp32": context.fp32_accuracy,
-        "parity": context.parity.to_dict(),
-        "calibration": context.calibration,
-        "bundles": summaries,
-        "refused": {name: refusal.to_dict() for name, refusal in refused.items()},
+                if summary.comparison is not None and (warning := resolution_warning(summary.comparison, budget))]
+    return ExportReport(
+        architecture=context.source.architecture, fp32=context.fp32_accuracy, parity=context.parity,
+        calibration=context.calibration, bundles=summaries, refused=refused,
         # Each distinct "cannot resolve" line once: the ONNX Runtime and TensorRT flavours often share one.
-        "warnings": list(dict.fromkeys(warnings)),
-        "max_accuracy_drop": context.options.max_accuracy_drop,
-        "strict_gate": context.options.strict_gate,
-        "layer_reports": {name: report.to_dict() for name, report in context.layer_reports.items()},
-        "seconds": round(seconds, 1),
-    }
+        warnings=tuple(dict.fromkeys(warnings)), max_accuracy_drop=budget, strict_gate=context.options.strict_gate,
+        layer_reports=dict(context.layer_reports), seconds=seconds, accuracy_measured=context.accuracy_measured,
+        provenance=source_provenance(context.source),
+    )
 
 
 def _write_layer_reports(context: ExportContext, output: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,7 +11,7 @@ from edgeresnet.bundle.vocabulary import CALIB_METHODS, DEFAULT_MAX_ACCURACY_DRO
 from edgeresnet.cli.core import cli
 
 if TYPE_CHECKING:
-    from edgeresnet.export.workflow import ExportResult
+    from edgeresnet.export.results import BundleSummary, ExportResult
 
 TARGET_CHOICES = [*TARGETS, "all"]
 # 2 is a user mistake with nothing written; 3 says the export published what passed and the accuracy
@@ -59,12 +59,7 @@ REFUSED_EXIT = 3
               help="Evaluate on a class-balanced subset of this many images (default: the whole split).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Runtime threads for evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace bundles a previous export wrote into --output.")
-def export_command(
-    model: str, output: Path, weights: Path | None, num_classes: int | None, in_chans: str | None,
-    input_size: int | None, int8: bool, targets: tuple[str, ...], data: str | None, calib_data: str | None,
-    calib_size: int | None, calib_method: str, calib_table: Path | None, max_accuracy_drop: float,
-    strict_gate: bool, batch: int | None, opset: int, eval_limit: int | None, threads: int | None, overwrite: bool,
-) -> None:
+def export_command(**flags: Any) -> None:
     """Export MODEL to ONNX and, with --int8, to calibrated INT8 for ONNX Runtime, OpenVINO and TensorRT.
 
     MODEL is a checkpoint directory written by `train`, or an architecture name with --weights.
@@ -80,23 +75,18 @@ def export_command(
     Example: edgeresnet export runs/r20 --int8 --target all --output runs/r20-export
     """
     from edgeresnet.api import export_model
+    from edgeresnet.export.job import INT8_ONLY, ExportJob
 
-    if not int8:
+    if not flags["int8"]:
         context = click.get_current_context()
-        given = [f"--{name.replace('_', '-')}" for name in ("calib_data", "calib_size", "calib_method", "calib_table",
-                                                                   "strict_gate")
+        given = [f"--{name.replace('_', '-')}" for name in (*INT8_ONLY, "calib_method")
                  if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"{', '.join(given)} need --int8")
-
-    result = export_model(
-        model, output, weights=weights, num_classes=num_classes, in_chans=int(in_chans) if in_chans else None,
-        input_size=input_size, int8=int8, targets=targets or None, data=data, calib_data=calib_data,
-        calib_size=calib_size, calib_method=calib_method, calib_table=calib_table,  # type: ignore[arg-type]
-        max_accuracy_drop=max_accuracy_drop, strict_gate=strict_gate, opset=opset, batch=batch,
-        eval_limit=eval_limit, threads=threads, overwrite=overwrite,
-        progress=lambda message: click.echo(f"· {message}", err=True),
-    )
+    # Click has checked every flag; the job's own checks are the same rules, for Python callers.
+    job = ExportJob(**{**flags, "in_chans": int(flags["in_chans"]) if flags["in_chans"] else None,
+                       "targets": flags["targets"] or None})
+    result = export_model(job, progress=lambda message: click.echo(f"· {message}", err=True))
     _print_results(result)
     for name, refusal in result.refused.items():
         click.echo(f"refused {name}: {refusal.describe(cli=True)}", err=True)
@@ -106,35 +96,39 @@ def export_command(
 
 def _print_results(result: ExportResult) -> None:
     """The table of what was published, each distinct warning once, and where it went."""
-    if not result.report.get("accuracy_measured", True):
-        for name in result.report["bundles"]:
+    report = result.report
+    if not report.accuracy_measured:
+        for name in report.bundles:
             click.echo(f"{name:<22} accuracy not measured (no --data); parity with PyTorch checked on "
                        "generated inputs")
-        click.echo(f"bundles in {result.output} ({result.report['seconds']:.0f}s)")
+        click.echo(f"bundles in {result.output} ({report.seconds:.0f}s)")
         return
-    fp32 = result.report["fp32"]["top1"]
     click.echo(f"{'bundle':<22} {'top-1':>8} {'drop':>7} {'95% CI':>16} {'agree':>7}  notes")
-    for name, summary in result.report["bundles"].items():
-        top1 = summary["accuracy"]["top1"]
-        comparison = summary.get("comparison")
-        interval = (f"{comparison['drop_ci95_points'][0]:+.2f}..{comparison['drop_ci95_points'][1]:+.2f}"
-                    if comparison else "")
-        agreement = f"{comparison['agreement_pct']:.2f}%" if comparison else ""
-        drop = comparison["drop_points"] if comparison else fp32 - top1
-        quantization = summary.get("quantization") or {}
-        notes = []
-        if quantization.get("gate_verdict") == "unresolved":
-            notes.append("unresolved")
-        if quantization.get("float_nodes"):
-            count = len(quantization['float_nodes'])
-            notes.append(f"{count} layer{'s' if count != 1 else ''} kept in float")
-        if quantization.get("chosen"):
-            notes.append(f"via {quantization['chosen']}")
-        click.echo(f"{name:<22} {top1:>7.2f}% {drop:>+6.2f} {interval:>16} {agreement:>7}  {', '.join(notes)}")
-    images = result.report["fp32"]["images"]
-    click.echo(f"drops in top-1 points against FP32 on {images:,} evaluation images (paired 95% interval)")
-    for warning in result.report.get("warnings", []):
+    for name, summary in report.bundles.items():
+        comparison = summary.comparison
+        if comparison is not None:
+            low, high = comparison.drop_ci95_points
+            drop, interval, agreement = comparison.drop_points, f"{low:+.2f}..{high:+.2f}", f"{comparison.agreement_pct:.2f}%"
+        else:
+            drop, interval, agreement = report.fp32.top1 - summary.accuracy.top1, "", ""
+        click.echo(f"{name:<22} {summary.accuracy.top1:>7.2f}% {drop:>+6.2f} {interval:>16} {agreement:>7}  "
+                   f"{', '.join(_notes(summary))}")
+    click.echo(f"drops in top-1 points against FP32 on {report.fp32.images:,} evaluation images (paired 95% interval)")
+    for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if result.report.get("layer_reports"):
+    if report.layer_reports:
         click.echo(f"per-layer quantization report: {result.output / 'layer_report.md'}")
-    click.echo(f"bundles in {result.output} ({result.report['seconds']:.0f}s)")
+    click.echo(f"bundles in {result.output} ({report.seconds:.0f}s)")
+
+
+def _notes(summary: BundleSummary) -> list[str]:
+    quantization = summary.quantization
+    if quantization is None:
+        return []
+    notes = ["unresolved"] if quantization.gate_verdict == "unresolved" else []
+    if quantization.float_nodes:
+        count = len(quantization.float_nodes)
+        notes.append(f"{count} layer{'s' if count != 1 else ''} kept in float")
+    if quantization.chosen:
+        notes.append(f"via {quantization.chosen}")
+    return notes
