@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeresnet.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from edgeresnet.bench.rows import FILE_MEASURE, MODEL_MEASURE, ROW_FIELDS, BenchmarkResult, BenchmarkRow
+from edgeresnet.bundle.vocabulary import DEFAULT_MAX_ACCURACY_DROP  # re-exported: one budget for every stage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 REPORT_FORMAT = "edgeresnet-benchmark"
 # 2: accuracies in percent and agreement_pct (version 1 stored fractions and agreement_top1).
 REPORT_VERSION = 2
-DEFAULT_MAX_ACCURACY_DROP = 1.0
 FILES = {"markdown": "benchmark.md", "csv": "benchmark.csv", "json": "benchmark.json",
          "plot": "accuracy_latency.png"}
 SHOWN_VERSIONS = ("python", "torch", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf", "tensorrt", "numpy",

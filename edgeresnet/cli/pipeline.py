@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgeresnet.bundle.vocabulary import DEFAULT_MAX_ACCURACY_DROP
 from edgeresnet.cli.core import IntListType, ModelNameType, cli
 from edgeresnet.cli.export import REFUSED_EXIT, TARGET_CHOICES
 
@@ -25,7 +26,7 @@ from edgeresnet.cli.export import REFUSED_EXIT, TARGET_CHOICES
               help="Export targets (repeatable; default: every target whose export step runs here).")
 @click.option("--batch-sizes", type=IntListType(), default="1,32", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all usable).")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=DEFAULT_MAX_ACCURACY_DROP, show_default=True)
 @click.option("--calib-size", type=click.IntRange(min=1), default=None,
               help="Calibration images (default: the whole calibration split, up to 512).")
 @click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a subset (quick runs).")
