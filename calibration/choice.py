@@ -28,7 +28,7 @@ from edgeresnet.calibration.qdq import QdqQuantizer
 from edgeresnet.calibration.session import BatchSession
 from edgeresnet.calibration.table import CalibrationTable
 from edgeresnet.errors import CalibrationError
-from edgeresnet.evaluation import compare_paired
+from edgeresnet.evaluation import compare_paired, format_interval
 
 # Equal measured clipping (identical ranges): the method that clips by construction the least.
 LEAST_CLIPPING_FIRST = ("minmax", "entropy", "percentile")
@@ -78,7 +78,7 @@ class MethodChoice:
             verdict = f"tied on {images} images, so the least clipping method"
         else:
             low, high = self.lead_ci95_points or (0.0, 0.0)
-            verdict = (f"the {images} images cannot resolve the lead (95% interval {low:+.2f} to {high:+.2f} "
+            verdict = (f"the {images} images cannot resolve the lead (95% interval {format_interval(low, high)} "
                        "points of agreement)")
         return f"{parts} → {self.method} (by {self.decided_by}; {verdict})"
 

@@ -33,7 +33,15 @@ from edgeresnet.calibration.qdq import Flavour, QdqQuantizer, QdqReport
 from edgeresnet.calibration.session import BatchSession
 from edgeresnet.calibration.table import CalibrationTable
 from edgeresnet.errors import AccuracyGateError, CalibrationError, ExportError
-from edgeresnet.evaluation import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
+from edgeresnet.evaluation import (
+    Accuracy,
+    AccuracyCounter,
+    PairedComparison,
+    compare_paired,
+    count_of,
+    evaluate_logits,
+    format_interval,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -69,11 +77,10 @@ def resolution_warning(comparison: PairedComparison, max_drop_points: float) -> 
     """``"30 evaluation images cannot resolve a 1.0-point budget: ..."`` when the verdict is unresolved, else None."""
     if gate_verdict(comparison, max_drop_points) != "unresolved":
         return None
-    low, high = comparison.drop_ci95_points
-    discordant = comparison.discordant
     return (f"{comparison.images:,} evaluation images cannot resolve a {max_drop_points:.1f}-point budget: the "
-            f"drop's 95% interval is {low:+.2f} to {high:+.2f} points ({discordant} discordant "
-            f"image{'' if discordant == 1 else 's'}); published unresolved; more evaluation images narrow it")
+            f"drop's 95% interval is {format_interval(*comparison.drop_ci95_points)} points "
+            f"({count_of(comparison.discordant, 'discordant image')}); published unresolved; "
+            "more evaluation images narrow it")
 
 
 @dataclass(frozen=True)
@@ -292,7 +299,7 @@ def _refusal(run: _Candidates, tried: Sequence[PairedComparison], kept: int, bud
     best = min(tried, key=lambda comparison: comparison.drop_ci95_points[side])
     low, high = best.drop_ci95_points
     judged = (f"the upper end of the drop's 95% interval, {high:+.2f} points, is above the {budget:g}-point budget"
-              if strict else f"the drop's 95% interval, {low:+.2f} to {high:+.2f} points, lies above the "
+              if strict else f"the drop's 95% interval, {format_interval(low, high)} points, lies above the "
               f"{budget:g}-point budget")
     figures = (f"{judged} even with {kept} of {len(run.quantized_nodes)} layers kept in float (FP32 top-1 "
                f"{run.fp32.top1:.2f}% on {run.fp32.images} images; all quantized: {run.first.summary()})")

@@ -62,6 +62,24 @@ def evaluate_logits(logits_fn: LogitsFn, batches: Iterable[tuple[np.ndarray, np.
     return counter.result()
 
 
+# --- how a difference and its interval read, everywhere one is printed ------------------------------
+
+
+def format_interval(low: float, high: float) -> str:
+    """A 95% interval of a difference in points, the one way every table and message writes it: ``-0.17 to +0.07``."""
+    return f"{low:+.2f} to {high:+.2f}"
+
+
+def format_difference(points: float, interval: tuple[float, float]) -> str:
+    """A difference in points with its 95% interval: ``+0.45 (+0.12 to +0.89)``."""
+    return f"{points:+.2f} ({format_interval(*interval)})"
+
+
+def count_of(count: int, noun: str) -> str:
+    """``1 discordant image``, ``9 discordant images``: a count with its noun in the right number."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 # --- paired comparison of two models on the same images -------------------------------------------
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
@@ -108,8 +126,8 @@ class PairedComparison:
 
     def summary(self) -> str:
         low, high = self.drop_ci95_points
-        return (f"drop {self.drop_points:+.2f} pt (95% CI {low:+.2f} to {high:+.2f}), agreement "
-                f"{self.agreement_pct:.2f}%, {self.discordant} discordant of {self.images:,} images")
+        return (f"drop {self.drop_points:+.2f} pt (95% CI {format_interval(low, high)}), agreement "
+                f"{self.agreement_pct:.2f}%, {self.discordant:,} discordant of {count_of(self.images, 'image')}")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -19,10 +19,12 @@ from edgeresnet.data import open_source
 from edgeresnet.errors import DatasetError, ExportError
 from edgeresnet.evaluation import Accuracy, AccuracyCounter
 from edgeresnet.export.onnx import export_onnx, onnx_parity
+from edgeresnet.export.ood_profile import record_ood_profile
 from edgeresnet.export.sources import ModelSource
 from edgeresnet.parity import ParityCheck
 
 if TYPE_CHECKING:
+    from edgeresnet.bundle.ood import OodProfile
     from edgeresnet.calibration.layer_report import LayerReport
     from edgeresnet.calibration.table import CalibrationTable
     from edgeresnet.export.job import ExportJob
@@ -58,6 +60,7 @@ class ExportContext:
     layer_reports: dict[str, LayerReport] = field(default_factory=dict)  # bundle name -> its per-layer report
     progress: Progress = lambda message: None
     accuracy_measured: bool = True  # False for an FP32 export without labelled data
+    ood: OodProfile | None = None  # the in-distribution ranges every bundle records for the runtime's hint
 
 
 def prepare_without_data(source: ModelSource, job: ExportJob, work: Path, say: Progress) -> ExportContext:
@@ -145,7 +148,7 @@ def prepare(source: ModelSource, job: ExportJob, eval_data: str, work: Path, say
         source=source, options=job, work=work, fp32_onnx=fp32_onnx, eval_batches=eval_batches,
         golden_inputs=np.concatenate([b for b, _ in eval_batches])[: job.batch or GOLDEN_COUNT],
         fp32_accuracy=fp32, parity=parity, eval_labels=labels,
-        fp32_logits=fp32_logits, progress=say,
+        fp32_logits=fp32_logits, progress=say, ood=record_ood_profile(fp32_onnx, data, spec, say),
     )
 
 

@@ -147,7 +147,7 @@ def _write_target_bundle(context: ExportContext, built: BuiltArtifact, target: T
         calibration=context.calibration if precision == "int8" else None,
         quantization=built.quantization,
         provenance=source_provenance(source),
-        pixel_model=built.pixel_model,
+        pixel_model=built.pixel_model, ood=context.ood,
         extra=dict(built.extra),  # notes for people (export's TensorRT notes); no code reads them
     )
     files = _with_static_batch(dict(built.files), context.options.batch, context.work / f"static-{target}-{precision}")

@@ -101,7 +101,7 @@ def test_accuracies_are_percent_and_drops_are_points() -> None:
     line = next(line for line in text.splitlines() if line.startswith("| ★ | ort-int8 "))
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     top1, drop, agree = cells[9:12]
-    assert (top1, drop, agree) == ("90.00", "+1.00 [+0.20, +2.50]", "98.00")
+    assert (top1, drop, agree) == ("90.00", "+1.00 (+0.20 to +2.50)", "98.00")
     assert "FP32 reference pytorch (91.00% on 100 images)" in text
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from edgeresnet.bundle.layout import BUNDLE_FORMAT, FORMAT_VERSION
+from edgeresnet.bundle.ood import OodProfile
 from edgeresnet.bundle.records import (
     AccuracyRecord,
     CalibrationRecord,
@@ -53,6 +54,8 @@ class Manifest:
     # The bundle's uint8-NHWC-input copy of its ONNX model (preprocessing as graph nodes), if it has one.
     pixel_model: str | None = None
     golden: dict[str, Any] = field(default_factory=dict)
+    # Ranges of held-out in-distribution inputs for the runtime's out-of-distribution hint (optional).
+    ood: OodProfile | None = None
     build: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
@@ -78,6 +81,8 @@ class Manifest:
             self.engine = EngineRecord.from_dict(self.engine)
         if isinstance(self.provenance, Mapping):
             self.provenance = Provenance.from_dict(self.provenance)
+        if isinstance(self.ood, Mapping):
+            self.ood = OodProfile.from_dict(self.ood)
         self.extra, engine, provenance = _lift_extra(self.extra)
         self.engine = self.engine or engine
         if provenance and self.provenance == Provenance():
@@ -171,10 +176,10 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "architecture": str, "precision": str, "target": str, "model_file": str, "preprocessing": dict,
     "labels": list, "input": dict, "accuracy": dict, "parity": list, "calibration": dict,
     "quantization": dict, "engine": dict, "provenance": dict, "golden": dict, "build": dict, "extra": dict,
-    "files": dict, "manifest_sha256": str, "pixel_model": str,
+    "files": dict, "manifest_sha256": str, "pixel_model": str, "ood": dict,
 }
 # The parts a manifest may leave null (an FP32 bundle has no calibration, an ONNX one no engine, ...).
-_NULLABLE = frozenset({"accuracy", "calibration", "quantization", "engine", "pixel_model"})
+_NULLABLE = frozenset({"accuracy", "calibration", "quantization", "engine", "pixel_model", "ood"})
 _ENGINE_NOTES = ("tensorrt", "openvino")
 # The largest input side a manifest may declare: far above any classifier's (ImageNet models use 224-600).
 MAX_INPUT_SIDE = 8192

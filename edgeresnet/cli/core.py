@@ -86,6 +86,22 @@ class ModelNameType(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
+class ProgressEcho:
+    """Prints a library's progress messages as ``· message`` lines on stderr.
+
+    It remembers the warnings among them, so that a command's closing summary can leave out a warning
+    the user has already seen (each warning is printed once).
+    """
+
+    def __init__(self) -> None:
+        self.warned: set[str] = set()
+
+    def __call__(self, message: str) -> None:
+        if message.startswith("warning: "):
+            self.warned.add(message.removeprefix("warning: "))
+        click.echo(f"· {message}", err=True)
+
+
 class IntListType(click.ParamType):
     """A comma-separated list of positive integers, e.g. ``1,8,32``."""
 

@@ -22,6 +22,10 @@ class BackendType(click.ParamType):
 
     name = "onnxruntime|openvino|tensorrt"
 
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        # Click upper-cases a type's name in --help; every other choice there is lower-case, as typed.
+        return f"[{self.name}]"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from edgeresnet.runtime.select import get_backend  # imported here so `--help` stays instant
 
@@ -124,7 +128,7 @@ def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], 
     Example (a folder, recursively, into a file):
       edgeresnet predict bundles/r50-ov-int8 photos/ --output preds.csv
     """
-    from edgeresnet.data.decoding import find_images
+    from edgeresnet.data.decoding import find_images, no_images_found
     from edgeresnet.runtime.classifier import Classifier
     from edgeresnet.runtime.predictions import check_output, write_predictions
     from edgeresnet.runtime.progress import ProgressBar
@@ -133,15 +137,25 @@ def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], 
         check_output(output, overwrite=overwrite)  # refused before the model loads
     files = find_images(images)
     if not files:
-        raise DatasetError(f"no image files found in {', '.join(map(str, images))}")
+        raise DatasetError(no_images_found(images))
     quiet = bool(ctx.find_root().params.get("quiet"))
     with Classifier.load(bundle, backend=backend, device=device, threads=threads,
                          allow_host_code=allow_host_code) as classifier, \
             ProgressBar(len(files), enabled=not quiet and output is not None, unit="img") as bar:
         results = classifier.predict_iter(files, batch_size=batch_size, top_k=top_k, workers=workers)
         if output is not None:
-            total, failed = write_predictions(results, output, overwrite=overwrite, on_row=lambda _: bar.update(1))
+            flagged = []
+
+            def on_row(row: Any) -> None:
+                bar.update(1)
+                if row.ood is not None and row.ood.flagged:
+                    flagged.append(row.path)
+
+            total, failed = write_predictions(results, output, overwrite=overwrite, on_row=on_row)
             click.echo(f"{total - failed} of {total} images classified: {output}", err=True)
+            if flagged:
+                click.echo(f"note: {len(flagged)} of {total} images look unlike the images the model was trained on "
+                           "(the ood column): their labels may mean nothing", err=True)
         else:
             rows = list(results)
             total, failed = len(rows), sum(not row.ok for row in rows)
@@ -165,6 +179,9 @@ def _print_predictions(rows: list[Any], as_json: bool) -> None:
         for rank, prediction in enumerate(row.predictions, start=1):
             click.echo(f"  {rank}. {prediction.label:<{width}}  {prediction.probability:7.2%}  "
                        f"(class {prediction.index})")
+        if row.ood is not None and row.ood.flagged:
+            click.echo(f"  note: unlike the images the model was trained on ({row.ood.describe()}): "
+                       "the labels above may mean nothing")
 
 
 @cli.command("verify")

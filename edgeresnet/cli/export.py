@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, DEFAULT_MAX_ACCURACY_DROP, TARGETS
-from edgeresnet.cli.core import cli
+from edgeresnet.cli.core import ProgressEcho, cli
 
 if TYPE_CHECKING:
     from edgeresnet.export.results import BundleSummary, ExportResult
@@ -54,7 +54,8 @@ REFUSED_EXIT = 3
               help="Publish INT8 only when the drop's whole 95% interval is within the budget (default: "
                    "unless the data show it is over).")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Static batch size (default: dynamic).")
-@click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True)
+@click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True,
+              help="ONNX opset of the exported model.")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None,
               help="Evaluate on a class-balanced subset of this many images (default: the whole split).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Runtime threads for evaluation.")
@@ -86,16 +87,19 @@ def export_command(**flags: Any) -> None:
     # Click has checked every flag; the job's own checks are the same rules, for Python callers.
     job = ExportJob(**{**flags, "in_chans": int(flags["in_chans"]) if flags["in_chans"] else None,
                        "targets": flags["targets"] or None})
-    result = export_model(job, progress=lambda message: click.echo(f"· {message}", err=True))
-    _print_results(result)
+    progress = ProgressEcho()
+    result = export_model(job, progress=progress)
+    _print_results(result, already_warned=progress.warned)
     for name, refusal in result.refused.items():
         click.echo(f"refused {name}: {refusal.describe(cli=True)}", err=True)
     if result.refused:
         click.get_current_context().exit(REFUSED_EXIT)
 
 
-def _print_results(result: ExportResult) -> None:
+def _print_results(result: ExportResult, *, already_warned: set[str]) -> None:
     """The table of what was published, each distinct warning once, and where it went."""
+    from edgeresnet.evaluation import format_interval
+
     report = result.report
     if not report.accuracy_measured:
         for name in report.bundles:
@@ -107,14 +111,14 @@ def _print_results(result: ExportResult) -> None:
     for name, summary in report.bundles.items():
         comparison = summary.comparison
         if comparison is not None:
-            low, high = comparison.drop_ci95_points
-            drop, interval, agreement = comparison.drop_points, f"{low:+.2f}..{high:+.2f}", f"{comparison.agreement_pct:.2f}%"
+            interval = format_interval(*comparison.drop_ci95_points)
+            drop, agreement = comparison.drop_points, f"{comparison.agreement_pct:.2f}%"
         else:
             drop, interval, agreement = report.fp32.top1 - summary.accuracy.top1, "", ""
         click.echo(f"{name:<22} {summary.accuracy.top1:>7.2f}% {drop:>+6.2f} {interval:>16} {agreement:>7}  "
                    f"{', '.join(_notes(summary))}")
     click.echo(f"drops in top-1 points against FP32 on {report.fp32.images:,} evaluation images (paired 95% interval)")
-    for warning in report.warnings:
+    for warning in (w for w in report.warnings if w not in already_warned):
         click.echo(f"warning: {warning}", err=True)
     if report.layer_reports:
         click.echo(f"per-layer quantization report: {result.output / 'layer_report.md'}")

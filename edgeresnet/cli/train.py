@@ -21,7 +21,8 @@ _AUGMENTS = ("auto", "none", "shift", "flip")
               help="Data source: fashion-mnist[:DIR], an image folder, or an .npz with images/labels.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True,
               help="Checkpoint directory (weights .safetensors + card.json), rewritten every epoch.")
-@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Passes over the training images.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Default: 128, or smaller for small data sets (about 64 steps an epoch, at least 32).")
 @click.option("--lr", type=float, default=None,
@@ -30,8 +31,10 @@ _AUGMENTS = ("auto", "none", "shift", "flip")
               help="Linear warm-up in optimizer steps. Default: 10% of all steps, at least 10 (30% with onecycle).")
 @click.option("--schedule", type=click.Choice(["cosine", "onecycle"]), default="cosine", show_default=True,
               help="Learning-rate schedule after the warm-up.")
-@click.option("--label-smoothing", type=float, default=0.1, show_default=True)
-@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
+@click.option("--label-smoothing", type=float, default=0.1, show_default=True,
+              help="Share of each target spread over the other classes.")
+@click.option("--weight-decay", type=float, default=5e-4, show_default=True,
+              help="SGD weight decay, on weights only (not biases or BatchNorm).")
 @click.option("--input-size", type=click.IntRange(min=28), default=None,
               help="Square input side; default: the dataset's native size (the weights' size when fine-tuning).")
 @click.option("--in-chans", type=click.Choice(["1", "3"]), default=None,
@@ -55,7 +58,8 @@ _AUGMENTS = ("auto", "none", "shift", "flip")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None,
               help="Evaluate on a class-balanced subset of this many images.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the initial weights, the validation hold-out, subsets, shuffling and augmentation.")
 @click.option("--augment", type=click.Choice(_AUGMENTS), default="auto", show_default=True,
               help="Training augmentation: shift = random shifts of up to 1/16 of the side; flip adds "
                    "horizontal mirroring (only for mirror-symmetric classes); auto = shift from 3 epochs on.")

@@ -16,7 +16,6 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,21 +27,11 @@ from edgeresnet.data.decoding import DECODE_ERRORS
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
+from edgeresnet.runtime.ood import OodCheck, check_batch
+from edgeresnet.runtime.records import FilePrediction, Prediction
 from edgeresnet.runtime.select import AUTO_DEVICE, backend_for, open_runner
 
 ImageInput = str | Path | Image.Image | np.ndarray
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One ranked class for one image."""
-
-    index: int
-    label: str
-    probability: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Classifier:
@@ -54,6 +43,7 @@ class Classifier:
         self.spec = spec
         self.labels = list(labels)
         self.manifest = manifest
+        self.ood_profile = manifest.ood if manifest is not None else None
 
     @classmethod
     def load(
@@ -109,13 +99,20 @@ class Classifier:
         ``Runner.infer_pixels``: where the backend normalises inside the model, no numpy arithmetic
         runs per image. For camera frames already at the input size, :meth:`predict_frames` skips
         the resize too.
+
+        Raises:
+            DatasetError: a file is missing or cannot be decoded (naming it); nothing is returned for
+                the batch. To go on past bad files, use :meth:`predict_iter`, which reports them as rows.
         """
         _check_top_k(top_k)
         if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4:
-            logits = self.logits_from_pixels(self.spec.pixels_batch(images))
-        else:
-            logits = self._logits_of_items(_as_items(images))
-        return self._rank(logits, top_k)
+            return self._predict_pixels(self.spec.pixels_batch(images), top_k)
+        items = _as_items(images)
+        if not items:
+            raise DatasetError("no images given")
+        if any(_is_tensor(item) for item in items):
+            return self._rank(self.logits(self.preprocess(items)), top_k)
+        return self._predict_pixels(as_batch([self._pixels_of(item) for item in items]), top_k)
 
     def predict_frames(self, frames: np.ndarray, top_k: int = 5) -> list[list[Prediction]]:
         """Top-``top_k`` predictions for uint8 N×H×W×C camera frames already at the model's input size.
@@ -124,7 +121,7 @@ class Classifier:
         to the model in one call: with in-model preprocessing (OpenVINO) nothing runs per image in numpy.
         """
         _check_top_k(top_k)
-        return self._rank(self.logits_from_pixels(frames), top_k)
+        return self._predict_pixels(frames, top_k)
 
     def predict_iter(
         self,
@@ -137,7 +134,8 @@ class Classifier:
         """Classify image files in batches, decoding in a thread pool while the model runs.
 
         Results come in the order of ``paths``, one per file. A file that is missing or cannot be
-        decoded yields a result with ``error`` set and the run goes on. Decoding (Pillow releases the
+        decoded yields a result with ``error`` set (``ok`` False, no predictions) and the run goes on,
+        where :meth:`predict` raises instead. Decoding (Pillow releases the
         GIL) runs up to two batches ahead of inference, so the model rarely waits for files.
 
         Args:
@@ -168,12 +166,15 @@ class Classifier:
                 pixels.append(future.result())
             except DatasetError as error:
                 errors[position] = str(error)
-        ranked = iter(self._rank(self.logits_from_pixels(np.stack(pixels)), top_k) if pixels else [])
-        return [
-            FilePrediction(str(path), (), errors[position]) if position in errors
-            else FilePrediction(str(path), tuple(next(ranked)), None)
-            for position, (path, _) in enumerate(batch)
-        ]
+        ranked, checks = self._ranked_and_checked(as_batch(pixels), top_k) if pixels else ([], [])
+        results, found = [], iter(zip(ranked, checks or itertools.repeat(None)))
+        for position, (path, _) in enumerate(batch):
+            if position in errors:
+                results.append(FilePrediction(str(path), (), errors[position]))
+            else:
+                predictions, check = next(found)
+                results.append(FilePrediction(str(path), tuple(predictions), None, check))
+        return results
 
     def load_pixels(self, path: str | Path) -> np.ndarray:
         """An image file → uint8 H×W×C model pixels; a missing or undecodable file is a DatasetError."""
@@ -210,9 +211,14 @@ class Classifier:
         """Raw logits for uint8 N×H×W×C pixels at the model's input size (camera frames, ``load_pixels``)."""
         height, width = self.spec.input_size
         expected = (height, width, self.spec.num_channels)
-        if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or tuple(pixels.shape[1:]) != expected:
-            shape = getattr(pixels, "shape", type(pixels).__name__)
-            raise DatasetError(f"expected uint8 pixels of shape N×{'×'.join(map(str, expected))}, got {shape}")
+        wanted = f"uint8 pixels of shape N×{'×'.join(map(str, expected))}"
+        if not isinstance(pixels, np.ndarray):
+            raise DatasetError(f"expected {wanted} in a numpy array, got {type(pixels).__name__}")
+        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != expected:
+            raise DatasetError(f"expected {wanted}, got shape {pixels.shape}")
+        if pixels.dtype != np.uint8:  # the shape is right: name what is wrong, the type of the values
+            raise DatasetError(f"expected {wanted}, got {pixels.dtype} values of the right shape; frames are "
+                               "taken as they are: convert 0-255 pixels with frames.astype(np.uint8)")
         return self._checked(self.runner.infer_pixels(pixels, self.spec))
 
     def describe(self) -> RunnerInfo:
@@ -236,21 +242,27 @@ class Classifier:
             )
         return logits
 
-    def _rank(self, logits: np.ndarray, top_k: int) -> list[list[Prediction]]:
+    def check_ood(self, pixels: np.ndarray, logits: np.ndarray) -> list[OodCheck] | None:
+        """Out-of-distribution verdicts for uint8 pixels at the input size and their logits; None without ranges."""
+        return None if self.ood_profile is None else check_batch(self.ood_profile, pixels, logits)
+
+    def _predict_pixels(self, pixels: np.ndarray, top_k: int) -> list[list[Prediction]]:
+        return self._ranked_and_checked(pixels, top_k)[0]
+
+    def _ranked_and_checked(self, pixels: np.ndarray, top_k: int) -> tuple[list[list[Prediction]], list[OodCheck] | None]:
+        logits = self.logits_from_pixels(pixels)
+        checks = self.check_ood(pixels, logits)
+        return self._rank(logits, top_k, checks), checks
+
+    def _rank(self, logits: np.ndarray, top_k: int, checks: list[OodCheck] | None = None) -> list[list[Prediction]]:
         probabilities = _softmax(logits)
         k = min(top_k, probabilities.shape[1])
         ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        flags = [check.flagged for check in checks] if checks is not None else [None] * len(ranked)
         return [
-            [Prediction(int(i), self._label(int(i)), float(row[i])) for i in order]
-            for row, order in zip(probabilities, ranked)
+            [Prediction(int(i), self._label(int(i)), float(row[i]), flag) for i in order]
+            for row, order, flag in zip(probabilities, ranked, flags)
         ]
-
-    def _logits_of_items(self, items: list[ImageInput]) -> np.ndarray:
-        if not items:
-            raise DatasetError("no images given")
-        if any(_is_tensor(item) for item in items):
-            return self.logits(self.preprocess(items))
-        return self.logits_from_pixels(np.stack([self._pixels_of(item) for item in items]))
 
     def _label(self, index: int) -> str:
         return self.labels[index] if index < len(self.labels) else str(index)
@@ -272,22 +284,6 @@ class Classifier:
                 )
             return item.astype(np.float32, copy=False)
         return self.spec.normalise(self._pixels_of(item)[None])[0]
-
-
-@dataclass(frozen=True)
-class FilePrediction:
-    """One file's result in :meth:`Classifier.predict_iter`: its ranked predictions, or why there are none."""
-
-    path: str
-    predictions: tuple[Prediction, ...]
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"image": self.path, "predictions": [p.to_dict() for p in self.predictions], "error": self.error}
 
 
 def _check_top_k(top_k: int) -> None:
@@ -319,6 +315,11 @@ def _as_items(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     if isinstance(images, Sequence):
         return list(images)
     raise DatasetError(f"unsupported image input {type(images).__name__}")
+
+
+def as_batch(images: list[np.ndarray]) -> np.ndarray:
+    """Same-shaped arrays → one N×... batch; a single image becomes a view, not a copy."""
+    return images[0][None] if len(images) == 1 else np.stack(images)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -16,11 +16,12 @@ from typing import Literal
 
 from edgeresnet.atomic import atomic_write_with
 from edgeresnet.errors import EdgeResNetError
-from edgeresnet.runtime.classifier import FilePrediction
+from edgeresnet.runtime.records import FilePrediction
 
 OutputFormat = Literal["csv", "jsonl"]
 OUTPUT_FORMATS: dict[str, OutputFormat] = {".csv": "csv", ".jsonl": "jsonl"}
-CSV_COLUMNS = ("image", "label", "index", "probability", "top_k", "error")
+# `ood`: true when the image looks unlike the training data, false when it passed, empty when not checked.
+CSV_COLUMNS = ("image", "label", "index", "probability", "top_k", "error", "ood")
 
 
 def output_format(path: Path) -> OutputFormat:
@@ -76,7 +77,8 @@ def write_predictions(
 def csv_row(result: FilePrediction) -> list[object]:
     """One CSV row: the top-1 class, and every ranked class as ``label:probability`` joined by ``;``."""
     if not result.ok or not result.predictions:
-        return [result.path, "", "", "", "", result.error or ""]
+        return [result.path, "", "", "", "", result.error or "", ""]
     best = result.predictions[0]
     ranked = ";".join(f"{p.label}:{p.probability:.6f}" for p in result.predictions)
-    return [result.path, best.label, best.index, f"{best.probability:.6f}", ranked, ""]
+    ood = "" if result.ood is None else str(result.ood.flagged).lower()
+    return [result.path, best.label, best.index, f"{best.probability:.6f}", ranked, "", ood]

@@ -51,8 +51,28 @@ MIN_BATCHNORM_BATCH = 16
 # (tops to shoes and bags) need the pretrained layers to move; 0.75 still keeps them slower than the new
 # head for data closer to the weights' own, where a lower rate preserves more (--backbone-lr-scale).
 FINE_TUNE_BACKBONE_LR_SCALE = 0.75
-# Fewer steps than this rarely train a ResNet to anything useful: the run says so.
+# Fewer steps than this rarely train a ResNet to anything useful: the run says so, unless its measured
+# accuracy shows otherwise (a fine-tune from good weights is often useful after a few dozen steps).
 FEW_STEPS = 200
+# "Evidently useful": top-1 at least this share of the way from chance to 100% (82% for 10 classes).
+USEFUL_SHARE_ABOVE_CHANCE = 0.8
+
+
+def short_run_hint(total_steps: int, epochs: int, top1: float | None, classes: int, *, measured_on: str) -> str | None:
+    """The hint after a short run that did not reach a useful accuracy, or None.
+
+    Judged on what the run measured, not on the step count alone: a run under ``FEW_STEPS`` steps whose
+    top-1 (``measured_on``: validation or training images) is evidently useful gets no hint.
+    """
+    if total_steps >= FEW_STEPS:
+        return None
+    chance = 100.0 / classes
+    useful = chance + USEFUL_SHARE_ABOVE_CHANCE * (100.0 - chance)
+    if top1 is not None and top1 >= useful:
+        return None
+    reached = "" if top1 is None else f", reaching {top1:.2f}% top-1 on the {measured_on} images (chance {chance:.2f}%)"
+    return (f"only {total_steps} optimizer steps in {epochs} epoch{'' if epochs == 1 else 's'}{reached}: "
+            "raise --epochs for a useful model")
 
 
 @dataclass(frozen=True)

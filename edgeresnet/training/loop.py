@@ -28,10 +28,9 @@ from edgeresnet.environment import tool_versions
 from edgeresnet.errors import DatasetError, EdgeResNetError
 from edgeresnet.evaluation import AccuracyCounter, wilson_interval
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
-from edgeresnet.placement import check_claimable, claim_directory
 from edgeresnet.training import dataprep, finetune, state
 from edgeresnet.training.augment import augment_batch
-from edgeresnet.training.config import FEW_STEPS, Recipe, TrainConfig, resolve_recipe
+from edgeresnet.training.config import Recipe, TrainConfig, resolve_recipe, short_run_hint
 from edgeresnet.training.selection import BestEpoch, ValidationScore, choose, describe_choice
 from edgeresnet.training.world import World, init_distributed, progress_bar
 
@@ -99,10 +98,10 @@ def train(config: TrainConfig, *, on_epoch: ProgressCallback | None = None) -> T
             state.require_resume_state(output)
         # Every rank checks, so a refusal stops them all before any work; only the main rank writes,
         # so only it claims (and locks) the directory.
-        check_claimable(output, overwrite=config.overwrite, resume=config.resume)
+        state.check_output(output, overwrite=config.overwrite, resume=config.resume)
         if config.threads:
             torch.set_num_threads(config.threads)
-        claim = (claim_directory(output, overwrite=config.overwrite, resume=config.resume)
+        claim = (state.claim_output(output, overwrite=config.overwrite, resume=config.resume)
                  if world.is_main else contextlib.nullcontext(output))
         with claim:
             return _train(config, output, world, on_epoch)
@@ -173,9 +172,6 @@ def _train(config: TrainConfig, output: Path, world: World, on_epoch: ProgressCa
         start_epoch = int(saved["epochs_done"])
         if world.is_main:
             log.info("resuming %s after epoch %d of %d", output, start_epoch, config.epochs)
-    elif world.is_main and recipe.total_steps < FEW_STEPS:
-        log.warning("only %d optimizer steps (%d epochs of %d images at batch %d): raise --epochs for a useful "
-                    "model", recipe.total_steps, config.epochs, len(run.fit), recipe.batch_size)
 
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     card = _make_card(config, run, model)
@@ -210,7 +206,18 @@ def _train(config: TrainConfig, output: Path, world: World, on_epoch: ProgressCa
                 on_epoch("epoch", asdict(metrics))
         if world.size > 1:
             torch.distributed.barrier()
+    if world.is_main and history:
+        _hint_if_short(recipe, config, history[-1], run.source.num_classes)
     return TrainResult(output, card, history)
+
+
+def _hint_if_short(recipe: Recipe, config: TrainConfig, final: EpochMetrics, classes: int) -> None:
+    """After the run, on what it measured: a short run that reached a useful accuracy gets no hint."""
+    validated = final.val_top1 is not None
+    hint = short_run_hint(recipe.total_steps, config.epochs, final.val_top1 if validated else final.train_top1,
+                          classes, measured_on="validation" if validated else "training")
+    if hint:
+        log.warning(hint)
 
 
 def _initialise(model: nn.Module, config: TrainConfig, run: _Run) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeresnet.evaluation import compare_paired, wilson_interval
+from edgeresnet.evaluation import compare_paired, format_interval, wilson_interval
 
 RULE = ("the last epoch, unless an earlier one has a higher validation top-1 (ties: lower validation loss) "
         "by a margin the validation images resolve (paired 95% interval excluding zero)")
@@ -98,8 +98,8 @@ def describe_choice(best: ValidationScore | None, last: ValidationScore | None, 
     record["last_minus_best"] = paired.to_dict()
     low, high = paired.drop_ci95_points
     evidence = (f"epoch {best.epoch} scored {best.top1:.2f}% on {best.images} validation images, the last epoch "
-                f"{last.epoch} {last.top1:.2f}%: difference {-paired.drop_points:+.2f} pt (95% CI {-high:+.2f} "
-                f"to {-low:+.2f}, paired)")
+                f"{last.epoch} {last.top1:.2f}%: difference {-paired.drop_points:+.2f} pt (95% CI "
+                f"{format_interval(-high, -low)}, paired)")
     if kept == best.epoch:
         record["why"] = f"{evidence}, resolved: epoch {best.epoch} kept"
     else:
