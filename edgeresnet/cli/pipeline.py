@@ -53,6 +53,9 @@ def pipeline_command(
     The report directory gets summary.md (what was built, accuracy and latency per artifact, the
     recommended artifact, the accuracy-versus-latency plot), the bundles and the benchmark files.
 
+    An INT8 artifact the accuracy gate refuses is left out and the pipeline goes on with the rest; it then
+    exits with status 3, as `export` does.
+
     Example: edgeresnet pipeline --model resnet20 --data fashion-mnist --output runs/pipeline
     """
     from edgeresnet.cli.benchmark import show_result
