@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[build,openvino,dev]'
+	$(BIN)/python -m pip install -q -e '.[build,openvino,dev,serve]'
 	touch $(STAMP)
 
 data:

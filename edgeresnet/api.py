@@ -7,6 +7,7 @@
     compiled = edgeresnet.compile_bundle("runs/r20-export/openvino-fp32", "runs/r20-ov-fp16",
                                          target="openvino", precision="fp16")
     result = edgeresnet.benchmark(["runs/r20", *export.bundles.values()], data="fashion-mnist")
+    # or a typed job: edgeresnet.benchmark(BenchmarkJob(artifacts=(...), data=None, mode="both"))
 
 Essentials are positional, options keyword-only with the CLI's defaults, results are typed records.
 Every output goes through the placement policy (:mod:`edgeresnet.placement`): nothing already there is
@@ -22,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeresnet.benchmark_defaults import DEFAULT_BATCH_SIZES
+from edgeresnet.bench.job import BenchmarkJob
 from edgeresnet.bundle.vocabulary import CalibMethod, CompileTarget, Precision, Target
 
 if TYPE_CHECKING:
-    from edgeresnet.bench.engine import BenchmarkResult
+    from edgeresnet.bench import BenchmarkResult
     from edgeresnet.bundle import Manifest
     from edgeresnet.export.workflow import ExportResult
     from edgeresnet.training import TrainResult
@@ -135,37 +136,24 @@ def compile_bundle(
     return CompiledBundle(path=path, manifest=read_manifest(path))
 
 
-def benchmark(
-    artifacts: Sequence[str | Path],
-    *,
-    data: str,
-    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-    threads: int | None = None,
-    device: str = "cpu",
-    checkpoint: str | Path | None = None,
-    eval_limit: int | None = None,
-    report: str | Path | None = None,
-    max_accuracy_drop: float = 1.0,
-    overwrite: bool = False,
-    progress: bool = False,
-    allow_host_code: bool = False,
-    images: Sequence[str | Path] = (),
-    **timing: Any,
-) -> BenchmarkResult:
+def benchmark(job: BenchmarkJob | Sequence[str | Path] | str | Path, *, progress: bool = False,
+              **options: Any) -> BenchmarkResult:
     """Measure latency, throughput and accuracy of bundles and checkpoints side by side.
 
-    With ``report`` the Markdown, CSV, JSON and plot land in that directory together. ``timing`` takes
-    ``warmup``, ``min_time_s``, ``min_runs`` and ``max_time_s``.
+    ``job`` is a :class:`edgeresnet.bench.BenchmarkJob`, or the artifacts with the job's fields as keywords
+    (``benchmark(paths, data="fashion-mnist", batch_sizes=(1, 8))``). Without ``data`` the bundles are
+    timed on their golden inputs and accuracy is not measured. With ``report`` the Markdown, CSV, JSON and
+    plot land in that directory together (refused before any measurement if it would be refused after).
     """
     from edgeresnet.bench import run_benchmark
+    from edgeresnet.bench.job import job_from
 
-    if report is not None:
-        check_report_directory(Path(report), overwrite=overwrite)  # refuse before the measurements
-    result = run_benchmark(list(artifacts), data=data, batch_sizes=batch_sizes, threads=threads,
-                           device=device, eval_limit=eval_limit, checkpoint=checkpoint,  # type: ignore[arg-type]
-                           progress=progress, allow_host_code=allow_host_code, images=images, **timing)
-    if report is not None:
-        write_benchmark_reports(result, Path(report), overwrite=overwrite, max_accuracy_drop=max_accuracy_drop)
+    job = job_from(job, options)
+    if job.report is not None:
+        check_report_directory(job.report, overwrite=job.overwrite)  # refuse before the measurements
+    result = run_benchmark(job, progress=progress)
+    if job.report is not None:
+        write_benchmark_reports(result, job.report, overwrite=job.overwrite, max_accuracy_drop=job.max_accuracy_drop)
     return result
 
 
@@ -188,12 +176,16 @@ def check_report_directory(directory: Path, *, overwrite: bool) -> None:
 
 
 def write_benchmark_reports(
-    result: BenchmarkResult, directory: Path, *, overwrite: bool = False, max_accuracy_drop: float = 1.0
+    result: BenchmarkResult, directory: Path, *, overwrite: bool = False, max_accuracy_drop: float | None = None
 ) -> dict[str, Path]:
     """The benchmark's report files, staged and published together under the placement policy."""
     from edgeresnet.placement import place_outputs
     from edgeresnet.report import FILES, write_reports
 
+    if max_accuracy_drop is None:  # the budget the run was measured against
+        from edgeresnet.bench import DEFAULT_MAX_ACCURACY_DROP
+
+        max_accuracy_drop = float(result.environment.get("max_accuracy_drop", DEFAULT_MAX_ACCURACY_DROP))
     with place_outputs(directory, overwrite=overwrite, expect=FILES.values(), what="--report") as staging:
         written = write_reports(result, staging.path, max_accuracy_drop=max_accuracy_drop)
     return {kind: directory / path.name for kind, path in written.items()}

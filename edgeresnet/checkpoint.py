@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from edgeresnet.atomic import atomic_write_json
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import CheckpointError, EdgeResNetError, first_line
+from edgeresnet.placement import replace_files
 
 if TYPE_CHECKING:
     import torch
@@ -25,6 +26,8 @@ WEIGHTS_FILE = "model.safetensors"
 RESUME_FILE = "train_state.pt"
 # Every file `train` writes into its --output: the one list the placement policy judges it by.
 CHECKPOINT_FILES = (WEIGHTS_FILE, CARD_FILE, RESUME_FILE)
+# Files earlier versions wrote beside the checkpoint: the tool's, when an old checkpoint is adopted.
+_EARLIER_FILES = ("metrics.json", "metrics.csv", "history.json")
 CARD_FORMAT = "edgeresnet-checkpoint"
 CARD_VERSION = 1
 
@@ -103,20 +106,45 @@ def read_card(directory: str | Path) -> ModelCard:
 
 
 def write_checkpoint(directory: str | Path, model: torch.nn.Module, card: ModelCard) -> Path:
-    """Write weights then card, each atomically.
+    """Write weights and card as one set: both replace the previous pair together, or neither does.
 
-    The card is last and records the weights' sha256, so a crash between the two writes leaves a
-    pair that :func:`load_checkpoint` recognises as mismatched instead of silently mixing epochs.
+    They are written beside the directory's files first (a full disk fails here, the previous checkpoint
+    intact), then journaled and moved in (:func:`edgeresnet.placement.replace_files`): a run killed during
+    the moves leaves a journal the next run finishes, and the ledger records both files as the tool's. The
+    card records the weights' sha256, so a pair mixed by other means is refused by :func:`load_checkpoint`.
     """
     from edgeresnet.bundle import sha256_file
     from edgeresnet.models import save_weights
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = save_weights(model, directory / WEIGHTS_FILE, metadata={"architecture": card.architecture})
-    card.weights_sha256 = sha256_file(weights)
-    atomic_write_json(directory / CARD_FILE, card.to_dict())
-    return directory
+    with replace_files(directory) as staged:
+        weights = save_weights(model, staged / WEIGHTS_FILE, metadata={"architecture": card.architecture})
+        card.weights_sha256 = sha256_file(weights)
+        atomic_write_json(staged / CARD_FILE, card.to_dict())
+    return Path(directory)
+
+
+def written_files(directory: Path) -> dict[str, str | None] | None:
+    """The files of a checkpoint an older edgeresnet wrote (no ledger yet), as the placement policy adopts them.
+
+    Its card (by name: the card itself records no hash of itself), its weights (by the sha256 the card
+    records) and the other files ``train`` writes or wrote (by name); None when ``directory`` holds no card.
+    """
+    try:
+        card = read_card(directory)
+    except CheckpointError:
+        return None
+    files: dict[str, str | None] = {name: None for name in (*CHECKPOINT_FILES, *_EARLIER_FILES)}
+    files[WEIGHTS_FILE] = card.weights_sha256 or None
+    return files
+
+
+def not_a_checkpoint_directory(directory: Path) -> str | None:
+    """Why ``train`` must not write into ``directory`` whatever the options: it is a bundle."""
+    from edgeresnet.bundle.layout import MANIFEST_FILE
+
+    if (directory / MANIFEST_FILE).is_file() and not (directory / CARD_FILE).is_file():
+        return f"{directory} is a bundle, not a checkpoint directory: choose another --output"
+    return None
 
 
 def load_checkpoint(directory: str | Path) -> tuple[torch.nn.Module, ModelCard]:

@@ -15,6 +15,7 @@ never replaced by a rebuild from the table.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,12 +124,15 @@ def compile_bundle(
     output: str | Path,
     device: str = AUTO_DEVICE,
     overwrite: bool = False,
+    recorded_source: str | Path | None = None,
     **trt_options: Any,
 ) -> Path:
     """Compile ``bundle`` for ``target`` at ``precision`` into a new bundle at ``output``.
 
     Args:
         overwrite: replace a bundle an earlier run wrote at ``output`` (never a directory of the user's).
+        recorded_source: where the manifest says the source bundle is, when ``bundle`` is about to move
+            there (the pipeline compiles in its staging area); ``bundle`` by default.
         device: where the model is compiled for and checked: an OpenVINO device (``CPU``, ``GPU``), or
             ``cuda`` for TensorRT; ``auto`` is the target's default.
         trt_options: :class:`edgeresnet.export.tensorrt.TensorRtBuildOptions` fields (``max_batch``,
@@ -165,6 +169,8 @@ def compile_bundle(
         record = ParityRecord.from_check(f"source {compiled.source_model.name}", comparison,
                                               inputs="golden inputs")
         manifest = _compiled_manifest(source, target, precision, compiled, record)
+        if recorded_source is not None:
+            manifest.provenance = dataclasses.replace(manifest.provenance, parent_bundle=str(Path(recorded_source)))
         assemble_bundle(staging.path / output.name, manifest, compiled.files, golden_inputs=inputs,
                         golden_outputs=outputs)
     return output

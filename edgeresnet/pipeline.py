@@ -2,7 +2,8 @@
 
 The report directory holds the checkpoint, the bundles, the benchmark files (Markdown, CSV, JSON,
 plot) and ``summary.md``: what was built, accuracy and latency per artifact, and the recommended
-artifact (the fastest at batch 1 within the accuracy budget).
+artifact per batch size (:mod:`edgeresnet.bench.recommendation`: the fastest that runs here and that
+the accuracy evidence does not put over budget, ties within the timing noise stated).
 """
 
 from __future__ import annotations
@@ -15,9 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from edgeresnet.atomic import atomic_write_text
-from edgeresnet.benchmark_defaults import DEFAULT_BATCH_SIZES, DEFAULT_MIN_TIME_S
+from edgeresnet.bench.job import (
+    DEFAULT_BATCH_SIZES,
+    DEFAULT_MAX_ACCURACY_DROP,
+    DEFAULT_MIN_RUNS,
+    DEFAULT_MIN_TIME_S,
+    BenchmarkJob,
+    Mode,
+)
 from edgeresnet.errors import EdgeResNetError
-from edgeresnet.placement import check_claimable, place_outputs
+from edgeresnet.placement import place_outputs
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +45,20 @@ class PipelineOptions:
     targets: tuple[str, ...] | None = None
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
     threads: int | None = None
-    max_accuracy_drop: float = 1.0
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     calib_size: int | None = None  # None: sized from the calibration split (calibration/plan.py)
     train_limit: int | None = None
     eval_limit: int | None = None
     min_time_s: float = DEFAULT_MIN_TIME_S
-    min_runs: int = 20
+    min_runs: int = DEFAULT_MIN_RUNS
+    benchmark_mode: Mode = "latency"
     compile_fp16: bool = True
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and self.weights is not None:
             raise EdgeResNetError("--weights fine-tunes a new model; --checkpoint skips training: give one of them")
+        benchmark_job(self, [self.output])  # the benchmark's options are checked now, not after training
 
 
 @dataclass
@@ -56,7 +66,8 @@ class PipelineResult:
     output: Path
     checkpoint: Path
     bundles: dict[str, Path] = field(default_factory=dict)
-    recommended: str | None = None
+    recommended: str | None = None  # at the smallest batch size; every batch size's choice is in ``benchmark``
+    benchmark: Any = None  # the BenchmarkResult, for the table the CLI prints at the end
     seconds: dict[str, float] = field(default_factory=dict)
     summary: Path | None = None
 
@@ -64,44 +75,69 @@ class PipelineResult:
 SUMMARY_FILE = "summary.md"
 
 
+# What the pipeline publishes, as one set: the summary first (the name a refusal names first).
+PUBLISHED = (SUMMARY_FILE, "benchmark", "bundles")
+CHECKPOINT_DIR = "checkpoint"  # published with them when the pipeline trains
+
+
 def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) -> PipelineResult:
     """Run every stage, timing each; progress messages go to ``progress``.
 
-    The output holds ``checkpoint/``, ``bundles/``, ``benchmark/`` and ``summary.md``, each placed by the
-    placement policy: a previous run's results are replaced only with ``overwrite``, and a run into an
-    output another run is writing is refused.
+    The output holds ``checkpoint/``, ``bundles/``, ``benchmark/`` and ``summary.md``, built together in a
+    staging area and published as one set by the placement policy: killed at any moment, the output holds
+    the previous run's set whole or this one's (a kill during the moves is finished by the next run). A
+    previous run's results are replaced only with ``overwrite``, and only if nobody edited them.
     """
     say = progress or log.info
     output = Path(options.output)
-    with place_outputs(output, overwrite=options.overwrite, expect=[SUMMARY_FILE]) as staging:
-        if options.checkpoint is None:  # refuse now, not after training, what training would refuse then
-            check_claimable(output / "checkpoint", overwrite=options.overwrite)
+    trains = options.checkpoint is None
+    expect = [*PUBLISHED, *([CHECKPOINT_DIR] if trains else [])]
+    with place_outputs(output, overwrite=options.overwrite, expect=expect) as staging:
+        staged = staging.path
+        final = _Relocation(staged, output.absolute())
         seconds: dict[str, float] = {}
 
         started = time.perf_counter()
-        checkpoint = _train_or_load(options, output, say)
+        checkpoint = _train_or_load(options, staged, say)
         seconds["train"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        bundles = _export(options, checkpoint, output / "bundles", say)
+        bundles = _export(options, checkpoint, staged / "bundles", say, final)
         seconds["export"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        bundles.update(_compile(options, bundles, output / "bundles", say))
+        bundles.update(_compile(options, bundles, staged / "bundles", say, final))
         seconds["compile"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        benchmark = _benchmark(options, checkpoint, bundles, output / "benchmark", say)
+        benchmark = _benchmark(options, checkpoint, bundles, staged / "benchmark", say, final)
         seconds["benchmark"] = time.perf_counter() - started
 
-        result = PipelineResult(output=output, checkpoint=checkpoint, bundles=bundles, seconds=seconds)
+        result = PipelineResult(output=output, checkpoint=final.of(checkpoint) if trains else checkpoint,
+                                bundles={name: final.of(path) for name, path in bundles.items()}, seconds=seconds,
+                                benchmark=benchmark)
         result.recommended, text = _summary(options, result, benchmark)
-        atomic_write_text(staging.path / SUMMARY_FILE, text)
+        atomic_write_text(staged / SUMMARY_FILE, text)
     result.summary = output / SUMMARY_FILE
     return result
 
 
-def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Path:
+@dataclass(frozen=True)
+class _Relocation:
+    """Where what the pipeline builds in its staging area will be once published: the paths it records
+    (a bundle's source checkpoint, a compiled bundle's parent, the benchmark's rows) name those."""
+
+    staged: Path
+    output: Path
+
+    def of(self, path: Path) -> Path:
+        try:
+            return self.output / Path(path).absolute().relative_to(self.staged.absolute())
+        except ValueError:
+            return Path(path)  # not built here (a --checkpoint of the user's)
+
+
+def _train_or_load(options: PipelineOptions, staged: Path, say: Progress) -> Path:
     if options.checkpoint is not None:
         say(f"using checkpoint {options.checkpoint}")
         return Path(options.checkpoint)
@@ -114,32 +150,36 @@ def _train_or_load(options: PipelineOptions, output: Path, say: Progress) -> Pat
         say(f"epoch {metrics['epoch']}/{options.epochs}: {validation}({metrics['images_per_s']:.0f} img/s)")
 
     result = train(
-        TrainConfig(model=options.model, data=options.data, output=str(output / "checkpoint"),
+        TrainConfig(model=options.model, data=options.data, output=str(staged / CHECKPOINT_DIR),
                     epochs=options.epochs, weights=str(options.weights) if options.weights else None,
-                    train_limit=options.train_limit, eval_limit=options.eval_limit, threads=options.threads,
-                    overwrite=options.overwrite),
+                    train_limit=options.train_limit, eval_limit=options.eval_limit, threads=options.threads),
         on_epoch=report_epoch,
     )
     return result.checkpoint
 
 
-def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Progress) -> dict[str, Path]:
+def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Progress,
+            final: _Relocation) -> dict[str, Path]:
+    import dataclasses
+
     from edgeresnet.export.sources import load_model_source
     from edgeresnet.export.workflow import ExportOptions, run_export
 
     say("exporting FP32 and INT8 bundles for every installed target")
+    source = load_model_source(str(checkpoint))
     result = run_export(
-        load_model_source(str(checkpoint)),
+        dataclasses.replace(source, checkpoint=final.of(checkpoint)),  # the provenance names where it lands
         ExportOptions(output=directory, int8=True, targets=options.targets, data=options.data,
                       calib_data=options.data, calib_size=options.calib_size,
                       max_accuracy_drop=options.max_accuracy_drop, eval_limit=options.eval_limit,
-                      threads=options.threads, overwrite=options.overwrite),
+                      threads=options.threads),
         progress=say,
     )
     return dict(result.bundles)
 
 
-def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path, say: Progress) -> dict[str, Path]:
+def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path, say: Progress,
+             final: _Relocation) -> dict[str, Path]:
     """Compile what this machine can: an FP16 OpenVINO IR, and TensorRT engines where TensorRT runs."""
     from edgeresnet.compile import compile_bundle
 
@@ -147,7 +187,8 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
     if options.compile_fp16 and "openvino-fp32" in bundles:
         say("compiling an OpenVINO FP16 IR")
         compiled["openvino-fp16"] = compile_bundle(bundles["openvino-fp32"], target="openvino", precision="fp16",
-                                                   output=directory / "openvino-fp16", overwrite=options.overwrite)
+                                                   output=directory / "openvino-fp16",
+                                                   recorded_source=final.of(bundles["openvino-fp32"]))
     for precision in ("fp16", "int8"):
         source = bundles.get(f"tensorrt-{'fp32' if precision == 'fp16' else 'int8'}")
         if source is None:
@@ -155,7 +196,7 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
         try:
             compiled[f"tensorrt-{precision}-engine"] = compile_bundle(
                 source, target="tensorrt", precision=precision, output=directory / f"tensorrt-{precision}-engine",
-                overwrite=options.overwrite)
+                recorded_source=final.of(source))
         except EdgeResNetError as error:
             # TensorRT only exists on the device; the QDQ bundle is what goes there.
             say(f"TensorRT {precision} engine not built here: {error}")
@@ -163,8 +204,18 @@ def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path
     return compiled
 
 
+def benchmark_job(options: PipelineOptions, artifacts: list[Path]) -> BenchmarkJob:
+    """The pipeline's benchmark, as the job `edgeresnet benchmark` would run with the same options."""
+    return BenchmarkJob(artifacts=tuple(artifacts), data=options.data, batch_sizes=options.batch_sizes,
+                        threads=options.threads, eval_limit=options.eval_limit, min_time_s=options.min_time_s,
+                        min_runs=options.min_runs, mode=options.benchmark_mode,
+                        max_accuracy_drop=options.max_accuracy_drop)
+
+
 def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Path], directory: Path,
-               say: Progress) -> Any:
+               say: Progress, final: _Relocation) -> Any:
+    import dataclasses
+
     from edgeresnet.api import write_benchmark_reports
     from edgeresnet.bench import run_benchmark
     from edgeresnet.bundle import read_manifest
@@ -174,26 +225,26 @@ def _benchmark(options: PipelineOptions, checkpoint: Path, bundles: dict[str, Pa
                 if (manifest := read_manifest(path)).target != "tensorrt" or manifest.engine is not None]
     say(f"benchmarking {len(runnable)} artifacts and PyTorch eager at batch sizes "
         f"{', '.join(map(str, options.batch_sizes))}")
-    result = run_benchmark([checkpoint, *runnable], data=options.data, batch_sizes=options.batch_sizes,
-                           threads=options.threads, eval_limit=options.eval_limit, min_time_s=options.min_time_s,
-                           min_runs=options.min_runs, progress=True)
-    write_benchmark_reports(result, directory, overwrite=options.overwrite,
-                            max_accuracy_drop=options.max_accuracy_drop)
+    result = run_benchmark(benchmark_job(options, [checkpoint, *runnable]), progress=True)
+    # Measured in the staging area; the rows name where the artifacts land.
+    result = dataclasses.replace(result, rows=[dataclasses.replace(row, path=str(final.of(Path(row.path))))
+                                               if row.path else row for row in result.rows])
+    write_benchmark_reports(result, directory, max_accuracy_drop=options.max_accuracy_drop)
     return result
 
 
 def _summary(options: PipelineOptions, result: PipelineResult, benchmark: Any) -> tuple[str | None, str]:
-    from edgeresnet.report import best_within_budget, render_markdown
+    from edgeresnet.bench import recommend
+    from edgeresnet.report import render_markdown
 
-    best = best_within_budget(benchmark, max_accuracy_drop=options.max_accuracy_drop)
-    batch = min(best) if best else None
-    recommended = best[batch].artifact if batch is not None else None
+    choices = recommend(benchmark, max_accuracy_drop=options.max_accuracy_drop)
+    recommended = choices[min(choices)].row.artifact if choices else None
     lines = [f"# edgeresnet pipeline: {options.model} on {options.data}", ""]
-    if recommended is not None:
-        row = best[batch]
-        lines += [(f"**Recommended artifact:** `{recommended}` — the fastest at batch {batch} within "
-                   f"{options.max_accuracy_drop:g} top-1 point of FP32 ({row.latency_p50_ms:.3f} ms p50, "
-                   f"top-1 {row.top1:.2f}%)."), ""]
+    if choices:
+        budget = f"{options.max_accuracy_drop:g} top-1 point{'' if options.max_accuracy_drop == 1 else 's'}"
+        lines += [f"**Recommended artifact** (per batch size; within {budget} of FP32 by the paired evidence):", ""]
+        lines += [f"- {choice.describe()}" for choice in choices.values()]
+        lines.append("")
     lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {value:.0f} |" for stage, value in result.seconds.items()]
     lines += [f"| total | {sum(result.seconds.values()):.0f} |", "", "## Built", "",

@@ -23,6 +23,7 @@ from edgeresnet.bundle.schema import schema_problems
 from edgeresnet.environment import package_version
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.parity import ParityCheck, check_parity
+from edgeresnet.placement import LEDGER_FILE
 from edgeresnet.runtime.classifier import bundle_runner_options
 from edgeresnet.runtime.select import AUTO_DEVICE, Backend, backend_for, open_runner, resolve_device
 
@@ -96,7 +97,7 @@ def _files_intact(report: VerifyReport, manifest: Manifest) -> bool:
     if manifest.model_file not in manifest.files:
         report.failures.append(f"the manifest records no sha256 for its model file {manifest.model_file}")
     report.failures.extend(check_files(report.bundle, manifest))
-    listed = set(manifest.files) | {MANIFEST_FILE}
+    listed = set(manifest.files) | {MANIFEST_FILE, LEDGER_FILE}  # the ledger: what placement wrote, by sha256
     unlisted = sorted(p.relative_to(report.bundle).as_posix() for p in report.bundle.rglob("*")
                       if p.is_file() and p.relative_to(report.bundle).as_posix() not in listed)
     if unlisted:

@@ -105,10 +105,16 @@ PIXELS_NAME = "pixels"
 def add_pixel_input(path: str | Path, out_path: str | Path, spec: PreprocessSpec) -> Path:
     """Copy an ONNX model (FP32 or QDQ) so that it takes uint8 N×H×W×C pixels and normalises them itself.
 
-    Cast, Sub(255·mean), Mul(1/(255·std)) and a Transpose to NCHW are prepended as graph nodes, the
+    A Transpose to NCHW, Cast, Sub(255·mean) and Mul(1/(255·std)) are prepended as graph nodes, the
     arithmetic of ``PreprocessSpec.normalise``; ONNX Runtime then runs them in its own kernels, so an
     app hands over pixels and no numpy arithmetic runs per image (``OnnxRuntimeRunner``'s
     ``pixel_model``). The model's metadata is kept.
+
+    Laid out for ONNX Runtime's kernels (profiled on 224×224 RGB, results identical): the uint8 pixels
+    are transposed, not the 4× larger floats, and mean and scale are stored as C×1×W blocks rather than
+    C values. A constant whose innermost axis has 3 elements is broadcast 3 at a time (0.6-1.3 ms per
+    image, against 0.07 ms); a C×1×W block stays long-run in NCHW and, where the layout optimizer moves
+    the Transpose below the arithmetic (QDQ models with NHWC convolutions), becomes a W×C row there.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -121,13 +127,18 @@ def add_pixel_input(path: str | Path, out_path: str | Path, spec: PreprocessSpec
     batch = dims[0].dim_value if dims and dims[0].HasField("dim_value") else "N"
     height, width = spec.input_size
     pixels = helper.make_tensor_value_info(PIXELS_NAME, TensorProto.UINT8, [batch, height, width, spec.num_channels])
-    mean = numpy_helper.from_array(255.0 * np.asarray(spec.mean, np.float32), "pixels_mean")
-    scale = numpy_helper.from_array(1.0 / (255.0 * np.asarray(spec.std, np.float32)), "pixels_inverse_std")
+    block = (1, spec.num_channels, 1, width)
+    per_channel = (1, spec.num_channels, 1, 1)
+    mean = numpy_helper.from_array(
+        np.broadcast_to((255.0 * np.asarray(spec.mean, np.float32)).reshape(per_channel), block).copy(), "pixels_mean")
+    scale = numpy_helper.from_array(
+        np.broadcast_to((1.0 / (255.0 * np.asarray(spec.std, np.float32))).reshape(per_channel), block).copy(),
+        "pixels_inverse_std")
     nodes = [
-        helper.make_node("Cast", [PIXELS_NAME], ["pixels_float"], to=TensorProto.FLOAT, name="pixels_cast"),
+        helper.make_node("Transpose", [PIXELS_NAME], ["pixels_nchw"], perm=[0, 3, 1, 2], name="pixels_to_nchw"),
+        helper.make_node("Cast", ["pixels_nchw"], ["pixels_float"], to=TensorProto.FLOAT, name="pixels_cast"),
         helper.make_node("Sub", ["pixels_float", "pixels_mean"], ["pixels_centred"], name="pixels_sub_mean"),
-        helper.make_node("Mul", ["pixels_centred", "pixels_inverse_std"], ["pixels_scaled"], name="pixels_scale"),
-        helper.make_node("Transpose", ["pixels_scaled"], [original.name], perm=[0, 3, 1, 2], name="pixels_to_nchw"),
+        helper.make_node("Mul", ["pixels_centred", "pixels_inverse_std"], [original.name], name="pixels_scale"),
     ]
     graph = proto.graph
     del graph.input[:]

@@ -12,7 +12,6 @@ the functions; the FP16 conversion needs only onnx.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +23,9 @@ from edgeresnet.environment import GpuInfo
 from edgeresnet.errors import BackendUnavailableError, ExportError
 from edgeresnet.export.fp16 import Fp16Conversion, convert_onnx_to_fp16  # noqa: F401  (the FP16 build step)
 from edgeresnet.runtime.tensorrt import cuda_device, make_logger, require_tensorrt, tensorrt_major
+
+# The engine inspector's reading is shared with the runtime (benchmark rows name an engine's layer precisions).
+from edgeresnet.runtime.tensorrt_engine import inspect_layer_precisions, summarise_layer_precisions  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -233,58 +235,4 @@ def _inspect(trt: Any, logger: Any, engine_bytes: bytes, input_name: str, profil
         return {}
     shape = (profile["opt"], *tuple(engine.get_tensor_shape(input_name))[1:])
     context.set_input_shape(input_name, shape)
-    inspector = engine.create_engine_inspector()
-    if hasattr(inspector, "execution_context"):  # 11.x
-        inspector.execution_context = context
-    else:  # 10.x
-        inspector.context = context
-    information = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
-    return summarise_layer_precisions(json.loads(information))
-
-
-def summarise_layer_precisions(engine_information: dict[str, Any]) -> dict[str, int]:
-    """Count an engine's layers by the precision they compute in (their input's data type).
-
-    ``engine_information`` is the engine inspector's JSON (``{"Layers": [...]}``): each tensor says its
-    type in ``"Format/Datatype"`` on 10.x, and in ``"Datatype"`` beside a separate ``"Format"`` on 11.x.
-    Reformat layers move data between formats and are counted apart; layers described only by name
-    (an engine built without DETAILED profiling verbosity) count as ``unknown``.
-    """
-    counts = {"INT8": 0, "FP16": 0, "FP32": 0, "other": 0, "reformat": 0, "unknown": 0}
-    for layer in engine_information.get("Layers", []):
-        if not isinstance(layer, dict):
-            counts["unknown"] += 1
-        elif layer.get("LayerType") == "Reformat":
-            counts["reformat"] += 1
-        else:
-            counts[_layer_precision(layer)] += 1
-    return {name: count for name, count in counts.items() if count}
-
-
-_TYPE_KEYS = ("Datatype", "Format/Datatype", "Format")  # 11.x, 10.x, and 11.x's format text as a last resort
-
-
-def _layer_precision(layer: dict[str, Any]) -> str:
-    for tensor in [*layer.get("Inputs", []), *layer.get("Outputs", [])]:
-        if not isinstance(tensor, dict):
-            continue
-        for key in _TYPE_KEYS:
-            precision = _precision_of(str(tensor.get(key, "")).lower())
-            if precision:
-                return precision
-    return "unknown"
-
-
-def _precision_of(text: str) -> str:
-    # Order matters: "int8" before any float; bfloat16 and the 8- and 4-bit floats are not FP16 or FP32;
-    # "float" alone means FP32.
-    if "int8" in text and "uint8" not in text:
-        return "INT8"
-    if any(word in text for word in ("fp8", "float8", "e4m3", "e5m2", "fp4", "bf16", "bfloat", "int4", "int32",
-                                     "int64", "bool", "uint8")):
-        return "other"
-    if "fp16" in text or "half" in text:
-        return "FP16"
-    if "fp32" in text or "float" in text:
-        return "FP32"
-    return ""
+    return inspect_layer_precisions(trt, engine, context)

@@ -80,3 +80,43 @@ def test_the_benchmark_command_takes_allow_host_code() -> None:
 
     result = CliRunner().invoke(cli, ["benchmark", "--help"])
     assert result.exit_code == 0 and "--allow-host-code" in result.output
+
+
+def test_an_engine_row_names_the_gpu_tensorrt_and_its_layer_precisions_and_saturates_contexts(
+    engine_bundle: tuple[Path, Any],
+) -> None:
+    from edgeresnet.bench import BenchmarkJob, run_benchmark
+    from tests.tensorrt_api.fakes import TRT10
+
+    bundle, _ = engine_bundle
+    job = BenchmarkJob(artifacts=(bundle,), mode="both", streams=3, batch_sizes=(2,), threads=1, warmup=1,
+                       min_runs=6, min_time_s=0.0, allow_host_code=True)
+    result = run_benchmark(job, progress=False)
+    rows = [row for row in result.rows if row.backend == "tensorrt"]
+    assert [row.measure for row in rows] == ["model", "throughput"]
+    for row in rows:
+        assert row.ok, row.error  # the golden outputs were reproduced through the stand-in engine
+        assert row.device.startswith("cuda") and row.top1 is None
+        # The GPU, the TensorRT version and what the engine inspector reports (one INT8 convolution).
+        assert "Test GPU" in row.runtime and f"tensorrt {TRT10}" in row.runtime and "layers INT8 1" in row.runtime
+    throughput = rows[1]
+    assert throughput.streams == 3 and throughput.runs >= 6 and throughput.throughput_ips > 0
+    assert throughput.runs % 3 == 0  # every round enqueues all three contexts before waiting
+
+
+def test_execution_workers_compute_what_the_runner_computes(engine_bundle: tuple[Path, Any]) -> None:
+    from edgeresnet.runtime.tensorrt_engine import ExecutionWorker
+
+    bundle, _ = engine_bundle
+    batch = np.random.default_rng(3).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    with open_runner(load_artifact(bundle), device="cuda", threads=1, allow_host_code=True) as runner:
+        workers = [ExecutionWorker(runner, batch), ExecutionWorker(runner, batch[::-1].copy())]
+        for worker in workers:
+            worker.enqueue()
+        first, second = (worker.wait().copy() for worker in workers)
+        np.testing.assert_allclose(first, runner.infer(batch), rtol=1e-5)
+        np.testing.assert_allclose(second, expected_logits(batch[::-1]), rtol=1e-5)
+        with pytest.raises(Exception, match="takes batches of 1 to 8"):
+            ExecutionWorker(runner, np.zeros((9, 3, 32, 32), np.float32))
+        for worker in workers:
+            worker.close()

@@ -135,9 +135,13 @@ def test_a_set_left_half_moved_by_a_kill_is_refused_by_readers(exported: Path, t
     import shutil
 
     from edgeresnet.placement import JOURNAL_FILE
+    from edgeresnet.placement.ledger import Owner, record_temporary
 
     output = Path(shutil.copytree(exported, tmp_path / "killed"))
-    staging = output / ".edgeresnet-staging-abcd1234"
+    # What a run killed between its moves leaves: a recorded staging directory holding its journal.
+    record_temporary(output, ".edgeresnet-staging.abcd1234.tmp", kind="staging", scope=".edgeresnet.lock",
+                     owner=Owner(pid=2**22 + 1, host=__import__("socket").gethostname(), start=None, run="killed"))
+    staging = output / ".edgeresnet-staging.abcd1234.tmp"
     (staging / "new").mkdir(parents=True)
     (staging / JOURNAL_FILE).write_text(json.dumps({"entries": ["onnxruntime-fp32", "export_report.json"]}))
     from PIL import Image

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -63,8 +64,8 @@ def test_the_base_install_is_the_runtime_and_the_build_side_an_extra() -> None:
     extras = project["optional-dependencies"]
     build = {requirement.split(">")[0].lower() for requirement in extras["build"]}
     assert {"torch", "onnx", "onnxslim", "safetensors", "nncf", "matplotlib"} <= build
-    assert "openvino" in extras and "tensorrt" in extras and "dev" in extras
-    assert "-e '.[build,openvino,dev]'" in (ROOT / "Makefile").read_text()
+    assert "openvino" in extras and "tensorrt" in extras and "dev" in extras and "serve" in extras
+    assert "-e '.[build,openvino,dev,serve]'" in (ROOT / "Makefile").read_text()
 
 
 def test_a_build_command_without_torch_names_the_extra_in_one_line() -> None:
@@ -114,6 +115,7 @@ def test_the_wheel_runs_verify_predict_and_benchmark_in_a_venv_without_torch(tmp
         assert probe.returncode != 0, f"{absent} must not be in the runtime-only venv"
 
     bundle = make_bundle(tmp_path / "bundle", tiny_model().onnx)
+    int8 = make_bundle(tmp_path / "bundle-int8", tiny_model().qdq, precision="int8")
     images, labels = blob_images(40, seed=81)
     data = tmp_path / "data"
     for index, (image, label) in enumerate(zip(images, labels)):
@@ -137,6 +139,30 @@ def test_the_wheel_runs_verify_predict_and_benchmark_in_a_venv_without_torch(tmp
     assert benchmark.returncode == 0, benchmark.stderr
     assert "onnxruntime" in benchmark.stdout and (tmp_path / "rep" / "benchmark.json").is_file()
     assert "Traceback" not in benchmark.stderr
+    _benchmark_as_on_a_device(run, bundle, int8, data, tmp_path)
+
+
+def _benchmark_as_on_a_device(run: Any, fp32: Path, int8: Path, data: Path, tmp_path: Path) -> None:
+    """On the runtime-only install: no data → latency rows; with data → the FP32 bundle is the reference."""
+    import json
+
+    quick = ("--batch-sizes", "1,2", "--warmup", "1", "--min-runs", "3", "--min-time", "0")
+    timed = run("benchmark", str(fp32), str(int8), *quick, "--mode", "both", "--report", str(tmp_path / "nodata"))
+    assert timed.returncode == 0, timed.stderr
+    assert "Traceback" not in timed.stderr and "recommended for latency at batch 2" in timed.stdout
+    rows = json.loads((tmp_path / "nodata" / "benchmark.json").read_text())["rows"]
+    assert {(row["artifact"], row["measure"]) for row in rows} == {
+        (name, measure) for name in ("bundle", "bundle-int8") for measure in ("model", "throughput")}
+    assert all(row["error"] is None and row["latency_p50_ms"] and row["top1"] is None for row in rows)
+    measured = run("benchmark", str(fp32), str(int8), *quick, "--data", str(data), "--report", str(tmp_path / "data"))
+    assert measured.returncode == 0, measured.stderr
+    record = json.loads((tmp_path / "data" / "benchmark.json").read_text())
+    assert all(row["error"] is None for row in record["rows"]) and {r["backend"] for r in record["rows"]} == {"onnxruntime"}
+    reference = [row for row in record["rows"] if row["reference"]]
+    assert reference and all(row["artifact"] == "bundle" for row in reference)
+    assert all(row["drop_ci95_points"] is not None for row in record["rows"] if row["artifact"] == "bundle-int8")
+    skipped = [line for line in measured.stdout.splitlines() if "PyTorch eager row skipped" in line]
+    assert len(skipped) == 1 and "edgeresnet[build]" in skipped[0]
 
 
 def test_a_plain_checkout_imports_the_stages_as_edgeresnet_modules(tmp_path: Path) -> None:

@@ -23,6 +23,11 @@ def test_pipeline_end_to_end_on_a_tiny_subset(tmp_path: Path, fashion_mnist: str
     ]
     result = CliRunner().invoke(cli, command)
     assert result.exit_code == 0, result.output
+    # The terminal ends with the table and one recommendation per batch size, not only a file name.
+    assert "edgeresnet benchmark" in result.stdout and "openvino-int8" in result.stdout
+    recommended = [line for line in result.stdout.splitlines() if line.startswith("recommended for latency at batch")]
+    assert [line.split(":")[0] for line in recommended] == ["recommended for latency at batch 1",
+                                                           "recommended for latency at batch 4"]
     # Re-running into the same output replaces nothing without --overwrite: not even the checkpoint.
     before = snapshot(output)
     again = CliRunner().invoke(cli, command)
@@ -31,6 +36,7 @@ def test_pipeline_end_to_end_on_a_tiny_subset(tmp_path: Path, fashion_mnist: str
     assert snapshot(output) == before
     summary = (output / "summary.md").read_text()
     assert "Recommended artifact" in summary and "| export |" in summary
+    assert "- batch 1: " in summary and "- batch 4: " in summary
     for name in ("onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32", "openvino-int8", "openvino-fp16"):
         assert (output / "bundles" / name / "manifest.json").is_file(), name
         assert name in summary

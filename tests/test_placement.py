@@ -12,12 +12,13 @@ import pytest
 
 from edgeresnet.errors import PlacementError
 from edgeresnet.placement import (
-    JOURNAL_FILE,
+    LEDGER_FILE,
     LOCK_FILE,
     check_replaceable,
     interrupted_publish,
     place_outputs,
     publish,
+    read_ledger,
 )
 
 
@@ -61,8 +62,14 @@ def test_a_users_directory_or_file_is_never_replaced(tmp_path: Path) -> None:
     assert sorted(p.name for p in root.iterdir()) == ["a", "report.json"]
 
 
+def published_bundle(root: Path, name: str = "a", payload: bytes = b"model") -> Path:
+    with place_outputs(root, overwrite=True) as staging:
+        fake_bundle(staging.path / name, payload)
+    return root / name
+
+
 def test_a_bundle_with_files_the_user_added_is_refused(tmp_path: Path) -> None:
-    bundle = fake_bundle(tmp_path / "out" / "a")
+    bundle = published_bundle(tmp_path / "out")
     (bundle / "my-labels.txt").write_text("added by hand")
     with pytest.raises(PlacementError, match=r"holds files edgeresnet did not write \(my-labels.txt\)"):
         check_replaceable(bundle, overwrite=True)
@@ -98,41 +105,96 @@ def test_a_second_run_into_the_same_output_is_refused_while_the_first_holds_the_
     assert (root / "x").read_text() == "1" and not (root / LOCK_FILE).exists()
 
 
-def test_a_publish_killed_between_moves_is_rolled_forward_and_readers_see_it(tmp_path: Path) -> None:
+def interrupt_moves(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
+    """Make the publish stop (as a kill would) after ``after`` renames into place."""
+    import edgeresnet.placement.publishing as publish_module
+
+    moves = []
+    real = publish_module.move_into_place
+
+    def move(incoming: Path, target: Path, *, aside: Path) -> None:
+        if len(moves) == after:
+            raise KeyboardInterrupt("killed")
+        moves.append(target)
+        real(incoming, target, aside=aside)
+
+    monkeypatch.setattr(publish_module, "move_into_place", move)
+
+
+def test_a_publish_killed_between_moves_is_rolled_forward_and_readers_see_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "out"
     with place_outputs(root) as staging:
         fake_bundle(staging.path / "a", b"old-a")
         fake_bundle(staging.path / "b", b"old-b")
-    # Simulate a kill after the journal was written and the first of two moves done.
-    staging_dir = root / ".edgeresnet-staging-abcd1234"
-    fake_bundle(staging_dir / "new" / "a", b"new-a")
-    fake_bundle(staging_dir / "new" / "b", b"new-b")
-    (staging_dir / "old").mkdir()
-    os.replace(root / "a", staging_dir / "old" / "a")
-    os.replace(staging_dir / "new" / "a", root / "a")
-    (staging_dir / JOURNAL_FILE).write_text(json.dumps({"entries": ["a", "b"]}))
+        (staging.path / "summary.md").write_text("old")
+    with monkeypatch.context() as patch:
+        interrupt_moves(patch, after=1)
+        with pytest.raises(KeyboardInterrupt), place_outputs(root, overwrite=True) as staging:
+            fake_bundle(staging.path / "a", b"new-a")
+            fake_bundle(staging.path / "b", b"new-b")
+            (staging.path / "summary.md").write_text("new")
+    assert (root / "a" / "model.onnx").read_bytes() == b"new-a"  # moved before the "kill"
+    assert (root / "b" / "model.onnx").read_bytes() == b"old-b"  # the old set's other entry, whole
     assert interrupted_publish(root / "b") is not None  # readers refuse the mixed set
     with place_outputs(root, overwrite=True):
         pass
     assert (root / "a" / "model.onnx").read_bytes() == b"new-a"
     assert (root / "b" / "model.onnx").read_bytes() == b"new-b"
+    assert (root / "summary.md").read_text() == "new"
     assert interrupted_publish(root / "b") is None
-    assert not staging_dir.exists()
+    assert read_ledger(root).temporaries == {}
+    assert sorted(p.name for p in root.iterdir()) == [LEDGER_FILE, "a", "b", "summary.md"]
+    # The roll-forward recorded what it moved: a later --overwrite replaces it without a word.
+    with place_outputs(root, overwrite=True, expect=["a", "b", "summary.md"]) as staging:
+        fake_bundle(staging.path / "a", b"newer-a")
+        (staging.path / "summary.md").write_text("newer")
+    assert (root / "summary.md").read_text() == "newer"
 
 
-def test_leftovers_of_older_versions_are_cleaned_but_lookalikes_are_kept(tmp_path: Path) -> None:
+LOOKALIKES = (".export-k2j4_x9a", ".onnxruntime-fp32.old", ".a.ab12cd34.partial", ".report.json.zz12yy34.tmp",
+              ".edgeresnet-staging-abcd1234", ".edgeresnet-staging.0123abcd.tmp", ".notes.20241201.tmp",
+              ".export-settings", ".model.safetensors.a1b2c3d4.tmp")
+
+
+def test_names_that_look_like_the_tools_temporaries_are_never_removed(tmp_path: Path) -> None:
     root = tmp_path / "out"
     root.mkdir()
-    (root / ".export-k2j4_x9a").mkdir()
-    (root / ".export-k2j4_x9a" / "model_fp32.onnx").write_bytes(b"x")
-    fake_bundle(root / ".onnxruntime-fp32.old")
-    (root / ".a.ab12cd34.partial").mkdir()
-    (root / ".report.json.zz12yy34.tmp").write_text("half")
-    (root / ".export-notes").mkdir()  # not a name tempfile makes: the user's
-    (root / ".mine.old").mkdir()  # no manifest: the user's
-    with place_outputs(root):
+    for name in LOOKALIKES:  # half as directories (with a file inside), half as files
+        if len(name) % 2:
+            (root / name).mkdir()
+            (root / name / "inside.txt").write_text("mine")
+        else:
+            (root / name).write_text("mine")
+    before = snapshot(root)
+    with place_outputs(root) as staging:
+        fake_bundle(staging.path / "a")
+    with place_outputs(root, overwrite=True, expect=["a"]) as staging:
+        fake_bundle(staging.path / "a", b"again")
+    after = snapshot(root)
+    assert {k: v for k, v in after.items() if not k.startswith(("a/", LEDGER_FILE))} == before
+    assert sorted({p.name for p in root.iterdir()} - set(LOOKALIKES)) == ["a"]
+
+
+def test_a_killed_runs_recorded_temporary_is_removed_only_when_its_owner_is_gone(tmp_path: Path) -> None:
+    from edgeresnet.placement.ledger import Owner, record_temporary
+
+    root = tmp_path / "out"
+    root.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    import socket
+
+    gone = Owner(int(dead.stdout), socket.gethostname(), None, "r1")
+    live = Owner(os.getppid(), socket.gethostname(), None, "r2")  # pytest's parent: alive
+    for name, owner in ((".x.1.tmp", gone), (".y.2.tmp", live)):
+        record_temporary(root, name, kind="file", scope="file:x", owner=owner)
+        (root / name).write_text("half")
+    record_temporary(root, ".z.3.tmp", kind="file", scope="file:other", owner=gone)  # another output's
+    (root / ".z.3.tmp").write_text("half")
+    with place_outputs(root, expect=["x"]):
         pass
-    assert sorted(p.name for p in root.iterdir()) == [".export-notes", ".mine.old"]
+    assert sorted(p.name for p in root.iterdir()) == [LEDGER_FILE, ".y.2.tmp", ".z.3.tmp"]
 
 
 def test_publish_checks_again_what_appeared_during_the_run(tmp_path: Path) -> None:
@@ -152,51 +214,73 @@ def test_a_file_in_the_way_of_the_output_root_is_one_line(tmp_path: Path) -> Non
     assert (tmp_path / "out").read_text() == "a file"
 
 
-def test_claim_directory_for_a_run_that_rewrites_in_place(tmp_path: Path) -> None:
+WRITES = ("card.json", "model.safetensors", "train_state.pt")  # what a run that rewrites in place writes
+
+
+def claim(path: Path, **options: bool):  # a context manager
     from edgeresnet.placement import claim_directory
 
+    def bundle_is_unsuitable(directory: Path) -> str | None:
+        return f"{directory} is a bundle, not a checkpoint directory" if (directory / "manifest.json").exists() else None
+
+    return claim_directory(path, writes=WRITES, unsuitable=bundle_is_unsuitable, **options)
+
+
+def write_set(directory: Path, weights: bytes = b"w") -> None:
+    from edgeresnet.placement import replace_files
+
+    with replace_files(directory) as staged:
+        (staged / "card.json").write_text(json.dumps({"format": "edgeresnet-checkpoint"}))
+        (staged / "model.safetensors").write_bytes(weights)
+
+
+def test_claim_directory_for_a_run_that_rewrites_in_place(tmp_path: Path) -> None:
     checkpoint = tmp_path / "runs" / "r20"
-    with pytest.raises(RuntimeError), claim_directory(checkpoint):
+    with pytest.raises(RuntimeError), claim(checkpoint):
         raise RuntimeError("training failed before writing anything")
     assert not (tmp_path / "runs").exists()
-    with claim_directory(checkpoint) as directory:
-        (directory / "card.json").write_text(json.dumps({"format": "edgeresnet-checkpoint"}))
-        (directory / "model.safetensors").write_bytes(b"w")
-    with pytest.raises(PlacementError, match="pass --overwrite"), claim_directory(checkpoint):
+    with claim(checkpoint) as directory:
+        write_set(directory)
+        write_set(directory, b"the next epoch")  # replaces the tool's own set
+    with pytest.raises(PlacementError, match="pass --overwrite"), claim(checkpoint):
         pass
-    with claim_directory(checkpoint, resume=True), pytest.raises(PlacementError, match="another edgeresnet run"), \
-            claim_directory(checkpoint, overwrite=True):
+    with claim(checkpoint, resume=True), pytest.raises(PlacementError, match="another edgeresnet run"), \
+            claim(checkpoint, overwrite=True):
         pass
     # A file of the user's beside a checkpoint is never touched by a run writing in place, so it blocks nothing.
     (checkpoint / "my-notes.txt").write_text("mine")
-    with claim_directory(checkpoint, resume=True):
-        pass
+    with claim(checkpoint, resume=True) as directory:
+        write_set(directory, b"a third epoch")
     assert (checkpoint / "my-notes.txt").read_text() == "mine"
+    assert (checkpoint / "model.safetensors").read_bytes() == b"a third epoch"
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r20"]  # the lock went with its run
 
 
-def _checkpoint(directory: Path) -> Path:
-    directory.mkdir(parents=True)
-    (directory / "card.json").write_text(json.dumps({"format": "edgeresnet-checkpoint"}))
-    (directory / "model.safetensors").write_bytes(b"ours")
-    return directory
+def test_a_checkpoint_file_the_user_edited_is_not_replaced(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "ckpt"
+    with claim(checkpoint) as directory:
+        write_set(directory)
+    (checkpoint / "model.safetensors").write_bytes(b"fine-tuned by hand")
+    for options in ({"overwrite": True}, {"resume": True}):
+        with pytest.raises(PlacementError, match="model.safetensors was edited since edgeresnet wrote it"), \
+                claim(checkpoint, **options):
+            pytest.fail("claimed a checkpoint the user edited")
+    assert (checkpoint / "model.safetensors").read_bytes() == b"fine-tuned by hand"
 
 
 def test_a_users_file_under_a_name_training_writes_is_never_replaced(tmp_path: Path) -> None:
-    from edgeresnet.placement import claim_directory
-
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "model.safetensors").write_bytes(b"my weights")
     for overwrite in (False, True):
         with pytest.raises(PlacementError, match="model.safetensors that edgeresnet did not write.*even with"), \
-                claim_directory(mine, overwrite=overwrite):
+                claim(mine, overwrite=overwrite):
             pytest.fail("claimed a directory holding the user's weights")
-    (mine / "card.json").write_text(json.dumps({"format": "someone-elses"}))  # a card, but not ours
+    (mine / "card.json").write_text(json.dumps({"format": "edgeresnet-checkpoint"}))  # a card: no proof
     with pytest.raises(PlacementError, match="card.json, model.safetensors that edgeresnet did not write"), \
-            claim_directory(mine, overwrite=True):
+            claim(mine, overwrite=True):
         pass
-    assert snapshot(mine) == {"card.json": b'{"format": "someone-elses"}', "model.safetensors": b"my weights"}
+    assert snapshot(mine) == {"card.json": b'{"format": "edgeresnet-checkpoint"}', "model.safetensors": b"my weights"}
 
 
 def test_a_directory_that_is_not_a_checkpoint_needs_overwrite_and_keeps_its_files(tmp_path: Path) -> None:
@@ -204,51 +288,46 @@ def test_a_directory_that_is_not_a_checkpoint_needs_overwrite_and_keeps_its_file
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    check_claimable(empty)  # nothing in it to lose
+    check_claimable(empty, writes=WRITES)  # nothing in it to lose
     (tmp_path / "yours").mkdir()
     (tmp_path / "yours" / "notes.txt").write_text("mine")
     with pytest.raises(PlacementError, match="directory edgeresnet did not write .*notes.txt.*pass --overwrite"):
-        check_claimable(tmp_path / "yours")
-    check_claimable(tmp_path / "yours", overwrite=True)
+        check_claimable(tmp_path / "yours", writes=WRITES)
+    check_claimable(tmp_path / "yours", writes=WRITES, overwrite=True)
     with pytest.raises(PlacementError, match="nothing to resume: .* is not a checkpoint"):
-        check_claimable(tmp_path / "yours", resume=True)
+        check_claimable(tmp_path / "yours", writes=WRITES, resume=True)
     with pytest.raises(PlacementError, match="nothing to resume: .* does not exist"):
-        check_claimable(tmp_path / "absent", resume=True)
+        check_claimable(tmp_path / "absent", writes=WRITES, resume=True)
     (tmp_path / "file").write_text("x")
     with pytest.raises(PlacementError, match="is a file, not a directory"):
-        check_claimable(tmp_path / "file", overwrite=True)
+        check_claimable(tmp_path / "file", writes=WRITES, overwrite=True)
 
 
 def test_training_into_a_bundle_is_refused(tmp_path: Path) -> None:
+    published_bundle(tmp_path, "bundle")
+    with pytest.raises(PlacementError, match="is a bundle, not a checkpoint directory"), \
+            claim(tmp_path / "bundle", overwrite=True):
+        pass
+
+
+def test_a_claim_finishes_a_killed_set_and_keeps_look_alikes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from edgeresnet.placement import check_claimable
 
-    with place_outputs(tmp_path) as staging:
-        fake_bundle(staging.path / "bundle")
-    with pytest.raises(PlacementError, match="is a bundle, not a checkpoint directory"):
-        check_claimable(tmp_path / "bundle", overwrite=True)
-
-
-def test_a_claim_removes_a_killed_writes_temporaries_but_not_look_alikes(tmp_path: Path) -> None:
-    from edgeresnet.placement import check_claimable, claim_directory
-
-    checkpoint = _checkpoint(tmp_path / "ckpt")
-    (checkpoint / ".train_state.pt.a1b2c3d4.tmp").write_bytes(b"half")
-    (checkpoint / ".my-draft.txt").write_text("a hidden file of the user's")
-    with claim_directory(checkpoint, resume=True):
+    checkpoint = tmp_path / "ckpt"
+    with claim(checkpoint) as directory:
+        write_set(directory, b"epoch 1")
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt), claim(checkpoint, resume=True) as directory:
+        interrupt_moves(patch, after=1)  # killed after the card of epoch 2 moved in, before its weights
+        write_set(directory, b"epoch 2")
+    (checkpoint / ".train_state.pt.a1b2c3d4.tmp").write_bytes(b"a hidden file of the user's")
+    check_claimable(checkpoint, writes=WRITES, resume=True)  # the half-moved set is the tool's, journaled
+    with claim(checkpoint, resume=True):
         pass
-    assert sorted(p.name for p in checkpoint.iterdir()) == [".my-draft.txt", "card.json", "model.safetensors"]
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    (fresh / ".model.safetensors.a1b2c3d4.tmp").write_bytes(b"half")  # the first epoch's write, killed
-    check_claimable(fresh)  # a leftover is not the user's file: the directory counts as empty
-
-
-def test_the_files_training_writes_are_checkpoint_files() -> None:
-    from edgeresnet.checkpoint import CHECKPOINT_FILES as TOOL_FILES
-    from edgeresnet.placement import CHECKPOINT_FILES
-
-    # A checkpoint's own files are judged by this list: a file training writes outside it would look foreign.
-    assert set(TOOL_FILES) <= CHECKPOINT_FILES
+    assert (checkpoint / "model.safetensors").read_bytes() == b"epoch 2"  # rolled forward
+    assert sorted(p.name for p in checkpoint.iterdir()) == [
+        ".edgeresnet-written.json", ".train_state.pt.a1b2c3d4.tmp", "card.json", "model.safetensors"]
+    with claim(checkpoint, overwrite=True):  # and recorded: a later --overwrite takes it as the tool's
+        pass
 
 
 def test_a_staging_directory_in_use_by_another_run_is_left_alone(tmp_path: Path) -> None:
@@ -271,3 +350,51 @@ def test_a_report_the_user_edited_is_not_replaced(tmp_path: Path) -> None:
             place_outputs(root, overwrite=True, expect=["summary.md"]):
         pass
     assert (root / "summary.md").read_text() == "ours, with the user's notes"
+
+
+def test_a_live_runs_temporary_in_the_same_folder_is_never_removed(tmp_path: Path) -> None:
+    """A predict writing its CSV into the folder where a compile lands: the compile leaves its temporary alone."""
+    root = tmp_path / "out"
+    root.mkdir()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time\nfrom pathlib import Path\nfrom edgeresnet.atomic import atomic_write_with\n"
+            f"def slow(tmp):\n    tmp.write_text('rows'); print(tmp.name, flush=True); time.sleep(30)\n"
+            f"atomic_write_with(Path({str(root / 'preds.csv')!r}), slow)")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout is not None
+        temporary = root / writer.stdout.readline().strip()
+        assert temporary.is_file()
+        for expect, lock in ((["ov"], ".ov.lock"), (["preds.csv"], LOCK_FILE)):
+            with place_outputs(root, expect=expect, lock_name=lock) as staging:
+                if expect == ["ov"]:
+                    fake_bundle(staging.path / "ov")
+            assert temporary.read_text() == "rows"  # the live writer's, untouched
+    finally:
+        writer.kill()
+        writer.wait()
+    # Its owner gone, the next write of that same file removes it (and nothing else does).
+    from edgeresnet.atomic import atomic_write_text
+
+    atomic_write_text(root / "preds.csv", "mine now")
+    assert not temporary.exists() and sorted(p.name for p in root.iterdir()) == ["ov", "preds.csv"]
+
+
+@pytest.mark.parametrize("kind", ["file", "link", "directory"])
+def test_a_users_file_under_the_lock_name_is_refused_and_kept(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / "out"
+    root.mkdir()
+    (tmp_path / "elsewhere.txt").write_text("precious")
+    lock = root / LOCK_FILE
+    if kind == "file":
+        lock.write_text("my own notes")
+    elif kind == "link":
+        lock.symlink_to(tmp_path / "elsewhere.txt")
+    else:
+        lock.mkdir()
+    before = snapshot(tmp_path)
+    with pytest.raises(PlacementError, match="is not a lock file edgeresnet made"), place_outputs(root):
+        pass
+    assert snapshot(tmp_path) == before and os.path.lexists(lock)

@@ -47,9 +47,13 @@ class Artifact:
     labels: list[str]
     file_size_bytes: int
     static_batch: int | None = None
-    # A bundle's source checkpoint (manifest.provenance.checkpoint): its PyTorch baseline.
+    # A bundle's source checkpoint (manifest.provenance.checkpoint): its PyTorch baseline, and the
+    # sha256 its weights file had when the bundle was made.
     source_checkpoint: Path | None = None
+    source_checkpoint_sha256: str | None = None
     files: tuple[Path, ...] = field(default=())
+    # The target this artifact stands in for when another backend runs its file (tensorrt-* ONNX).
+    proxy_for: str | None = None
 
 
 def load_artifact(path: str | Path) -> Artifact:
@@ -91,7 +95,9 @@ def _bundle_artifact(path: Path) -> Artifact:
         file_size_bytes=sum(f.stat().st_size for f in files if f.is_file()),
         static_batch=static_batch,
         source_checkpoint=Path(source) if source else None,
+        source_checkpoint_sha256=manifest.provenance.checkpoint_sha256,
         files=files,
+        proxy_for=manifest.target if backend != manifest.target else None,
     )
 
 
@@ -141,13 +147,15 @@ def artifact_device(artifact: Artifact, requested: str) -> str:
     return requested if requested.split(":")[0].lower() in backend.devices else backend.default_device
 
 
-def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_host_code: bool = False) -> Runner:
+def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_host_code: bool = False,
+                performance_hint: str | None = None) -> Runner:
     """The one adapter from an artifact to a runner, on the artifact's device (see :func:`artifact_device`).
 
     Bundles go through the runtime's backend table (``edgeresnet.runtime.select``), keyed by the
     manifest's target and the model file's suffix; a checkpoint gets the PyTorch eager runner
     (``edgeresnet.runtime.torch_runner``). ``allow_host_code`` lets a version-compatible TensorRT engine
-    load (see :func:`edgeresnet.runtime.classifier.bundle_runner_options`).
+    load (see :func:`edgeresnet.runtime.classifier.bundle_runner_options`); ``performance_hint`` is
+    OpenVINO's (``THROUGHPUT`` for the throughput mode).
     """
     device = artifact_device(artifact, device)
     if artifact.backend == PYTORCH_BACKEND:
@@ -164,9 +172,11 @@ def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_h
         raise BackendUnavailableError(
             f"{artifact.name}: no runner for target {artifact.backend!r} (known: {', '.join(BACKEND_NAMES)})"
         )
-    options = {}
+    options: dict[str, object] = {}
+    if performance_hint is not None and artifact.backend == "openvino":
+        options["performance_hint"] = performance_hint
     if artifact.backend == "tensorrt":
-        options = bundle_runner_options(read_manifest(artifact.path), allow_host_code=allow_host_code)
+        options.update(bundle_runner_options(read_manifest(artifact.path), allow_host_code=allow_host_code))
     return open_file_runner(artifact.model_path, backend=artifact.backend, device=device, threads=threads,
                             precision=artifact.precision, **options)
 

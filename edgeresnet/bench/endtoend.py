@@ -10,16 +10,19 @@ overlaps decoding in a thread pool with inference, as an app classifying a folde
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgeresnet.bench.latency import LatencyStats, latency_stats, should_stop
+from edgeresnet.bench.rows import FILE_MEASURE, BenchmarkRow
 from edgeresnet.data.decoding import DECODE_ERRORS, open_image
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import DatasetError
@@ -125,3 +128,35 @@ def _batches(files: Sequence[Path], batch_size: int) -> itertools.cycle[list[Pat
     ring = itertools.cycle(files)
     count = max(1, len(files) // batch_size) if len(files) >= batch_size else 1
     return itertools.cycle([list(itertools.islice(ring, batch_size)) for _ in range(count)])
+
+
+def file_rows(runner: Runner, artifact: Any, model_rows: list[BenchmarkRow], image_files: Sequence[Path],
+              job: Any, bar: Any, describe_error: Callable[[BaseException, Any], str]) -> list[BenchmarkRow]:
+    """The file → label row beside each model-only row; a failure is that row's ``error``."""
+    rows = []
+    try:
+        files = decodable_files(image_files, artifact.preprocessing)
+    except Exception as error:  # noqa: BLE001  (recorded in the rows)
+        files, problem = [], describe_error(error, artifact)
+    for model_row in model_rows:
+        row = dataclasses.replace(model_row, measure=FILE_MEASURE, error=None, input_images=len(files) or None,
+                                  peak_memory_bytes=None)
+        row = row.with_latency(None)
+        bar.set_description_str(f"{artifact.name}: files, batch {row.batch_size}")
+        try:
+            if not files:
+                raise DatasetError(problem)
+            timing = measure_files(
+                runner, artifact.preprocessing, artifact.labels, files, row.batch_size,
+                warmup=min(job.warmup, 3), min_runs=job.min_runs, min_time_s=job.min_time_s,
+                max_time_s=job.max_time_s,
+            )
+            row = dataclasses.replace(
+                row.with_latency(timing.latency), throughput_ips=timing.pipelined_ips, decode_ms=timing.decode_ms,
+                preprocess_ms=timing.preprocess_ms, inference_ms=timing.inference_ms,
+            )
+        except Exception as error:  # noqa: BLE001  (recorded in the row)
+            row.error = f"files, batch {row.batch_size}: {describe_error(error, artifact)}"
+        rows.append(row)
+        bar.update(1)
+    return rows

@@ -11,20 +11,17 @@ import gc
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 
-from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S
+from edgeresnet.bench.job import DEFAULT_MAX_TIME_S, DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP
 from edgeresnet.errors import EdgeResNetError
 
 Batch = TypeVar("Batch")
-
-DEFAULT_WARMUP = 10
-DEFAULT_MIN_RUNS = 50
-# A cap, so a slow model on a slow device cannot hold a benchmark hostage; min_runs may go unmet.
-DEFAULT_MAX_TIME_S = 60.0
+__all__ = ["DEFAULT_MAX_TIME_S", "DEFAULT_MIN_RUNS", "DEFAULT_MIN_TIME_S", "DEFAULT_WARMUP", "LatencyStats",
+           "check_settings", "latency_stats", "measure_latency", "should_stop"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +38,14 @@ class LatencyStats:
     runs: int
     batch_size: int
     throughput_ips: float
+    # The per-call timings in the order they were taken: the recommendation's interval on the p50
+    # ratio of two rows is bootstrapped from them (see edgeresnet.bench.recommendation).
+    samples_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        record.pop("samples_ms")
+        return record
 
 
 def latency_stats(samples_ms: Sequence[float] | np.ndarray, batch: int) -> LatencyStats:
@@ -72,6 +74,7 @@ def latency_stats(samples_ms: Sequence[float] | np.ndarray, batch: int) -> Laten
         runs=int(samples.size),
         batch_size=batch,
         throughput_ips=batch * 1000.0 / mean if mean > 0 else math.inf,
+        samples_ms=tuple(float(v) for v in samples),
     )
 
 

@@ -14,6 +14,10 @@ from edgeresnet.bench.latency import LatencyStats
 
 MODEL_MEASURE = "model"
 FILE_MEASURE = "file->label"
+THROUGHPUT_MEASURE = "throughput"
+# Timings kept per row for the recommendation's interval (evenly thinned, in time order): enough for a
+# bootstrap of the median, small enough for the JSON report.
+KEPT_SAMPLES = 1000
 
 
 @dataclass
@@ -32,6 +36,15 @@ class BenchmarkRow:
     latencies are per call of ``batch_size`` files, run one after another; ``decode_ms``,
     ``preprocess_ms`` and ``inference_ms`` split its mean call; its ``throughput_ips`` is images per
     second of ``Classifier.predict_iter`` over the files (decoding overlapped with inference).
+
+    A ``throughput`` row is the backend at saturation: ``streams`` requests in flight at once (OpenVINO
+    streams and asynchronous requests, concurrent ONNX Runtime sessions, TensorRT execution contexts),
+    ``throughput_ips`` the images per second completed and the latencies those of each request.
+
+    ``proxy_for`` names the target a row stands in for (a ``tensorrt-*`` bundle's ONNX measured through
+    ONNX Runtime): shown, never recommended. ``runtime`` says what ran it (device, versions and, for a
+    TensorRT engine, its layer precisions). ``latency_samples_ms`` keeps up to 1,000 of the per-call
+    timings (in the JSON report, not the CSV) for the interval on the p50 ratio of two rows.
     """
 
     artifact: str
@@ -63,7 +76,11 @@ class BenchmarkRow:
     preprocess_ms: float | None = None
     inference_ms: float | None = None
     input_images: int | None = None
+    streams: int | None = None
+    proxy_for: str | None = None
+    runtime: str | None = None
     error: str | None = None
+    latency_samples_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -88,7 +105,15 @@ class BenchmarkRow:
             latency_min_ms=stats.min_ms if stats else None,
             runs=stats.runs if stats else None,
             throughput_ips=stats.throughput_ips if stats else None,
+            latency_samples_ms=_thinned(stats.samples_ms) if stats else (),
         )
+
+    @property
+    def spread(self) -> float | None:
+        """p90 over p50: near 1 on a quiet host, large when other work interrupted the timed calls."""
+        if not self.latency_p50_ms or self.latency_p90_ms is None:
+            return None
+        return self.latency_p90_ms / self.latency_p50_ms
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,10 +125,19 @@ class BenchmarkRow:
         if values.get("drop_ci95_points") is not None:
             low, high = values["drop_ci95_points"]
             values["drop_ci95_points"] = (float(low), float(high))
+        values["latency_samples_ms"] = tuple(float(v) for v in values.get("latency_samples_ms") or ())
         return cls(**values)
 
 
-ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(BenchmarkRow))
+def _thinned(samples: tuple[float, ...]) -> tuple[float, ...]:
+    if len(samples) <= KEPT_SAMPLES:
+        return tuple(samples)
+    step = len(samples) / KEPT_SAMPLES
+    return tuple(samples[int(i * step)] for i in range(KEPT_SAMPLES))
+
+
+# The CSV's columns: every field but the timing samples.
+ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(BenchmarkRow) if f.name != "latency_samples_ms")
 
 
 @dataclass
@@ -112,6 +146,9 @@ class BenchmarkResult:
 
     rows: list[BenchmarkRow]
     environment: dict[str, Any] = field(default_factory=dict)
+    # One line each: what was skipped or doubtful in this run (a PyTorch row that needs an extra, a
+    # checkpoint changed since the export), printed with the table.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -122,9 +159,9 @@ class BenchmarkResult:
         return next((row for row in self.rows if row.reference), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": [row.to_dict() for row in self.rows], "environment": self.environment}
+        return {"rows": [row.to_dict() for row in self.rows], "environment": self.environment, "notes": self.notes}
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> BenchmarkResult:
         return cls(rows=[BenchmarkRow.from_dict(row) for row in record["rows"]],
-                   environment=dict(record.get("environment", {})))
+                   environment=dict(record.get("environment", {})), notes=[str(n) for n in record.get("notes", [])])

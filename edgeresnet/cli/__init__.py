@@ -4,7 +4,7 @@ Each command module registers itself on :data:`cli` when imported; heavy librari
 inside the commands so ``edgeresnet --help`` stays instant.
 """
 
-from edgeresnet.cli import benchmark, deploy, export, models, pipeline, train  # noqa: F401  (registers the commands)
+from edgeresnet.cli import benchmark, deploy, export, models, pipeline, serve, train  # noqa: F401  (registers the commands)
 from edgeresnet.cli.core import cli
 
 __all__ = ["cli", "main"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP, MODES
 from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S, batch_sizes_text
 from edgeresnet.cli.core import IntListType, ModelNameType, ProgressEcho, cli
 from edgeresnet.cli.export import TARGET_CHOICES
@@ -29,20 +30,23 @@ from edgeresnet.cli.export import TARGET_CHOICES
 @click.option("--batch-sizes", type=IntListType(), default=batch_sizes_text(), show_default=True,
               help="Batch sizes to time, comma-separated (as `benchmark`).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all usable).")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
               help="Top-1 points an INT8 artifact may lose versus FP32: the export's accuracy gate and the "
-                   "benchmark's fastest-within-budget mark.")
+                   "benchmark's recommendation.")
 @click.option("--calib-size", type=click.IntRange(min=1), default=None,
               help="Calibration images (default: the whole calibration split, up to 512).")
 @click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a subset (quick runs).")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on a subset (quick runs).")
-@click.option("--min-time", type=click.FloatRange(min=0), default=DEFAULT_MIN_TIME_S, show_default=True,
+@click.option("--min-time", type=float, default=DEFAULT_MIN_TIME_S, show_default=True,
               help="Time each artifact and batch size for at least this many seconds (as `benchmark`).")
+@click.option("--mode", "benchmark_mode", type=click.Choice(MODES), default="latency", show_default=True,
+              help="Benchmark latency, throughput (several requests in flight) or both (as `benchmark`).")
 @click.option("--overwrite", is_flag=True, help="Replace the results a previous pipeline run wrote into --output.")
 def pipeline_command(
     model_name: str, data: str, output: Path, epochs: int, checkpoint: Path | None, weights: Path | None,
     targets: tuple[str, ...], batch_sizes: list[int], threads: int | None, max_accuracy_drop: float,
-    calib_size: int | None, train_limit: int | None, eval_limit: int | None, min_time: float, overwrite: bool,
+    calib_size: int | None, train_limit: int | None, eval_limit: int | None, min_time: float, benchmark_mode: str,
+    overwrite: bool,
 ) -> None:
     """Train → export FP32 and INT8 for every installed target → compile → benchmark → one report.
 
@@ -51,17 +55,17 @@ def pipeline_command(
 
     Example: edgeresnet pipeline --model resnet20 --data fashion-mnist --output runs/pipeline
     """
+    from edgeresnet.cli.benchmark import show_result
     from edgeresnet.pipeline import PipelineOptions, run_pipeline
 
     options = PipelineOptions(
         output=output, model=model_name, data=data, epochs=epochs, checkpoint=checkpoint, weights=weights,
         targets=targets or None, batch_sizes=tuple(batch_sizes), threads=threads,
         max_accuracy_drop=max_accuracy_drop, calib_size=calib_size, train_limit=train_limit,
-        eval_limit=eval_limit, min_time_s=min_time, overwrite=overwrite,
+        eval_limit=eval_limit, min_time_s=min_time, benchmark_mode=benchmark_mode, overwrite=overwrite,  # type: ignore[arg-type]
     )
     result = run_pipeline(options, progress=ProgressEcho())
+    show_result(result.benchmark, options.max_accuracy_drop)
     click.echo(f"summary: {result.summary}")
-    if result.recommended:
-        click.echo(f"recommended artifact: {result.recommended}")
     click.echo(f"total {sum(result.seconds.values()):.0f}s (" +
                ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()) + ")")

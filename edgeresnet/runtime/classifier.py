@@ -112,7 +112,7 @@ class Classifier:
             raise DatasetError("no images given")
         if any(_is_tensor(item) for item in items):
             return self._rank(self.logits(self.preprocess(items)), top_k)
-        return self._predict_pixels(np.stack([self._pixels_of(item) for item in items]), top_k)
+        return self._predict_pixels(as_batch([self._pixels_of(item) for item in items]), top_k)
 
     def predict_frames(self, frames: np.ndarray, top_k: int = 5) -> list[list[Prediction]]:
         """Top-``top_k`` predictions for uint8 N×H×W×C camera frames already at the model's input size.
@@ -166,7 +166,7 @@ class Classifier:
                 pixels.append(future.result())
             except DatasetError as error:
                 errors[position] = str(error)
-        ranked, checks = self._ranked_and_checked(np.stack(pixels), top_k) if pixels else ([], [])
+        ranked, checks = self._ranked_and_checked(as_batch(pixels), top_k) if pixels else ([], [])
         results, found = [], iter(zip(ranked, checks or itertools.repeat(None)))
         for position, (path, _) in enumerate(batch):
             if position in errors:
@@ -315,6 +315,11 @@ def _as_items(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     if isinstance(images, Sequence):
         return list(images)
     raise DatasetError(f"unsupported image input {type(images).__name__}")
+
+
+def as_batch(images: list[np.ndarray]) -> np.ndarray:
+    """Same-shaped arrays → one N×... batch; a single image becomes a view, not a copy."""
+    return images[0][None] if len(images) == 1 else np.stack(images)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -254,6 +254,13 @@ class OpenVinoRunner(Runner):
         request.set_input_tensor(0, ov.Tensor(np.ascontiguousarray(batch, dtype=np.float32), shared_memory=False))
         return functools.partial(request.infer, share_outputs=True)  # the timed result is discarded
 
+    def infer_requests(self, batch_size: int, count: int = 0) -> list[Any]:
+        """``count`` infer requests (0: the compiled model's optimal number) on the model compiled for
+        ``batch_size``: what throughput timing keeps busy (compile with the THROUGHPUT hint for streams)."""
+        self._prepare_for_batch(batch_size)
+        count = count or int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        return [self._compiled.create_infer_request() for _ in range(max(count, 1))]
+
     def _describe_impl(self) -> RunnerInfo:
         return RunnerInfo(
             backend=self.backend,

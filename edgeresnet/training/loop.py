@@ -28,7 +28,6 @@ from edgeresnet.environment import tool_versions
 from edgeresnet.errors import DatasetError, EdgeResNetError
 from edgeresnet.evaluation import AccuracyCounter, wilson_interval
 from edgeresnet.models import count_macs, count_params, create_model, get_model_info, load_weights
-from edgeresnet.placement import check_claimable, claim_directory
 from edgeresnet.training import dataprep, finetune, state
 from edgeresnet.training.augment import augment_batch
 from edgeresnet.training.config import Recipe, TrainConfig, resolve_recipe, short_run_hint
@@ -99,10 +98,10 @@ def train(config: TrainConfig, *, on_epoch: ProgressCallback | None = None) -> T
             state.require_resume_state(output)
         # Every rank checks, so a refusal stops them all before any work; only the main rank writes,
         # so only it claims (and locks) the directory.
-        check_claimable(output, overwrite=config.overwrite, resume=config.resume)
+        state.check_output(output, overwrite=config.overwrite, resume=config.resume)
         if config.threads:
             torch.set_num_threads(config.threads)
-        claim = (claim_directory(output, overwrite=config.overwrite, resume=config.resume)
+        claim = (state.claim_output(output, overwrite=config.overwrite, resume=config.resume)
                  if world.is_main else contextlib.nullcontext(output))
         with claim:
             return _train(config, output, world, on_epoch)

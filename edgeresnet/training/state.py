@@ -4,20 +4,23 @@
 ``card.json`` (the checkpoint, the kept epoch's weights) and ``train_state.pt`` (the last epoch's
 weights, optimizer, history and best epoch, for ``--resume``), each atomically, after every epoch.
 Whether the run may write there at all is the placement policy's to decide
-(:func:`edgeresnet.placement.claim_directory`), as for every other output.
+(:func:`edgeresnet.placement.claim_directory`), as for every other output: :func:`claim_output` tells it
+which files a run writes and what makes a directory a checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgeresnet.atomic import atomic_write_with
-from edgeresnet.checkpoint import RESUME_FILE
+from edgeresnet.checkpoint import CHECKPOINT_FILES, RESUME_FILE, not_a_checkpoint_directory, written_files
 from edgeresnet.errors import CheckpointError
+from edgeresnet.placement import check_claimable, claim_directory, replace_files
 
 STATE_VERSION = 2
 
@@ -65,9 +68,27 @@ def require_resume_state(output: Path) -> None:
         raise CheckpointError(f"nothing to resume: {output / RESUME_FILE} does not exist")
 
 
+def check_output(output: Path, *, overwrite: bool, resume: bool) -> None:
+    """What :func:`claim_output` would refuse, checked without creating or locking anything."""
+    check_claimable(output, **_claim_rules(), overwrite=overwrite, resume=resume)
+
+
+@contextlib.contextmanager
+def claim_output(output: Path, *, overwrite: bool, resume: bool) -> Iterator[Path]:
+    """Hold ``output`` for this run: the files it writes are :data:`edgeresnet.checkpoint.CHECKPOINT_FILES`."""
+    with claim_directory(output, **_claim_rules(), overwrite=overwrite, resume=resume) as path:
+        yield path
+
+
+def _claim_rules() -> dict[str, Any]:
+    return {"writes": CHECKPOINT_FILES, "adopt": written_files, "unsuitable": not_a_checkpoint_directory,
+            "noun": "a checkpoint"}
+
+
 def save_state(output: Path, record: dict[str, Any]) -> None:
     """One file holds model, optimizer, progress and the best epoch, so a resume never mixes epochs."""
-    atomic_write_with(output / RESUME_FILE, lambda tmp: torch.save({"version": STATE_VERSION, **record}, tmp))
+    with replace_files(output) as staged:
+        torch.save({"version": STATE_VERSION, **record}, staged / RESUME_FILE)
 
 
 def load_state(output: Path, identity: RunIdentity, epochs: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from edgeresnet.data.decoding import (
     DRAFT_MARGIN,
@@ -197,3 +197,24 @@ def test_resizing_only_the_crop_box_equals_resizing_then_cropping(interpolation:
         got = spec.pixels(image).astype(np.int16)
         assert got.shape == expected.shape == (56, 48, 3)
         assert np.abs(got - expected).max() <= 1, (width, height)
+
+
+@pytest.mark.parametrize("orientation", [None, 1, 3, 6, 8])
+def test_decoding_gives_pillows_upright_pixels_exactly(tmp_path: Path, orientation: int | None) -> None:
+    """The in-place EXIF handling decodes the same pixels as Pillow's own ``exif_transpose`` (copying) path."""
+    path = save_jpeg(tmp_path / "photo.jpg", photo_like(90, 60), orientation=orientation)
+    with Image.open(path) as image:
+        expected = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    assert np.array_equal(decode_image(path), expected)
+    assert np.array_equal(SPEC.load(path), SPEC.pixels(expected))
+
+
+def test_an_upright_photo_is_not_copied_after_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of a fresh 640×427 decode cost as much as half the decode (profile in benchmarks/e2e_latency.py)."""
+    path = save_jpeg(tmp_path / "photo.jpg", photo_like(64, 48), orientation=1)
+
+    def refuse_copy(self: Image.Image) -> Image.Image:
+        raise AssertionError("the decoded image was copied")
+
+    monkeypatch.setattr(Image.Image, "copy", refuse_copy)
+    assert SPEC.load(path).shape == (56, 56, 3)

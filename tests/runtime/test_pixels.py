@@ -115,3 +115,45 @@ def test_predict_iter_keeps_order_batches_and_turns_bad_files_into_rows(bundle: 
     assert {r.path: list(r.predictions) for r in results if r.ok} == expected
     with Classifier.load(bundle) as classifier, pytest.raises(EdgeResNetError, match="batch size"):
         next(classifier.predict_iter(paths, batch_size=0))
+
+
+@pytest.mark.parametrize("channels", ["RGB", "L"])
+def test_normalise_is_the_documented_arithmetic_bit_for_bit(channels: str) -> None:
+    """(x - 255·mean) / (255·std) in float32, NCHW: what the in-model preprocessing compiles too."""
+    spec = SPEC.with_channels(channels)  # type: ignore[arg-type]
+    pixels = np.random.default_rng(5).integers(0, 256, (3, 32, 32, spec.num_channels), dtype=np.uint8)
+    mean = np.asarray(spec.mean, np.float32) * 255.0
+    scale = 1.0 / (np.asarray(spec.std, np.float32) * 255.0)
+    expected = ((pixels.astype(np.float32) - mean) * scale).transpose(0, 3, 1, 2)
+    got = spec.normalise(pixels)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.array_equal(got, expected)
+    assert np.array_equal(spec.normalise(pixels[..., 0] if channels == "L" else pixels[:1])[0], expected[0])
+
+
+@pytest.mark.parametrize("channels", ["RGB", "L"])
+def test_the_pixel_models_preprocessing_is_the_spec_bit_for_bit(tmp_path: Path, channels: str) -> None:
+    """On an identity model the prepended nodes must give ``normalise`` exactly, planes transposed first."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgeresnet.export.onnx import add_pixel_input
+
+    spec = SPEC.with_channels(channels)  # type: ignore[arg-type]
+    shape = ["N", spec.num_channels, *spec.input_size]
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "identity",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(tmp_path / "identity.onnx"))
+    pixel_model = add_pixel_input(tmp_path / "identity.onnx", tmp_path / "pixels.onnx", spec)
+    # uint8 transposed first and per-channel constants as C×1×W blocks: broadcasting 3 values innermost
+    # (NHWC) is ~10x slower in ONNX Runtime.
+    built = onnx.load(str(pixel_model)).graph
+    assert [node.op_type for node in built.node][:2] == ["Transpose", "Cast"]
+    assert all(init.dims[-1] == spec.input_size[1] for init in built.initializer if init.name.startswith("pixels"))
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(pixel_model), providers=["CPUExecutionProvider"])
+    pixels = np.random.default_rng(9).integers(0, 256, (2, *spec.input_size, spec.num_channels), dtype=np.uint8)
+    assert np.array_equal(session.run(None, {"pixels": pixels})[0], spec.normalise(pixels))

@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 # The code that calls TensorRT.
 TENSORRT_CODE = (REPO / "export" / "tensorrt.py", REPO / "edgeresnet" / "runtime" / "tensorrt.py",
+                 REPO / "edgeresnet" / "runtime" / "tensorrt_engine.py",
                  REPO / "edgeresnet" / "compile.py")
 # Variables that hold the tensorrt module or TensorRT objects in that code.
 _MODULE_NAMES = frozenset({"trt", "_trt"})

@@ -149,10 +149,17 @@ def test_resume_removes_a_killed_writes_temporaries_and_keeps_the_users_files(tm
 
     output, data = npz_run
     copy = Path(shutil.copytree(output, tmp_path / "run"))
-    (copy / ".model.safetensors.k1ll3d_x.tmp").write_bytes(b"half a file")  # killed inside atomic_write_with
+    from edgeresnet.placement.ledger import Owner, record_temporary
+
+    # Killed inside a write: its temporary, recorded in the ledger with its (now gone) owner before it existed.
+    record_temporary(copy, ".model.safetensors.k1ll3d_x.tmp", kind="file", scope="file:model.safetensors",
+                     owner=Owner(pid=2**22 + 1, host=__import__("socket").gethostname(), start=None, run="killed"))
+    (copy / ".model.safetensors.k1ll3d_x.tmp").write_bytes(b"half a file")
+    (copy / ".model.safetensors.n0tm1ne.tmp").write_bytes(b"a look-alike: not recorded, so the user's")
     (copy / "notes.txt").write_text("mine")
     result = _train("--data", data, "--output", str(copy), "--resume", *QUICK, "--epochs", "2")  # one more epoch
     assert result.exit_code == 0, result.output
     assert json.loads((copy / "card.json").read_text())["metrics"]["epoch"] == 2
-    assert sorted(p.name for p in copy.iterdir()) == ["card.json", "model.safetensors", "notes.txt", "train_state.pt"]
+    assert sorted(p.name for p in copy.iterdir()) == [".edgeresnet-written.json", ".model.safetensors.n0tm1ne.tmp",
+                                                      "card.json", "model.safetensors", "notes.txt", "train_state.pt"]
     assert (copy / "notes.txt").read_text() == "mine"
