@@ -54,23 +54,30 @@ def energy(logits: np.ndarray) -> np.ndarray:
 
 
 def pixel_features(pixels: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image statistics of uint8 ``N×H×W[×C]`` pixels, in 0-255 units, over all channels."""
-    images = np.asarray(pixels, dtype=np.float32)
+    """Per-image statistics of uint8 ``N×H×W[×C]`` pixels, in 0-255 units.
+
+    Integer sums (no float copy of the images): a few hundred microseconds for a 224×224 RGB image, far
+    below a model call. Mean, spread and border are over all channels; roughness over the channels' mean.
+    """
+    images = np.asarray(pixels)
     if images.ndim == 3:
         images = images[..., None]
-    n, height, width = images.shape[:3]
+    n, height, width, channels = images.shape
+    flat = images.reshape(n, -1)
+    count = flat.shape[1]
+    sums = flat.sum(axis=1, dtype=np.int64)
+    wide = flat.astype(np.int32)
+    mean = sums / count
+    std = np.sqrt(np.maximum(np.einsum("ij,ij->i", wide, wide, dtype=np.int64) / count - mean * mean, 0.0))
     ring = max(1, min(height, width) // 8)
-    border = np.ones((height, width), bool)
-    border[ring:height - ring, ring:width - ring] = False
-    flat = images.reshape(n, height * width, -1)
-    across = np.abs(np.diff(images, axis=2)).mean(axis=(1, 2, 3)) if width > 1 else np.zeros(n, np.float32)
-    down = np.abs(np.diff(images, axis=1)).mean(axis=(1, 2, 3)) if height > 1 else np.zeros(n, np.float32)
-    return {
-        "mean": flat.mean(axis=(1, 2)),
-        "std": flat.std(axis=(1, 2)),
-        "border_mean": flat[:, border.reshape(-1)].mean(axis=(1, 2)),
-        "roughness": (across + down) / 2,
-    }
+    inner = images[:, ring:height - ring, ring:width - ring]
+    border = (sums - inner.reshape(n, -1).sum(axis=1, dtype=np.int64)) / (count - inner[0].size)
+    gray = images[..., 0].astype(np.int16)  # the channels' sum (at most 4 × 255); a sum over axis 3 is 10× slower
+    for channel in range(1, channels):
+        gray += images[..., channel]
+    across = np.abs(np.diff(gray, axis=2)).reshape(n, -1).sum(axis=1, dtype=np.int64) / max(1, height * (width - 1))
+    down = np.abs(np.diff(gray, axis=1)).reshape(n, -1).sum(axis=1, dtype=np.int64) / max(1, (height - 1) * width)
+    return {"mean": mean, "std": std, "border_mean": border, "roughness": (across + down) / (2 * channels)}
 
 
 def build_profile(pixels: Sequence[np.ndarray], logits: Sequence[np.ndarray], *, source: str) -> OodProfile:
