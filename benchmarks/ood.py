@@ -13,7 +13,7 @@ the app path (``Classifier``; files through ``predict_iter``):
 
 Rates carry Wilson 95% intervals. Accuracy only: nothing is timed, so it runs on a shared host.
 
-Usage: python benchmarks/ood.py [--checkpoint DIR] [--train-limit 10000] [--epochs 2] [--output benchmarks/results]
+Usage: python benchmarks/ood.py [--checkpoint DIR] [--train-limit N] [--epochs 2] [--output benchmarks/results]
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, help="a Fashion-MNIST resnet20 checkpoint instead of training one")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--train-limit", type=int, default=10000, help="training images (default recipe otherwise)")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="train on this many images (default: all 55,000, the `edgeresnet train` default)")
     parser.add_argument("--per-set", type=int, default=200, help="images per synthetic out-of-distribution set")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--work", type=Path, default=None)

@@ -43,7 +43,7 @@ def test_pixel_features_of_a_known_image() -> None:
     assert features["border_mean"][0] == 0.0
     assert features["std"][0] == pytest.approx(np.std(image[0].astype(float)))
     # 8 rows with a 200-step at both ends of the square (4 of them): 2 × 4 × 200 over 8 × 7 differences.
-    assert features["roughness"][0] == pytest.approx(2 * 4 * 200 / 56)
+    assert features["roughness"][0] == pytest.approx(2 * 4 * 200 / 56 / np.std(image[0].astype(float)))
 
 
 def test_inputs_inside_the_ranges_pass_and_far_ones_are_flagged_with_reasons() -> None:
