@@ -20,6 +20,7 @@ from typing import Any, Literal
 from edgeresnet.atomic import atomic_write_text
 from edgeresnet.bundle import sha256_file
 from edgeresnet.errors import CalibrationError
+from edgeresnet.limits import read_json
 
 Method = Literal["minmax", "entropy", "percentile"]
 METHODS: tuple[Method, ...] = ("minmax", "entropy", "percentile")
@@ -120,10 +121,8 @@ class CalibrationTable:
         path = Path(path)
         if not path.is_file():
             raise CalibrationError(f"calibration table not found: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise CalibrationError(f"calibration table {path} is not valid JSON: {error}") from None
+
+        data = read_json(path, what="calibration table", error=CalibrationError)  # bounded in size and depth
         try:
             return cls.from_dict(data)
         except CalibrationError as error:

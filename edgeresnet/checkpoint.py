@@ -7,7 +7,6 @@ to guess them. Written by ``train`` atomically every epoch; read by ``export`` a
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from edgeresnet.bundle.layout import MANIFEST_FILE
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.digests import sha256_file
 from edgeresnet.errors import CheckpointError, EdgeResNetError, one_line
+from edgeresnet.limits import read_json
 from edgeresnet.placement import replace_files
 
 if TYPE_CHECKING:
@@ -100,10 +100,8 @@ def read_card(directory: str | Path) -> ModelCard:
     card_path = directory / CARD_FILE
     if not card_path.is_file():
         raise CheckpointError(f"{directory} is not a checkpoint directory (no {CARD_FILE})")
-    try:
-        record = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"cannot read {card_path}: {error}") from error
+
+    record = read_json(card_path, what="model card", error=CheckpointError)  # bounded in size and depth
     return ModelCard.from_dict(record)
 
 

@@ -176,6 +176,13 @@ def manifest_content_sha256(record: Mapping[str, Any]) -> str:
     serialised. The one definition: writing hashes the typed manifest, checking also the record as read."""
     return sha256_json({key: value for key, value in record.items() if key != "manifest_sha256"})
 
+
+def manifest_from_record(record: dict[str, Any]) -> Manifest:
+    """The typed manifest of a record read from disk (migrated if older), remembering the record's hash."""
+    manifest = Manifest.from_dict(record)
+    manifest.loaded_content_sha256 = manifest_content_sha256(record)  # type: ignore[attr-defined]
+    return manifest
+
 # Fields whose JSON key in manifest.json differs from their name in code (the format keeps its keys).
 _JSON_KEYS = {"class_names": "labels"}
 

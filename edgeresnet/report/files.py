@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP
 from edgeresnet.bench.recommendation import recommend
 from edgeresnet.bench.rows import ROW_FIELDS, THROUGHPUT_MEASURE, BenchmarkResult
 from edgeresnet.errors import EdgeResNetError
+from edgeresnet.limits import read_json
 from edgeresnet.report.environment import environment_columns
 from edgeresnet.report.plot import plot_accuracy_latency
 from edgeresnet.report.tables import render_markdown
@@ -58,8 +58,8 @@ def report_record(result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT
 
 def read_report(path: str | Path) -> BenchmarkResult:
     """Load a ``benchmark.json`` back into a result (to re-render or compare runs)."""
-    record = json.loads(Path(path).read_text(encoding="utf-8"))
-    if record.get("format") != REPORT_FORMAT:
+    record = read_json(path, what="benchmark report")  # bounded in size and depth
+    if not isinstance(record, dict) or record.get("format") != REPORT_FORMAT:
         raise EdgeResNetError(f"{path} is not an edgeresnet benchmark report")
     version = record.get("format_version", 1)
     if not isinstance(version, int) or version > REPORT_VERSION:

@@ -10,5 +10,5 @@ BACKEND = Backend(
     name="onnxruntime", title="ONNX Runtime", home=__name__, runner="runner:OnnxRuntimeRunner",
     suffixes=(".onnx",), model_files=(MODEL_ONNX, PIXEL_MODEL_FILE), devices=("cpu", "cuda"),
     default_device="cpu", packages=("onnxruntime", "onnxruntime-gpu"), runtime_module="onnxruntime",
-    export_precisions=("fp32", "int8"), export_requires=("onnxruntime",), build="edgeresnet.export.targets:_onnxruntime_build",
+    export_precisions=("fp32", "int8"), export_requires=("onnxruntime",), build="export:build",
 )

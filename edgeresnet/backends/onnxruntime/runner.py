@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeresnet.bundle.model_bytes import ModelBytes
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, one_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
@@ -34,7 +35,8 @@ class OrtSession:
 
     Args:
         label: how errors name the model (default :func:`describe_model`), e.g. "the model x.onnx".
-        level: graph optimisation, ``"basic"`` where no fusion may swallow a fetched tensor.
+        level: graph optimisation, ``"basic"`` where no fusion may swallow a fetched tensor, ``"none"`` to
+            read a model as written.
         providers: onnxruntime execution providers, CPU by default.
         threads: intra-op threads (``None``: onnxruntime's default).
         load_error, run_error: the error types a failure to load, or to run a batch, raises (the caller's
@@ -43,7 +45,7 @@ class OrtSession:
 
     def __init__(
         self,
-        model: str | Path | onnx.ModelProto,
+        model: str | Path | ModelBytes | onnx.ModelProto,
         *,
         label: str = "",
         level: str = "all",
@@ -100,13 +102,19 @@ class OrtSession:
         return [out[:real] if out.ndim and out.shape[0] == len(fed) else out for out in outputs]
 
 
-def open_session(model: onnx.ModelProto | str | Path, *, level: str = "all", threads: int | None = None,
+def open_session(model: onnx.ModelProto | str | Path | ModelBytes, *, level: str = "all", threads: int | None = None,
                  providers: Sequence[str] = ("CPUExecutionProvider",)) -> Any:
-    """A bare ``onnxruntime.InferenceSession`` from a file or an in-memory model (errors untouched)."""
+    """A bare ``onnxruntime.InferenceSession`` from a file, an in-memory model, or a bundle's hashed bytes
+    (errors untouched).
+
+    From :class:`ModelBytes` the session is built from memory, external data included: ONNX Runtime opens
+    no file, so it runs the bytes the bundle's door hashed.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = {
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[level]
@@ -114,7 +122,17 @@ def open_session(model: onnx.ModelProto | str | Path, *, level: str = "all", thr
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+    source: str | bytes
+    if isinstance(model, ModelBytes):
+        source = model.data
+        if model.companions:
+            names = list(model.companions)
+            buffers = [model.companions[name] for name in names]
+            options.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
+    elif hasattr(model, "SerializeToString"):
+        source = model.SerializeToString()
+    else:
+        source = str(model)
     return ort.InferenceSession(source, options, providers=list(providers))
 
 
@@ -131,8 +149,10 @@ def static_batch_size(shape: Sequence[int | str | None]) -> int | None:
     return first if isinstance(first, int) and first > 0 else None
 
 
-def describe_model(model: str | Path | onnx.ModelProto) -> str:
+def describe_model(model: str | Path | ModelBytes | onnx.ModelProto) -> str:
     """How messages name a model: "the model resnet18.onnx", or the graph name of an in-memory one."""
+    if isinstance(model, ModelBytes):
+        return f"the model {model.name}"
     if isinstance(model, (str, Path)):
         return f"the model {Path(model).name}"
     return f"the in-memory model {model.graph.name or '(unnamed)'}"
@@ -147,15 +167,16 @@ class OnnxRuntimeRunner(Runner):
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | ModelBytes,
         *,
         device: str = "cpu",
         threads: int | None = None,
         precision: str = "fp32",
-        pixel_model: str | Path | None = None,
+        pixel_model: str | Path | ModelBytes | None = None,
     ) -> None:
         """``pixel_model``: the same model taking uint8 NHWC pixels (``export.onnx.add_pixel_input``), run by
-        ``infer_pixels`` so normalisation happens inside ONNX Runtime."""
+        ``infer_pixels`` so normalisation happens inside ONNX Runtime. Either may be a path or the hashed
+        bytes of a bundle's door."""
         super().__init__(model_path, device=device, threads=threads)
         import onnxruntime as ort
 
@@ -163,12 +184,18 @@ class OnnxRuntimeRunner(Runner):
             raise EdgeResNetError(f"onnxruntime device must be one of {sorted(_PROVIDERS)}, got {device!r}")
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise BackendUnavailableError("onnxruntime has no CUDA provider here: install onnxruntime-gpu")
-        self._session = OrtSession(self.model_path, label=str(self.model_path), providers=_PROVIDERS[device],
-                                   threads=threads)
+        source = self.model_bytes if self.model_bytes is not None else self.model_path
+        self._session = OrtSession(source, label=str(self.model_path), providers=_PROVIDERS[device],
+                                   threads=self.threads)
         self._pixel_session = None
+        # The hashed bytes of the pixel model, kept so a caller can check what runs (as ``model_bytes``).
+        self.pixel_model_bytes = pixel_model if isinstance(pixel_model, ModelBytes) else None
         if pixel_model is not None:
-            self._pixel_session = OrtSession(pixel_model, label=f"the pixel model {Path(pixel_model)}",
-                                             providers=_PROVIDERS[device], threads=threads)
+            pixels = pixel_model if isinstance(pixel_model, ModelBytes) else Path(pixel_model)
+            where = pixels.path if isinstance(pixels, ModelBytes) else pixels
+            self._pixel_session = OrtSession(pixels, label=f"the pixel model {where}", providers=_PROVIDERS[device],
+                                             threads=self.threads)
+        self._check_declared_input(self._session.input_shape)
         self._precision = precision
         self._version = ort.__version__
 

@@ -10,6 +10,6 @@ BACKEND = Backend(
     name="openvino", title="OpenVINO", home=__name__, runner="runner:OpenVinoRunner",
     suffixes=(".xml", ".onnx"), model_files=(MODEL_XML, MODEL_BIN), devices=("cpu", "gpu", "npu", "auto"),
     default_device="CPU", packages=("openvino",), runtime_module="openvino", extra="openvino",
-    export_precisions=("fp32", "int8"), export_requires=("openvino", "nncf"), build="edgeresnet.export.targets:_openvino_build",
+    export_precisions=("fp32", "int8"), export_requires=("openvino", "nncf"), build="export:build",
     compile_precisions=("fp32", "fp16", "int8"), compile="compile:compile_openvino",
 )

@@ -16,6 +16,6 @@ BACKEND = Backend(
     default_device="cuda", packages=("tensorrt",), runtime_module="tensorrt", extra="tensorrt",
     install_note="(TensorRT 11, CUDA 13) or 'edgeresnet[tensorrt10]' (TensorRT 10, CUDA 12: older drivers, "
                  "Jetson) on the machine with the GPU",
-    export_precisions=("fp32", "int8"), export_requires=("onnxruntime",), build="edgeresnet.export.targets:_tensorrt_build",
+    export_precisions=("fp32", "int8"), export_requires=("onnxruntime",), build="export:build",
     compile_precisions=("fp32", "fp16", "int8"), compile="compile:compile_tensorrt", verify="verify:check_engine",
 )
