@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from edgeresnet.backends.registry import export_targets
 from edgeresnet.bundle.vocabulary import (
     CALIB_METHODS,
     DEFAULT_MAX_ACCURACY_DROP,
-    TARGETS,
     CalibMethod,
     Target,
 )
@@ -96,9 +96,10 @@ class ExportJob:
             raise ExportError(f"max_accuracy_drop= must be a finite number of points >= 0, got {drop!r}")
         if self.calib_method not in CALIB_METHODS:
             raise ExportError(f"unknown calib_method= {self.calib_method!r}; choose from {', '.join(CALIB_METHODS)}")
-        unknown = [target for target in self.targets or () if target not in (*TARGETS, "all")]
+        known = export_targets()  # the backend registry's export targets
+        unknown = [target for target in self.targets or () if target not in (*known, "all")]
         if unknown:
-            raise ExportError(f"unknown target {unknown[0]!r}; choose from {', '.join(TARGETS)} or all")
+            raise ExportError(f"unknown target {unknown[0]!r}; choose from {', '.join(known)} or all")
         if not self.int8:
             given = [f"{name}=" for name in INT8_ONLY if getattr(self, name) not in (None, False)]
             if self.calib_method != "auto":
