@@ -88,52 +88,43 @@ class ModelNameType(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
-class NumberType(click.ParamType):
-    """A whole or real number within bounds; NaN, infinities and out-of-range values fail with one line.
-
-    click's own ``FloatRange`` lets ``nan`` through (every comparison with it is false), and an unbounded
-    ``IntRange`` lets ``--epochs 10**18`` start a run that never ends: every numeric option has a range.
-    """
-
-    def __init__(self, kind: type[int | float], low: float, high: float, *, low_open: bool = False,
-                 hint: str = "") -> None:
-        self.kind, self.low, self.high, self.low_open, self.hint = kind, low, high, low_open, hint
-        self.name = "INTEGER" if kind is int else "FLOAT"
-
-    def bounds(self) -> tuple[float, float]:
-        return self.low, self.high
+class FiniteFloatRange(click.FloatRange):
+    """click's ``FloatRange`` without its hole: ``nan`` passes every comparison, so it is refused first."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        low, high = self.bounds()
-        try:
-            number = self.kind(value) if not isinstance(value, bool) else None
-            if number is None or (self.kind is int and isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-        except (ValueError, TypeError, OverflowError):
-            self.fail(f"{printable(value)!r} is not {'a whole number' if self.kind is int else 'a number'}",
-                      param, ctx)
+        number = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{printable(value)} is not a finite number", param, ctx)
-        below = number <= low if self.low_open else number < low
-        if below or number > high:
-            show = (lambda x: f"{int(x):,}") if self.kind is int else (lambda x: f"{x:g}")
-            span = (f"above {show(low)} and at most {show(high)}" if self.low_open
-                    else f"from {show(low)} to {show(high)}")
-            self.fail(f"{printable(value)} is out of range: it must be {span}{self.hint}", param, ctx)
-        return number
+        return super().convert(number, param, ctx)
 
 
-class ThreadsType(NumberType):
+def number_range(kind: type[int | float], low: float, high: float, *, low_open: bool = False) -> click.ParamType:
+    """A bounded whole or real number: every numeric option has a range (``--epochs 10**18`` would start a
+    run without end), and a real one is finite. The range shows in ``--help``."""
+    if kind is int:
+        return click.IntRange(int(low), int(high))
+    return FiniteFloatRange(low, high, min_open=low_open)
+
+
+class ThreadsType(click.IntRange):
     """Threads: 1 up to a few per CPU of this machine (runtimes allocate per thread; 100,000 crash them)."""
 
     def __init__(self) -> None:
-        super().__init__(int, 1, 1)
+        super().__init__(1, None)
 
-    def bounds(self) -> tuple[float, float]:
+    def _describe_range(self) -> str:
+        from edgeresnet.limits import MAX_THREADS_PER_CPU
+
+        return f"1 to {MAX_THREADS_PER_CPU} per CPU"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from edgeresnet.limits import MAX_THREADS_PER_CPU, machine_cpus, max_threads
 
-        self.hint = f" ({MAX_THREADS_PER_CPU} per CPU; this machine has {machine_cpus()})"
-        return 1, max_threads()
+        number = click.INT.convert(value, param, ctx)
+        if not 1 <= number <= max_threads():
+            self.fail(f"{number} is not in the range 1<=x<={max_threads()} ({MAX_THREADS_PER_CPU} per CPU; this "
+                      f"machine has {machine_cpus()})", param, ctx)
+        return number
 
 
 # The largest --input-size train/export accept: far above the classifiers they build (224-600 pixels).
@@ -143,11 +134,11 @@ MAX_CLI_INPUT_SIZE = 1024
 TRAIN_WORKING_SET = 64
 
 
-class InputSizeType(NumberType):
+class InputSizeType(click.IntRange):
     """An input side in pixels, bounded and checked against the memory training one image needs."""
 
     def __init__(self) -> None:
-        super().__init__(int, 28, MAX_CLI_INPUT_SIZE)
+        super().__init__(28, MAX_CLI_INPUT_SIZE)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         size = super().convert(value, param, ctx)
@@ -179,12 +170,21 @@ def max_opset() -> int:
     return newest
 
 
-class OpsetType(NumberType):
-    def __init__(self) -> None:
-        super().__init__(int, MIN_OPSET, MIN_OPSET, hint=" (the opsets the installed onnx and torch exporter write)")
+class OpsetType(click.IntRange):
+    """17 up to the newest opset the installed onnx and torch exporter write (looked up only above 17)."""
 
-    def bounds(self) -> tuple[float, float]:
-        return MIN_OPSET, max_opset()
+    def __init__(self) -> None:
+        super().__init__(MIN_OPSET, None)
+
+    def _describe_range(self) -> str:
+        return f"x>={MIN_OPSET}, up to what the installed onnx and torch exporter write"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number > MIN_OPSET and number > (newest := max_opset()):
+            self.fail(f"{number} is not in the range {MIN_OPSET}<=x<={newest} (the opsets the installed onnx and "
+                      "torch exporter write)", param, ctx)
+        return number
 
 
 class ProgressEcho:

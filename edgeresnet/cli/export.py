@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, TARGETS
-from edgeresnet.cli.core import InputSizeType, NumberType, OpsetType, ProgressEcho, ThreadsType, cli
+from edgeresnet.cli.core import InputSizeType, OpsetType, ProgressEcho, ThreadsType, cli, number_range
 
 TARGET_CHOICES = [*TARGETS, "all"]
 
@@ -18,7 +18,7 @@ TARGET_CHOICES = [*TARGETS, "all"]
               help="Directory for the bundles (one per target and precision) and export_report.json.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Weights for an architecture-name MODEL (.safetensors or a torchvision/timm state dict).")
-@click.option("--num-classes", type=NumberType(int, 1, 100_000), default=None,
+@click.option("--num-classes", type=number_range(int, 1, 100_000), default=None,
               help="Classes of an architecture-name MODEL (default: the data's, else 1000).")
 @click.option("--in-chans", type=click.Choice(["1", "3"]), default=None,
               help="Input channels of an architecture-name MODEL (default 3).")
@@ -31,7 +31,7 @@ TARGET_CHOICES = [*TARGETS, "all"]
               help="Evaluation data (its evaluation split). Default: --calib-data, else the checkpoint's data.")
 @click.option("--calib-data", default=None,
               help="Calibration data (its calibration split, never the evaluation split).")
-@click.option("--calib-size", type=NumberType(int, 1, 10**7), default=None,
+@click.option("--calib-size", type=number_range(int, 1, 10**7), default=None,
               help="Class-balanced calibration images. Default: the whole calibration split, up to 512; "
                    "a size larger than the split is refused.")
 @click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="auto",
@@ -39,15 +39,15 @@ TARGET_CHOICES = [*TARGETS, "all"]
               help="Range method; auto keeps the one whose INT8 model agrees best with FP32 on the calibration split.")
 @click.option("--calib-table", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Rebuild INT8 from this calibration table instead of recalibrating.")
-@click.option("--max-accuracy-drop", type=NumberType(float, 0, 100), default=1.0, show_default=True,
+@click.option("--max-accuracy-drop", type=number_range(float, 0, 100), default=1.0, show_default=True,
               help="Allowed top-1 drop of INT8 versus FP32, in points (on the point estimate); the layers with "
                    "the worst quantization error fall back to float.")
 @click.option("--strict-gate", is_flag=True,
               help="Require the upper end of the drop's 95% interval, not its estimate, to be within the budget.")
-@click.option("--batch", type=NumberType(int, 1, 4096), default=None, help="Static batch size (default: dynamic).")
+@click.option("--batch", type=number_range(int, 1, 4096), default=None, help="Static batch size (default: dynamic).")
 @click.option("--opset", type=OpsetType(), default=17, show_default=True,
               help="ONNX opset of the exported model.")
-@click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None,
+@click.option("--eval-limit", type=number_range(int, 1, 10**9), default=None,
               help="Evaluate on a class-balanced subset of this many images (default: the whole split).")
 @click.option("--threads", type=ThreadsType(), default=None, help="Runtime threads for evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace bundles a previous export wrote into --output.")
