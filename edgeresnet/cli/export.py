@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, DEFAULT_MAX_ACCURACY_DROP, TARGETS
-from edgeresnet.cli.core import ProgressEcho, cli
+from edgeresnet.cli.core import InputSizeType, NumberType, OpsetType, ProgressEcho, ThreadsType, cli
 
 if TYPE_CHECKING:
     from edgeresnet.export.results import BundleSummary, ExportResult
@@ -25,11 +25,11 @@ REFUSED_EXIT = 3
               help="Directory for the bundles (one per target and precision) and export_report.json.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Weights for an architecture-name MODEL (.safetensors or a torchvision/timm state dict).")
-@click.option("--num-classes", type=click.IntRange(min=1), default=None,
+@click.option("--num-classes", type=NumberType(int, 1, 100_000), default=None,
               help="Classes of an architecture-name MODEL (default: the data's, else 1000).")
 @click.option("--in-chans", type=click.Choice(["1", "3"]), default=None,
               help="Input channels of an architecture-name MODEL (default 3).")
-@click.option("--input-size", type=click.IntRange(min=28), default=None,
+@click.option("--input-size", type=InputSizeType(), default=None,
               help="Input side of an architecture-name MODEL (default: the model's).")
 @click.option("--int8", is_flag=True, help="Also build calibrated INT8 artifacts for every target.")
 @click.option("--target", "targets", multiple=True, type=click.Choice(TARGET_CHOICES),
@@ -38,7 +38,7 @@ REFUSED_EXIT = 3
               help="Evaluation data (its evaluation split). Default: --calib-data, else the checkpoint's data.")
 @click.option("--calib-data", default=None,
               help="Calibration data (its calibration split, never the evaluation split).")
-@click.option("--calib-size", type=click.IntRange(min=1), default=None,
+@click.option("--calib-size", type=NumberType(int, 1, 10**7), default=None,
               help="Class-balanced calibration images. Default: the whole calibration split, up to 512; "
                    "a size larger than the split is refused.")
 @click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="auto",
@@ -46,19 +46,19 @@ REFUSED_EXIT = 3
               help="Range method; auto keeps the one whose INT8 model agrees best with FP32 on the calibration split.")
 @click.option("--calib-table", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Rebuild INT8 from this calibration table instead of recalibrating.")
-@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=DEFAULT_MAX_ACCURACY_DROP,
+@click.option("--max-accuracy-drop", type=NumberType(float, 0, 100), default=DEFAULT_MAX_ACCURACY_DROP,
               show_default=True,
               help="Allowed top-1 drop of INT8 versus FP32, in points. An INT8 model whose drop's 95% interval "
                    "lies above it keeps its worst-quantized layers in float, or is refused.")
 @click.option("--strict-gate", is_flag=True,
               help="Publish INT8 only when the drop's whole 95% interval is within the budget (default: "
                    "unless the data show it is over).")
-@click.option("--batch", type=click.IntRange(min=1), default=None, help="Static batch size (default: dynamic).")
-@click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True,
+@click.option("--batch", type=NumberType(int, 1, 4096), default=None, help="Static batch size (default: dynamic).")
+@click.option("--opset", type=OpsetType(), default=17, show_default=True,
               help="ONNX opset of the exported model.")
-@click.option("--eval-limit", type=click.IntRange(min=1), default=None,
+@click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None,
               help="Evaluate on a class-balanced subset of this many images (default: the whole split).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Runtime threads for evaluation.")
+@click.option("--threads", type=ThreadsType(), default=None, help="Runtime threads for evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace bundles a previous export wrote into --output.")
 def export_command(**flags: Any) -> None:
     """Export MODEL to ONNX and, with --int8, to calibrated INT8 for ONNX Runtime, OpenVINO and TensorRT.
