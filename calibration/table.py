@@ -120,10 +120,9 @@ class CalibrationTable:
         path = Path(path)
         if not path.is_file():
             raise CalibrationError(f"calibration table not found: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise CalibrationError(f"calibration table {path} is not valid JSON: {error}") from None
+        from edgeresnet.limits import read_json
+
+        data = read_json(path, what="calibration table", error=CalibrationError)  # bounded in size and depth
         try:
             return cls.from_dict(data)
         except CalibrationError as error:

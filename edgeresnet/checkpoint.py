@@ -7,7 +7,6 @@ to guess them. Written by ``train`` atomically every epoch; read by ``export`` a
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,10 +97,9 @@ def read_card(directory: str | Path) -> ModelCard:
     card_path = directory / CARD_FILE
     if not card_path.is_file():
         raise CheckpointError(f"{directory} is not a checkpoint directory (no {CARD_FILE})")
-    try:
-        record = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"cannot read {card_path}: {error}") from error
+    from edgeresnet.limits import read_json
+
+    record = read_json(card_path, what="model card", error=CheckpointError)  # bounded in size and depth
     return ModelCard.from_dict(record)
 
 

@@ -33,8 +33,9 @@ from edgeresnet.bundle import (
     CompileTarget,
     Precision,
 )
-from edgeresnet.bundle.files import assemble_bundle, check_files, read_golden, read_manifest, sha256_file
+from edgeresnet.bundle.files import assemble_bundle, sha256_file
 from edgeresnet.bundle.manifest import Manifest
+from edgeresnet.bundle.reader import BundleReader
 from edgeresnet.bundle.records import EngineRecord, ParityRecord, Provenance
 from edgeresnet.errors import BundleError, ExportError
 from edgeresnet.parity import check_parity
@@ -53,12 +54,14 @@ class SourceBundle:
     path: Path
     manifest: Manifest
     onnx: dict[str, str]
+    reader: BundleReader = field(compare=False, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> SourceBundle:
         path = Path(path)
-        manifest = read_manifest(path)
-        problems = check_files(path, manifest)
+        reader = BundleReader.open(path)  # the bundle's door: names stay inside it, bytes are hashed
+        manifest = reader.manifest
+        problems = reader.problems()
         if problems:
             raise BundleError(f"bundle {path} fails its checks: {'; '.join(problems)}")
         onnx: dict[str, str] = {}
@@ -69,10 +72,11 @@ class SourceBundle:
             onnx.setdefault(manifest.precision, built)
         if FP32_ONNX in manifest.files:
             onnx.setdefault("fp32", FP32_ONNX)
-        return cls(path, manifest, onnx)
+        return cls(path, manifest, onnx, reader)
 
     def file(self, name: str) -> Path:
-        return self.path / name
+        """The real path of a listed file of the source, checked against its sha256 (companions too)."""
+        return self.reader.verified_path(name)
 
     def has_table(self) -> bool:
         return CALIBRATION_FILE in self.manifest.files and "fp32" in self.onnx
@@ -155,7 +159,7 @@ def compile_bundle(
         work = staging.path.parent / "work"
         work.mkdir()
         compiled = COMPILERS[target](source, precision, work, device, trt_options)
-        inputs, expected = read_golden(source.path, source.manifest)
+        inputs, expected = source.reader.golden()
         reference = _reference_logits(source, compiled.source_model, inputs, expected)
         model = compiled.files[compiled.model_file]
         with open_runner(model, backend=target, device=compiled.device, precision=precision,

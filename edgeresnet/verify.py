@@ -1,7 +1,9 @@
 """Verify a bundle on the machine that will run it: its files, its runtime, and its golden answers.
 
 ``verify_bundle`` checks, in order: the manifest can be read (and is not from a newer format) and
-follows the bundle schema (``edgeresnet/bundle/schema.json``), every file matches its sha256 (a tampered engine is never loaded), the installed runtime matches the one
+follows the bundle schema (``edgeresnet/bundle/schema.json``), every file matches its sha256 and every
+file the runtime opens is listed (a tampered engine, ``.bin`` or external-data file is never loaded;
+the same door, :class:`~edgeresnet.bundle.reader.BundleReader`, serves ``predict``), the installed runtime matches the one
 recorded (a warning for ONNX Runtime/OpenVINO; for a TensorRT engine the TensorRT version and GPU
 must match, or the engine cannot be trusted to load), the labels and input size agree with the model
 file itself (a re-signed manifest cannot make ``predict`` allocate a 100000×100000 input), and the model reproduces its golden outputs
@@ -17,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from edgeresnet.bundle import MANIFEST_FILE
-from edgeresnet.bundle.files import check_files, manifest_from_record, read_golden, read_manifest_record
 from edgeresnet.bundle.manifest import Manifest
+from edgeresnet.bundle.model_bytes import IR_WEIGHTS, ModelBytes
+from edgeresnet.bundle.reader import BundleReader
 from edgeresnet.bundle.schema import schema_problems
 from edgeresnet.environment import package_version
 from edgeresnet.errors import EdgeResNetError
+from edgeresnet.limits import printable
 from edgeresnet.parity import ParityCheck, check_parity
 from edgeresnet.placement import LEDGER_FILE
-from edgeresnet.runtime.classifier import bundle_runner_options
-from edgeresnet.runtime.select import AUTO_DEVICE, Backend, backend_for, open_runner, resolve_device
+from edgeresnet.runtime.loading import open_bundle_runner
+from edgeresnet.runtime.select import AUTO_DEVICE, Backend, backend_for, resolve_device
 
 
 @dataclass
@@ -44,10 +48,11 @@ class VerifyReport:
         return not self.failures
 
     def summary(self) -> str:
-        lines = [f"bundle {self.bundle}: {'OK' if self.passed else 'FAILED'}"]
-        lines += [f"  ok: {check}" for check in self.checks]
-        lines += [f"  warning: {warning}" for warning in self.warnings]
-        lines += [f"  failed: {failure}" for failure in self.failures]
+        """The report as printable lines (names and labels from the bundle are escaped)."""
+        lines = [f"bundle {printable(self.bundle)}: {'OK' if self.passed else 'FAILED'}"]
+        lines += [f"  ok: {printable(check)}" for check in self.checks]
+        lines += [f"  warning: {printable(warning)}" for warning in self.warnings]
+        lines += [f"  failed: {printable(failure)}" for failure in self.failures]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,21 +72,21 @@ def verify_bundle(
     """
     report = VerifyReport(bundle=Path(bundle))
     try:
-        record = read_manifest_record(bundle)
-        manifest = manifest_from_record(record)
+        reader = BundleReader.open(bundle)  # the door predict and benchmark use: the same files, the same checks
     except EdgeResNetError as error:
         report.failures.append(str(error))
         return report
+    manifest = reader.manifest
     report.checks.append(f"manifest format {manifest.format_version}: {manifest.architecture} "
                          f"{manifest.precision} for {manifest.target} ({manifest.model_file})")
-    _check_schema(report, manifest, record)
-    if not _files_intact(report, manifest):
+    _check_schema(report, manifest, reader.record)
+    if not _files_intact(report, reader):
         return report  # never load a model whose bytes are not the ones the manifest describes
-    _check_model_interface(report, manifest)
+    _check_model_interface(report, reader)
     if report.failures:
         return report
     try:
-        chosen = backend_for(report.bundle / manifest.model_file, backend)
+        chosen = backend_for(manifest.model_file, backend)
         device = resolve_device(chosen, device)
     except EdgeResNetError as error:
         report.failures.append(str(error))
@@ -89,22 +94,24 @@ def verify_bundle(
     _check_runtime(report, manifest, chosen, device)
     if report.failures:
         return report
-    _check_golden(report, manifest, chosen, device, allow_host_code)
+    _check_golden(report, reader, chosen, device, allow_host_code)
     return report
 
 
-def _files_intact(report: VerifyReport, manifest: Manifest) -> bool:
+def _files_intact(report: VerifyReport, reader: BundleReader) -> bool:
+    """Every listed file and every file the runtime opens: inside the bundle, listed, and as hashed."""
+    manifest = reader.manifest
     if manifest.model_file not in manifest.files:
         report.failures.append(f"the manifest records no sha256 for its model file {manifest.model_file}")
-    report.failures.extend(check_files(report.bundle, manifest))
-    listed = set(manifest.files) | {MANIFEST_FILE, LEDGER_FILE}  # the ledger: what placement wrote, by sha256
-    unlisted = sorted(p.relative_to(report.bundle).as_posix() for p in report.bundle.rglob("*")
-                      if p.is_file() and p.relative_to(report.bundle).as_posix() not in listed)
+    report.failures.extend(p for p in reader.problems() if p not in report.failures)
+    # The ledger records what placement wrote (by sha256); nothing at run time opens it.
+    unlisted = [name for name in reader.unlisted_files() if name != LEDGER_FILE]
     if unlisted:
-        report.warnings.append(f"files not in the manifest (ignored): {', '.join(unlisted[:5])}")
+        report.warnings.append(f"files not in the manifest (nothing opens them): {', '.join(unlisted[:5])}")
     if report.failures:
         return False
-    report.checks.append(f"{len(manifest.files)} files match their sha256")
+    report.checks.append(f"{len(manifest.files)} files match their sha256, and they are every file the runtime "
+                         f"opens ({', '.join(reader.runtime_names())})")
     return True
 
 
@@ -193,14 +200,14 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def _check_golden(
-    report: VerifyReport, manifest: Manifest, backend: Backend, device: str, allow_host_code: bool
+    report: VerifyReport, reader: BundleReader, backend: Backend, device: str, allow_host_code: bool
 ) -> None:
+    manifest = reader.manifest
     try:
-        inputs, expected = read_golden(report.bundle, manifest)
-        # The options the application's Classifier would use, so verify loads the model as apps will.
-        options = bundle_runner_options(manifest, allow_host_code=allow_host_code)
-        with open_runner(report.bundle / manifest.model_file, backend=backend.name, device=device,
-                         precision=manifest.precision, **options) as runner:
+        inputs, expected = reader.golden()
+        # The loader the application's Classifier uses, on the bytes checked above: what passes here runs there.
+        with open_bundle_runner(reader, backend=backend.name, device=device,
+                                allow_host_code=allow_host_code) as runner:
             outputs = runner.infer(inputs)
             report.runner = runner.describe().to_dict()
         comparison = check_parity(expected, outputs, manifest.precision)
@@ -229,8 +236,9 @@ def _check_schema(report: VerifyReport, manifest: Manifest, record: dict[str, An
         report.checks.append(f"{MANIFEST_FILE} follows the bundle schema{migrated}")
 
 
-def _check_model_interface(report: VerifyReport, manifest: Manifest) -> None:
+def _check_model_interface(report: VerifyReport, reader: BundleReader) -> None:
     """The manifest's labels and input size against the model file's own input shape and output width."""
+    manifest = reader.manifest
     c, h, w = manifest.input.channels_height_width
     spec = tuple(manifest.preprocessing.input_shape()[1:])
     if spec != (c, h, w):
@@ -238,7 +246,7 @@ def _check_model_interface(report: VerifyReport, manifest: Manifest) -> None:
                                f"input record says {c}×{h}×{w}")
         return
     try:
-        declared = model_interface(report.bundle / manifest.model_file)
+        declared = model_interface(reader.model(manifest.model_file))
     except EdgeResNetError as error:
         report.failures.append(str(error))
         return
@@ -255,20 +263,20 @@ def _check_model_interface(report: VerifyReport, manifest: Manifest) -> None:
         report.checks.append(f"labels ({len(manifest.labels)}) and input {c}×{h}×{w} match the model file")
 
 
-def model_interface(path: Path) -> tuple[tuple[int | None, ...], int | None] | None:
-    """The input shape and output width a model file declares (ONNX or OpenVINO IR); None for an engine."""
-    suffix = path.suffix.lower()
+def model_interface(model: ModelBytes) -> tuple[tuple[int | None, ...], int | None] | None:
+    """The input shape and output width a model declares (ONNX or OpenVINO IR); None for an engine."""
+    suffix = model.path.suffix.lower()
     try:
         if suffix == ".onnx":
-            return _onnx_interface(path)
+            return _onnx_interface(model)
         if suffix == ".xml":
-            return _ir_interface(path)
+            return _ir_interface(model)
     except EdgeResNetError:
         raise
     except Exception as error:  # protobuf and XML parsers raise their own types for a corrupt file
         from edgeresnet.errors import first_line
 
-        raise EdgeResNetError(f"cannot read the model file {path.name}: {first_line(error)}") from error
+        raise EdgeResNetError(f"cannot read the model file {model.name}: {first_line(error)}") from error
     return None
 
 
@@ -276,29 +284,28 @@ def _dims(values: list[int | None]) -> tuple[int | None, ...]:
     return tuple(v if isinstance(v, int) and v > 0 else None for v in values)
 
 
-def _onnx_interface(path: Path) -> tuple[tuple[int | None, ...], int | None]:
+def _onnx_interface(model: ModelBytes) -> tuple[tuple[int | None, ...], int | None]:
     # onnxruntime, not onnx: verify runs on the runtime-only install, which has no onnx package.
-    import onnxruntime as ort
+    from edgeresnet.runtime.onnxruntime import open_session
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = open_session(model, optimize=False)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) != 1:
-        raise EdgeResNetError(f"{path.name} must have one input and one output")
+        raise EdgeResNetError(f"{model.name} must have one input and one output")
     output = _dims(list(outputs[0].shape))
     return _dims(list(inputs[0].shape)), output[-1] if output else None
 
 
-def _ir_interface(path: Path) -> tuple[tuple[int | None, ...], int | None]:
+def _ir_interface(model: ModelBytes) -> tuple[tuple[int | None, ...], int | None]:
     from xml.etree import ElementTree  # expat refuses entity expansion bombs
 
-    root = ElementTree.parse(path).getroot()
+    if IR_WEIGHTS not in model.companions:
+        raise EdgeResNetError(f"{model.name} came without its weights (.bin)")
+    root = ElementTree.fromstring(model.data)
     parameters = [layer for layer in root.iter("layer") if layer.get("type") == "Parameter"]
     results = [layer for layer in root.iter("layer") if layer.get("type") == "Result"]
     if len(parameters) != 1 or len(results) != 1:
-        raise EdgeResNetError(f"{path.name} must have one input and one output")
+        raise EdgeResNetError(f"{model.name} must have one input and one output")
     data = parameters[0].find("data")
     text = (data.get("shape") if data is not None else "") or ""
     shape = _dims([int(d) if d.strip().lstrip("-").isdigit() else None for d in text.strip("[]").split(",")])

@@ -105,16 +105,13 @@ def _looks_like_a_path(model: str) -> bool:
 
 def _check_card_is_an_object(directory: Path) -> None:
     """Read the card at export's boundary: whatever its bytes, a one-line CheckpointError, never a crash."""
-    import json
 
     from edgeresnet.checkpoint import CARD_FILE, read_card
     from edgeresnet.errors import first_line
+    from edgeresnet.limits import read_json
 
     card = directory / CARD_FILE
-    try:
-        record = json.loads(card.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise CheckpointError(f"cannot read {card}: it is not valid UTF-8 JSON") from error
+    record = read_json(card, what="model card", error=CheckpointError)
     if not isinstance(record, dict):
         raise CheckpointError(f"{card} is not an edgeresnet model card (not a JSON object)")
     try:

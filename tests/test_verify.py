@@ -200,3 +200,67 @@ def test_malformed_manifests_are_one_line_errors(tmp_path: Path, content: str) -
     (bundle / "manifest.json").write_text(content)
     result = CliRunner().invoke(cli, ["verify", str(bundle)])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+# --- the one door: verify checks exactly what the runtime opens ------------------------------------------
+
+
+V1_BUNDLE = Path(__file__).parent / "fixtures" / "bundle_v1"
+
+
+def test_an_old_bundle_still_verifies_and_loads_from_its_hashed_bytes() -> None:
+    from edgeresnet.runtime.classifier import Classifier
+
+    report = verify_bundle(V1_BUNDLE)
+    assert report.passed, report.failures
+    assert any("every file the runtime opens (model.onnx, golden.npz)" in check for check in report.checks)
+    with Classifier.load(V1_BUNDLE) as classifier:
+        assert classifier.runner.model_bytes is not None  # built from bytes, not a path it reopens
+        assert classifier.runner.model_bytes.data == (V1_BUNDLE / "model.onnx").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["../model.onnx", "/etc/hostname", "sub/../model.onnx", "model.onnx/"])
+def test_a_resigned_manifest_cannot_name_a_file_outside_the_bundle(copy_of, name: str) -> None:
+    bundle = copy_of("fp32")
+    shutil.copyfile(bundle / "model.onnx", bundle.parent / "model.onnx")
+    rewrite_manifest(bundle, lambda record: record.update(model_file=name))
+    result = _verify(bundle)
+    assert result.exit_code == 2, result.output
+    assert "outside the bundle" in result.stderr or "not a normalised relative path" in result.stderr, result.stderr
+    predicted = CliRunner().invoke(cli, ["predict", str(bundle), str(bundle / "golden.npz")])
+    assert predicted.exit_code == 2 and len(predicted.stderr.strip().splitlines()) == 1
+
+
+def test_a_directory_linked_out_of_the_bundle_is_refused(copy_of, tmp_path: Path) -> None:
+    bundle = copy_of("fp32")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copyfile(bundle / "model.onnx", elsewhere / "model.onnx")
+    (bundle / "sub").symlink_to(elsewhere, target_is_directory=True)
+
+    def point_into_the_link(record: dict) -> None:
+        record["model_file"] = "sub/model.onnx"
+        record["files"]["sub/model.onnx"] = record["files"]["model.onnx"]
+
+    rewrite_manifest(bundle, point_into_the_link)
+    report = verify_bundle(bundle)
+    assert not report.passed and any("sub/model.onnx leads outside the bundle" in f for f in report.failures)
+
+
+def test_an_openvino_ir_whose_weights_are_not_listed_fails(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    from edgeresnet.export.openvino import convert_to_ir
+    from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
+    from tests.runtime.tiny_bundle import golden_inputs
+
+    xml = convert_to_ir(tiny_model().onnx, tmp_path / "work" / "model.xml")
+    with OnnxRuntimeRunner(tiny_model().onnx) as runner:
+        golden = runner.infer(golden_inputs())
+    listed = make_bundle(tmp_path / "listed", xml, target="openvino", extra_files={"model.bin": xml.with_suffix(".bin")},
+                         outputs=golden)
+    assert verify_bundle(listed).passed
+    rewrite_manifest(listed, lambda record: record["files"].pop("model.bin"))
+    (listed / "model.bin").write_bytes((listed / "model.bin").read_bytes()[::-1])  # edited after signing
+    report = verify_bundle(listed)
+    assert not report.passed
+    assert any("model.bin is opened by the runtime but the manifest records no sha256" in f for f in report.failures)

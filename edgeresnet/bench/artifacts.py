@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from edgeresnet.bundle import MANIFEST_FILE, read_manifest
+from edgeresnet.bundle import MANIFEST_FILE
 from edgeresnet.checkpoint import CARD_FILE, WEIGHTS_FILE, read_card
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
 from edgeresnet.runtime.base import Runner
@@ -76,7 +76,11 @@ def load_artifact(path: str | Path) -> Artifact:
 
 
 def _bundle_artifact(path: Path) -> Artifact:
-    manifest = read_manifest(path)
+    from edgeresnet.bundle.reader import BundleReader
+
+    reader = BundleReader.open(path)
+    manifest = reader.manifest
+    reader.resolve(manifest.model_file)  # a name leading out of the bundle is refused before anything is read
     model_path = path / manifest.model_file
     # An OpenVINO IR is two files; its size is both of them.
     files = (model_path, model_path.with_suffix(".bin")) if model_path.suffix == ".xml" else (model_path,)
@@ -154,7 +158,7 @@ def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_h
     Bundles go through the runtime's backend table (``edgeresnet.runtime.select``), keyed by the
     manifest's target and the model file's suffix; a checkpoint gets the PyTorch eager runner
     (``edgeresnet.runtime.torch_runner``). ``allow_host_code`` lets a version-compatible TensorRT engine
-    load (see :func:`edgeresnet.runtime.classifier.bundle_runner_options`); ``performance_hint`` is
+    load (see :func:`edgeresnet.runtime.loading.bundle_runner_options`); ``performance_hint`` is
     OpenVINO's (``THROUGHPUT`` for the throughput mode).
     """
     device = artifact_device(artifact, device)
@@ -164,9 +168,9 @@ def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_h
         )
 
         return TorchRunner(artifact.path, device=device, threads=threads)
-    from edgeresnet.runtime.classifier import bundle_runner_options
+    from edgeresnet.bundle.reader import BundleReader
+    from edgeresnet.runtime.loading import open_bundle_runner
     from edgeresnet.runtime.select import BACKEND_NAMES
-    from edgeresnet.runtime.select import open_runner as open_file_runner
 
     if artifact.backend not in BACKEND_NAMES:
         raise BackendUnavailableError(
@@ -175,10 +179,9 @@ def open_runner(artifact: Artifact, *, device: str, threads: int | None, allow_h
     options: dict[str, object] = {}
     if performance_hint is not None and artifact.backend == "openvino":
         options["performance_hint"] = performance_hint
-    if artifact.backend == "tensorrt":
-        options.update(bundle_runner_options(read_manifest(artifact.path), allow_host_code=allow_host_code))
-    return open_file_runner(artifact.model_path, backend=artifact.backend, device=device, threads=threads,
-                            precision=artifact.precision, **options)
+    # Through the bundle's door, as the app's Classifier loads it: the bytes measured are the bytes hashed.
+    return open_bundle_runner(BundleReader.open(artifact.path), backend=artifact.backend, device=device,
+                              threads=threads, allow_host_code=allow_host_code, **options)
 
 
 def preload_backend(artifact: Artifact) -> None:

@@ -7,7 +7,8 @@ preprocessed inputs with the outputs they must give). This package owns the whol
 - :mod:`~edgeresnet.bundle.layout` — the file names and the format version;
 - :mod:`~edgeresnet.bundle.records` — the manifest's parts as typed records;
 - :mod:`~edgeresnet.bundle.manifest` — the manifest, and the migration from version 1;
-- :mod:`~edgeresnet.bundle.files` — assembling, placing, reading and checking bundle directories;
+- :mod:`~edgeresnet.bundle.files` — assembling and placing bundle directories;
+- :mod:`~edgeresnet.bundle.reader` — the one door in: names resolved inside the bundle, bytes hashed as read;
 - :mod:`~edgeresnet.bundle.schema` — the JSON Schema shipped as ``schema.json`` and its validator.
 
 ``docs/bundle-format.md`` documents it for other tools. Importing this package is cheap: the records
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
         write_bundle,
     )
     from edgeresnet.bundle.manifest import Manifest, migrate_v1
+    from edgeresnet.bundle.model_bytes import ModelBytes
+    from edgeresnet.bundle.reader import BundleReader
     from edgeresnet.bundle.records import (
         AccuracyRecord,
         CalibrationRecord,
@@ -68,6 +71,8 @@ _LAZY = {
     **dict.fromkeys(("AccuracyRecord", "CalibrationRecord", "EngineRecord", "InputSpec", "ParityRecord",
                      "Provenance", "QuantizationRecord", "TopK"), "edgeresnet.bundle.records"),
     **dict.fromkeys(("Manifest", "migrate_v1"), "edgeresnet.bundle.manifest"),
+    "BundleReader": "edgeresnet.bundle.reader",
+    "ModelBytes": "edgeresnet.bundle.model_bytes",
     "schema_problems": "edgeresnet.bundle.schema",
 }
 
@@ -86,4 +91,5 @@ __all__ = [  # noqa: RUF022 (grouped: cheap names, then the lazily loaded ones)
     "assemble_bundle", "check_files", "read_golden", "read_manifest", "read_manifest_record", "sha256_file",
     "write_bundle", "AccuracyRecord", "CalibrationRecord", "EngineRecord", "InputSpec", "Manifest",
     "ParityRecord", "Provenance", "QuantizationRecord", "TopK", "migrate_v1", "schema_problems",
+    "BundleReader", "ModelBytes",
 ]

@@ -16,8 +16,6 @@ from edgeresnet.errors import BundleError
 if TYPE_CHECKING:
     import numpy as np
 
-# A manifest is small; anything far larger is not one, and is refused before it is parsed.
-MAX_MANIFEST_BYTES = 16 << 20
 
 
 def sha256_file(path: str | Path) -> str:
@@ -85,29 +83,14 @@ def assemble_bundle(
 
 
 def read_manifest_record(bundle: str | Path) -> dict[str, Any]:
-    """The manifest as JSON, read safely: one-line errors for a missing, huge, binary or non-object file."""
-    from edgeresnet.placement import interrupted_publish
+    """The manifest as JSON, read through the bundle's door: one-line errors for a missing, huge, deep,
+    binary or non-object file, or a manifest that is a link out of the bundle."""
+    from edgeresnet.bundle.reader import BundleReader
 
     bundle = Path(bundle)
-    path = bundle / MANIFEST_FILE
     if not bundle.is_dir():
         raise BundleError(f"bundle not found: {bundle}")
-    if not path.is_file():
-        raise BundleError(f"{bundle} is not a bundle (no {MANIFEST_FILE})")
-    journal = interrupted_publish(bundle)
-    if journal is not None:
-        raise BundleError(f"{bundle} belongs to an output whose last run was interrupted while moving its "
-                          f"results into place; rerun that command into {bundle.parent} to finish it")
-    try:
-        if path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise BundleError(f"{path} is too large to be a manifest ({path.stat().st_size} bytes)")
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        reason = "it is not valid UTF-8 JSON" if not isinstance(error, OSError) else str(error.strerror)
-        raise BundleError(f"cannot read {path}: {reason}") from error
-    if not isinstance(record, dict):
-        raise BundleError(f"{path} is not an edgeresnet bundle manifest (not a JSON object)")
-    return record
+    return BundleReader.of(bundle, None).manifest_record()  # type: ignore[arg-type]
 
 
 def read_manifest(bundle: str | Path) -> Manifest:
@@ -127,35 +110,15 @@ def _record_sha256(record: dict[str, Any]) -> str:
 
 
 def check_files(bundle: str | Path, manifest: Manifest | None = None) -> list[str]:
-    """Problems with the bundle's files (missing, altered); empty when every hash matches."""
-    bundle = Path(bundle)
-    manifest = manifest or read_manifest(bundle)
-    problems = []
-    recorded = manifest.manifest_sha256
-    # The hash covers the text as written (a version-1 manifest hashed its own version-1 content).
-    actual = {manifest.content_sha256(), getattr(manifest, "loaded_content_sha256", None)}
-    if recorded and recorded not in actual:
-        problems.append(f"{MANIFEST_FILE} was modified (its content no longer matches its recorded sha256)")
-    for name, expected in manifest.files.items():
-        path = bundle / name
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            problems.append(f"{name} points outside the bundle")
-        elif path.is_symlink() or not path.is_file():
-            problems.append(f"{name} is missing" if not path.is_symlink() else f"{name} is a symbolic link")
-        elif sha256_file(path) != expected:
-            problems.append(f"{name} was modified (sha256 differs from the manifest)")
-    return problems
+    """Problems with the bundle's files (see :meth:`BundleReader.problems`); empty when every hash matches."""
+    from edgeresnet.bundle.reader import BundleReader
+
+    reader = BundleReader.open(bundle) if manifest is None else BundleReader.of(bundle, manifest)
+    return reader.problems()
 
 
 def read_golden(bundle: str | Path, manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
-    import numpy as np
+    """The golden inputs and outputs, read through the bundle's door (listed, hashed, inside the bundle)."""
+    from edgeresnet.bundle.reader import BundleReader
 
-    name = manifest.golden.get("file", GOLDEN_FILE)
-    if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
-        raise BundleError(f"the manifest's golden file {name!r} is not a file in the bundle")
-    path = Path(bundle) / name
-    try:
-        with np.load(path, allow_pickle=False) as golden:
-            return golden["inputs"], golden["outputs"]
-    except (OSError, KeyError, ValueError) as error:
-        raise BundleError(f"cannot read golden samples {path}: {error}") from error
+    return BundleReader.of(bundle, manifest).golden()

@@ -8,6 +8,7 @@ stderr and exit code 2; ``--debug`` shows the traceback. Heavy imports happen in
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from typing import Any
 
@@ -15,6 +16,7 @@ import click
 
 from edgeresnet import __version__
 from edgeresnet.errors import EdgeResNetError, describe_os_error, first_line
+from edgeresnet.limits import printable
 
 USER_ERROR_EXIT = 2
 # Libraries of the build side (the `build` extra): a runtime-only install lacks them on purpose.
@@ -40,7 +42,7 @@ class EdgeResNetGroup(click.Group):
                 click.echo(error.ctx.get_help())  # a bare `edgeresnet` asks for the overview, not an error
                 sys.exit(0)
             hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
-            click.echo(f"error: {first_line(error.format_message())}{hint}", err=True)
+            click.echo(f"error: {printable(first_line(error.format_message()))}{hint}", err=True)
             sys.exit(USER_ERROR_EXIT)
         except click.ClickException as error:
             error.show()
@@ -59,7 +61,7 @@ class EdgeResNetGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             text = describe_os_error(error) if isinstance(error, OSError) else first_line(error)
-            click.echo(f"error: {text}", err=True)
+            click.echo(f"error: {printable(text)}", err=True)  # messages quote names from files anyone may write
             ctx.exit(USER_ERROR_EXIT)
         except ImportError as error:
             missing = missing_build_module(error)
@@ -86,6 +88,105 @@ class ModelNameType(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
+class NumberType(click.ParamType):
+    """A whole or real number within bounds; NaN, infinities and out-of-range values fail with one line.
+
+    click's own ``FloatRange`` lets ``nan`` through (every comparison with it is false), and an unbounded
+    ``IntRange`` lets ``--epochs 10**18`` start a run that never ends: every numeric option has a range.
+    """
+
+    def __init__(self, kind: type[int | float], low: float, high: float, *, low_open: bool = False,
+                 hint: str = "") -> None:
+        self.kind, self.low, self.high, self.low_open, self.hint = kind, low, high, low_open, hint
+        self.name = "INTEGER" if kind is int else "FLOAT"
+
+    def bounds(self) -> tuple[float, float]:
+        return self.low, self.high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        low, high = self.bounds()
+        try:
+            number = self.kind(value) if not isinstance(value, bool) else None
+            if number is None or (self.kind is int and isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+        except (ValueError, TypeError, OverflowError):
+            self.fail(f"{printable(value)!r} is not {'a whole number' if self.kind is int else 'a number'}",
+                      param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{printable(value)} is not a finite number", param, ctx)
+        below = number <= low if self.low_open else number < low
+        if below or number > high:
+            show = (lambda x: f"{int(x):,}") if self.kind is int else (lambda x: f"{x:g}")
+            span = (f"above {show(low)} and at most {show(high)}" if self.low_open
+                    else f"from {show(low)} to {show(high)}")
+            self.fail(f"{printable(value)} is out of range: it must be {span}{self.hint}", param, ctx)
+        return number
+
+
+class ThreadsType(NumberType):
+    """Threads: 1 up to a few per CPU of this machine (runtimes allocate per thread; 100,000 crash them)."""
+
+    def __init__(self) -> None:
+        super().__init__(int, 1, 1)
+
+    def bounds(self) -> tuple[float, float]:
+        from edgeresnet.limits import MAX_THREADS_PER_CPU, machine_cpus, max_threads
+
+        self.hint = f" ({MAX_THREADS_PER_CPU} per CPU; this machine has {machine_cpus()})"
+        return 1, max_threads()
+
+
+# The largest --input-size train/export accept: far above the classifiers they build (224-600 pixels).
+MAX_CLI_INPUT_SIZE = 1024
+# Working memory of training one image, as a multiple of its float32 input (activations of every layer
+# kept for the backward pass); used only to refuse sizes no batch could train, before anything is allocated.
+TRAIN_WORKING_SET = 64
+
+
+class InputSizeType(NumberType):
+    """An input side in pixels, bounded and checked against the memory training one image needs."""
+
+    def __init__(self) -> None:
+        super().__init__(int, 28, MAX_CLI_INPUT_SIZE)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        size = super().convert(value, param, ctx)
+        from edgeresnet.limits import require_memory, tensor_bytes
+
+        try:
+            require_memory(TRAIN_WORKING_SET * tensor_bytes((1, 3, size, size)), what=f"a {size}×{size} input")
+        except EdgeResNetError as error:
+            self.fail(str(error), param, ctx)
+        return size
+
+
+# ONNX opsets the exporter can write: from 17 (the QDQ rules the project follows) to what the installed
+# onnx and torch's exporter support.
+MIN_OPSET = 17
+
+
+def max_opset() -> int:
+    """The newest opset both the installed onnx package and torch's TorchScript exporter write."""
+    import onnx
+
+    newest = int(onnx.defs.onnx_opset_version())
+    try:
+        from torch.onnx import _constants
+
+        newest = min(newest, int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET)))
+    except (ImportError, AttributeError):  # no torch: export says so itself
+        pass
+    return newest
+
+
+class OpsetType(NumberType):
+    def __init__(self) -> None:
+        super().__init__(int, MIN_OPSET, MIN_OPSET, hint=" (the opsets the installed onnx and torch exporter write)")
+
+    def bounds(self) -> tuple[float, float]:
+        return MIN_OPSET, max_opset()
+
+
 class ProgressEcho:
     """Prints a library's progress messages as ``· message`` lines on stderr.
 
@@ -99,13 +200,16 @@ class ProgressEcho:
     def __call__(self, message: str) -> None:
         if message.startswith("warning: "):
             self.warned.add(message.removeprefix("warning: "))
-        click.echo(f"· {message}", err=True)
+        click.echo(f"· {printable(message)}", err=True)
 
 
 class IntListType(click.ParamType):
-    """A comma-separated list of positive integers, e.g. ``1,8,32``."""
+    """A comma-separated list of positive integers up to ``high``, e.g. ``1,8,32``."""
 
     name = "N[,N...]"
+
+    def __init__(self, high: int = 4096, max_items: int = 64) -> None:
+        self.high, self.max_items = high, max_items
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
         if isinstance(value, list):
@@ -113,9 +217,10 @@ class IntListType(click.ParamType):
         try:
             numbers = [int(part) for part in str(value).split(",") if part.strip()]
         except ValueError:
-            self.fail(f"{value!r} is not a comma-separated list of integers", param, ctx)
-        if not numbers or any(n < 1 for n in numbers):
-            self.fail(f"{value!r} must list positive integers", param, ctx)
+            self.fail(f"{printable(value)!r} is not a comma-separated list of integers", param, ctx)
+        if not numbers or any(not 1 <= n <= self.high for n in numbers) or len(numbers) > self.max_items:
+            self.fail(f"{printable(value)!r} must list 1 to {self.max_items} integers from 1 to {self.high}",
+                      param, ctx)
         return numbers
 
 

@@ -10,8 +10,9 @@ import click
 from click.core import ParameterSource
 
 from edgeresnet.bundle.vocabulary import COMPILE_TARGETS, PRECISIONS
-from edgeresnet.cli.core import cli
+from edgeresnet.cli.core import NumberType, ThreadsType, cli
 from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError
+from edgeresnet.limits import printable
 
 _TRT_OPTIONS = ("max_batch", "opt_batch", "workspace_mib", "timing_cache", "version_compatible",
                 "hardware_compatibility")
@@ -46,11 +47,11 @@ class BackendType(click.ParamType):
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="Directory of the new bundle.")
 @click.option("--overwrite", is_flag=True, help="Replace a bundle an earlier compile wrote at --output.")
-@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--max-batch", type=NumberType(int, 1, 4096), default=32, show_default=True,
               help="TensorRT: the largest batch the engine accepts.")
-@click.option("--opt-batch", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--opt-batch", type=NumberType(int, 1, 4096), default=1, show_default=True,
               help="TensorRT: the batch size the kernels are tuned for.")
-@click.option("--workspace-mib", type=click.IntRange(min=1), default=1024, show_default=True,
+@click.option("--workspace-mib", type=NumberType(int, 1, 1 << 20), default=1024, show_default=True,
               help="TensorRT: builder workspace limit.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TensorRT: timing-cache file to start from, e.g. an older bundle's timing.cache (only read; "
@@ -95,21 +96,21 @@ _ALLOW_HOST_CODE = click.option(
 @cli.command("predict")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes per image.")
+@click.option("--top-k", type=NumberType(int, 1, 100_000), default=5, show_default=True, help="Classes per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write one row per image to this .csv or .jsonl file instead of printing them.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--batch-size", type=NumberType(int, 1, 4096), default=8, show_default=True,
               help="Images per model call.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=ThreadsType(), default=None,
               help="Decoding threads  [default: one per usable core]")
 @click.option("--backend", type=BackendType(), default=None,
               help="Runtime to use  [default: by the model file: .onnx onnxruntime, .xml openvino, "
                    ".engine tensorrt]")
 @click.option("--device", default="auto", show_default=True,
               help="cpu, cuda, or an OpenVINO device (CPU, GPU).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the runtime.")
+@click.option("--threads", type=ThreadsType(), default=None, help="CPU threads for the runtime.")
 @_ALLOW_HOST_CODE
 @click.pass_context
 def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], top_k: int, as_json: bool,
@@ -130,6 +131,7 @@ def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], 
     """
     from edgeresnet.data.decoding import find_images, no_images_found
     from edgeresnet.runtime.classifier import Classifier
+    from edgeresnet.runtime.loading import check_input_memory
     from edgeresnet.runtime.predictions import check_output, write_predictions
     from edgeresnet.runtime.progress import ProgressBar
 
@@ -142,6 +144,8 @@ def predict_command(ctx: click.Context, bundle: Path, images: tuple[Path, ...], 
     with Classifier.load(bundle, backend=backend, device=device, threads=threads,
                          allow_host_code=allow_host_code) as classifier, \
             ProgressBar(len(files), enabled=not quiet and output is not None, unit="img") as bar:
+        # Up to three batches are in memory at once (one run, two decoded ahead): refused now if they cannot be.
+        check_input_memory(classifier.spec, what=f"--batch-size {batch_size}", batch=3 * batch_size)
         results = classifier.predict_iter(files, batch_size=batch_size, top_k=top_k, workers=workers)
         if output is not None:
             flagged = []
@@ -170,14 +174,15 @@ def _print_predictions(rows: list[Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([row.to_dict() for row in rows], indent=2))
         return
-    labels = [p.label for row in rows for p in row.predictions]
+    # Labels come from the bundle (anyone may write one) and paths from the disk: escaped before printing.
+    labels = [printable(p.label) for row in rows for p in row.predictions]
     width = max(map(len, labels), default=0)
     for row in rows:
-        click.echo(row.path)
+        click.echo(printable(row.path))
         if not row.ok:
-            click.echo(f"  error: {row.error}")
+            click.echo(f"  error: {printable(row.error)}")
         for rank, prediction in enumerate(row.predictions, start=1):
-            click.echo(f"  {rank}. {prediction.label:<{width}}  {prediction.probability:7.2%}  "
+            click.echo(f"  {rank}. {printable(prediction.label):<{width}}  {prediction.probability:7.2%}  "
                        f"(class {prediction.index})")
         if row.ood is not None and row.ood.flagged:
             click.echo(f"  note: unlike the images the model was trained on ({row.ood.describe()}): "
@@ -206,10 +211,10 @@ def verify_command(bundle: Path, backend: str | None, device: str, as_json: bool
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        click.echo(f"bundle {bundle}: {'OK' if report.passed else 'FAILED'}")
+        click.echo(f"bundle {printable(bundle)}: {'OK' if report.passed else 'FAILED'}")
         for check in report.checks:
-            click.echo(f"  ok: {check}")
+            click.echo(f"  ok: {printable(check)}")
     for warning in report.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {printable(warning)}", err=True)
     if not report.passed:
         raise BundleError(f"verify failed: {'; '.join(report.failures)}")

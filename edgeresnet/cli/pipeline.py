@@ -8,8 +8,8 @@ import click
 
 from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP, MODES
 from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S, batch_sizes_text
-from edgeresnet.cli.core import IntListType, ModelNameType, ProgressEcho, cli
-from edgeresnet.cli.export import TARGET_CHOICES
+from edgeresnet.cli.core import IntListType, ModelNameType, NumberType, ProgressEcho, ThreadsType, cli
+from edgeresnet.cli.export import REFUSED_EXIT, TARGET_CHOICES
 
 
 @cli.command("pipeline")
@@ -19,7 +19,7 @@ from edgeresnet.cli.export import TARGET_CHOICES
               help="Data source for training, calibration and evaluation.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/pipeline"),
               show_default=True, help="Report directory: checkpoint, bundles, benchmark, summary.md.")
-@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--epochs", type=NumberType(int, 1, 10_000), default=2, show_default=True,
               help="Training epochs (ignored with --checkpoint).")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Skip training: start from this checkpoint directory.")
@@ -29,15 +29,15 @@ from edgeresnet.cli.export import TARGET_CHOICES
               help="Export targets (repeatable; default: every target whose export step runs here).")
 @click.option("--batch-sizes", type=IntListType(), default=batch_sizes_text(), show_default=True,
               help="Batch sizes to time, comma-separated (as `benchmark`).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all usable).")
-@click.option("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
+@click.option("--threads", type=ThreadsType(), default=None, help="CPU threads (default: all usable).")
+@click.option("--max-accuracy-drop", type=NumberType(float, 0, 100), default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
               help="Top-1 points an INT8 artifact may lose versus FP32: the export's accuracy gate and the "
                    "benchmark's recommendation.")
-@click.option("--calib-size", type=click.IntRange(min=1), default=None,
+@click.option("--calib-size", type=NumberType(int, 1, 10**7), default=None,
               help="Calibration images (default: the whole calibration split, up to 512).")
-@click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Train on a subset (quick runs).")
-@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on a subset (quick runs).")
-@click.option("--min-time", type=float, default=DEFAULT_MIN_TIME_S, show_default=True,
+@click.option("--train-limit", type=NumberType(int, 1, 10**9), default=None, help="Train on a subset (quick runs).")
+@click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None, help="Evaluate on a subset (quick runs).")
+@click.option("--min-time", type=NumberType(float, 0, 3600), default=DEFAULT_MIN_TIME_S, show_default=True,
               help="Time each artifact and batch size for at least this many seconds (as `benchmark`).")
 @click.option("--mode", "benchmark_mode", type=click.Choice(MODES), default="latency", show_default=True,
               help="Benchmark latency, throughput (several requests in flight) or both (as `benchmark`).")
@@ -52,6 +52,9 @@ def pipeline_command(
 
     The report directory gets summary.md (what was built, accuracy and latency per artifact, the
     recommended artifact, the accuracy-versus-latency plot), the bundles and the benchmark files.
+
+    An INT8 artifact the accuracy gate refuses is left out and the pipeline goes on with the rest; it then
+    exits with status 3, as `export` does.
 
     Example: edgeresnet pipeline --model resnet20 --data fashion-mnist --output runs/pipeline
     """
@@ -69,3 +72,7 @@ def pipeline_command(
     click.echo(f"summary: {result.summary}")
     click.echo(f"total {sum(result.seconds.values()):.0f}s (" +
                ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()) + ")")
+    for name, refusal in result.refused.items():  # exit 3 as `export`: published, but an INT8 artifact refused
+        click.echo(f"refused {name}: {refusal.describe(cli=True)}", err=True)
+    if result.refused:
+        click.get_current_context().exit(REFUSED_EXIT)

@@ -88,14 +88,13 @@ def no_images_found(inputs: Sequence[str | Path]) -> str:
 
     ``"no image files found in scans (read .bmp .gif .jpeg ...; skipped 3 .heic, 1 .txt)"``.
     """
+    from edgeresnet.data.walk import walk_files
+
     skipped: dict[str, int] = {}
     for given in map(Path, inputs):
-        for dirpath, dirnames, filenames in os.walk(given, followlinks=True):
-            dirnames[:] = [name for name in dirnames if not name.startswith(".")]
-            for name in filenames:
-                if not name.startswith("."):
-                    suffix = Path(name).suffix.lower() or "(no suffix)"
-                    skipped[suffix] = skipped.get(suffix, 0) + 1
+        for path in walk_files(given) if given.is_dir() else ():  # never out of the folder, never round a loop
+            suffix = path.suffix.lower() or "(no suffix)"
+            skipped[suffix] = skipped.get(suffix, 0) + 1
     read = " ".join(sorted(IMAGE_EXTENSIONS))
     found = "; skipped " + ", ".join(f"{count} {suffix}" for suffix, count in
                                      sorted(skipped.items(), key=lambda item: (-item[1], item[0]))) if skipped else \
@@ -207,15 +206,13 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
     files (by extension, hidden ones skipped) in sorted order. A path that does not exist is a
     DatasetError before anything runs.
     """
+    from edgeresnet.data.walk import walk_files
     from edgeresnet.errors import DatasetError
 
     found: list[Path] = []
     for given in map(Path, inputs):
-        if given.is_dir():
-            for dirpath, dirnames, filenames in os.walk(given, followlinks=True):
-                dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-                base = Path(dirpath)
-                found.extend(base / name for name in sorted(filenames) if is_image_file(base / name))
+        if given.is_dir():  # links out of the folder and link loops are not followed (edgeresnet.data.walk)
+            found.extend(path for path in walk_files(given) if is_image_file(path))
         elif given.exists():
             found.append(given)
         else:

@@ -19,6 +19,7 @@ from edgeresnet.data.imageset import ImageSet
 from edgeresnet.data.preprocessing import ChannelMode
 from edgeresnet.data.splits import SplitName, per_class_split
 from edgeresnet.data.stores import FileStore
+from edgeresnet.data.walk import inside, walk_files
 from edgeresnet.errors import DatasetError
 
 EVALUATION_DIRS = ("val", "test")  # in order of preference when both exist
@@ -30,44 +31,22 @@ PROBE_LIMIT = 4096
 _EXTENSIONS_TEXT = "/".join(sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS))
 
 
-def _inside(path: str | Path, root: Path) -> bool:
-    """Whether ``path``, with every symbolic link resolved, is within the data set's ``root``.
-
-    A link may organise the data set (a class folder linked from elsewhere in it), but never reach out
-    of it: a data set is what lies under its root, and a link loop must not make it infinite.
-    """
-    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
-
-
 def _subdirs(directory: Path, root: Path | None = None) -> list[str]:
+    """Class folders: non-hidden sub-folders, a linked one only where it resolves inside the data set's root."""
     root = root or directory
     return sorted(
         entry.name for entry in os.scandir(directory)
-        if entry.is_dir() and not entry.name.startswith(".") and (not entry.is_symlink() or _inside(entry.path, root))
+        if entry.is_dir() and not entry.name.startswith(".") and (not entry.is_symlink() or inside(entry.path, root))
     )
 
 
 def _image_files(class_dir: Path, root: Path) -> list[str]:
     """Image files anywhere under ``class_dir``, as sorted POSIX paths relative to ``root``.
 
-    Symbolic links are followed only where they stay inside ``root``, and each real directory is
-    listed once (a link back to a parent would otherwise loop).
+    A data set is what lies under its root: links are followed only where they stay inside it, and a link
+    loop is walked once (:func:`edgeresnet.data.walk.walk_files`).
     """
-    found: list[str] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen or not _inside(real, root):
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-        base = Path(dirpath)
-        found.extend(
-            (base / name).relative_to(root).as_posix() for name in filenames
-            if (not (base / name).is_symlink() or _inside(base / name, root)) and is_image_file(base / name)
-        )
-    return sorted(found)
+    return sorted(path.relative_to(root).as_posix() for path in walk_files(class_dir, root) if is_image_file(path))
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -57,9 +56,10 @@ def report_record(result: BenchmarkResult, *, max_accuracy_drop: float = DEFAULT
 def read_report(path: str | Path) -> BenchmarkResult:
     """Load a ``benchmark.json`` back into a result (to re-render or compare runs)."""
     from edgeresnet.errors import EdgeResNetError
+    from edgeresnet.limits import read_json
 
-    record = json.loads(Path(path).read_text(encoding="utf-8"))
-    if record.get("format") != REPORT_FORMAT:
+    record = read_json(path, what="benchmark report")  # bounded in size and depth
+    if not isinstance(record, dict) or record.get("format") != REPORT_FORMAT:
         raise EdgeResNetError(f"{path} is not an edgeresnet benchmark report")
     version = record.get("format_version", 1)
     if not isinstance(version, int) or version > REPORT_VERSION:

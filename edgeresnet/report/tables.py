@@ -21,6 +21,7 @@ from edgeresnet.bench.rows import (
     BenchmarkRow,
 )
 from edgeresnet.evaluation import count_of, format_difference
+from edgeresnet.limits import printable
 from edgeresnet.report.environment import environment_summary
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def print_table(
         from rich.markup import escape
         from rich.table import Table
     except ImportError:
-        print(render_markdown(result, max_accuracy_drop=max_accuracy_drop), end="")
+        print(printable(render_markdown(result, max_accuracy_drop=max_accuracy_drop), keep_newlines=True), end="")
         return
     console = console or Console(width=width, soft_wrap=False)
     for title, columns, rows, caption in _tables(result, max_accuracy_drop):
@@ -197,15 +198,16 @@ def print_table(
                 table.add_section()
             previous = cells[4]
             style = "bold green" if cells[0].startswith(BEST_MARK) else ("red" if cells[0] == "✗" else None)
-            table.add_row(*map(escape, cells), style=style)
+            # Artifact names and errors come from folders and files anyone names: control characters escaped.
+            table.add_row(*(escape(printable(cell)) for cell in cells), style=style)
         console.print(table)
     for label, text in environment_summary(result.environment):
         console.print(f"[bold]{label}:[/bold] {escape(text)}", highlight=False)
     # One terminal line each (soft_wrap): a line that says one thing stays one line for grep and logs.
     for line in note_lines(result):
-        console.print(f"[yellow]note[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note[/yellow] {escape(printable(line))}", highlight=False, soft_wrap=True)
     for line in error_lines(result):
-        console.print(f"[red]error[/red] {escape(line)}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error[/red] {escape(printable(line))}", highlight=False, soft_wrap=True)
     for line in recommendation_lines(result, max_accuracy_drop):
         console.print(f"[bold green]{escape(line)}[/bold green]", highlight=False, soft_wrap=True)
 

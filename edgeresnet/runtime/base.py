@@ -3,11 +3,19 @@
 Building artifacts (export/, calibration/) and running them (runtime/) are separate layers. A runner
 loads one model file, runs ``infer(batch) -> logits`` on float32 NCHW numpy batches, describes
 itself, and closes. Public methods validate; backends override the ``_impl`` hooks.
+
+A runner is safe to share between an app's threads: the public methods hold the runner's lock while
+they call into the backend, so concurrent calls run one at a time and each returns exactly what it would
+alone (OpenVINO's reused infer request and TensorRT's fixed device buffers could not run two at once).
+
+A runner loads a model from a path (a bare model file) or from :class:`~edgeresnet.bundle.model_bytes.ModelBytes`
+(a bundle's model, read and hashed by the bundle's door): then it never opens a file itself.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,10 +24,15 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
+from edgeresnet.bundle.model_bytes import ModelBytes
 from edgeresnet.errors import EdgeResNetError
+from edgeresnet.limits import check_threads, require_memory, tensor_bytes
 
 if TYPE_CHECKING:
     from edgeresnet.data.preprocessing import PreprocessSpec
+
+
+_LOCK_GUARD = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -41,22 +54,54 @@ class Runner(ABC):
 
     backend: str = "abstract"
 
-    def __init__(self, model_path: str | Path, *, device: str = "cpu", threads: int | None = None) -> None:
-        self.model_path = Path(model_path)
-        if not self.model_path.is_file():
+    def __init__(
+        self, model_path: str | Path | ModelBytes, *, device: str = "cpu", threads: int | None = None
+    ) -> None:
+        self.model_bytes = model_path if isinstance(model_path, ModelBytes) else None
+        self.model_path = model_path.path if isinstance(model_path, ModelBytes) else Path(model_path)
+        if self.model_bytes is None and not self.model_path.is_file():
             raise EdgeResNetError(f"model file not found: {self.model_path}")
+        self._init_state(device, threads)
+
+    def _init_state(self, device: str, threads: int | None) -> None:
+        """The state every runner has; a runner that loads no model file (PyTorch's) calls this itself."""
         self.device = device
-        self.threads = threads
+        self.threads = check_threads(threads)
         self._closed = False
+        self._lock = threading.RLock()
+
+    @property
+    def _call_lock(self) -> threading.RLock:
+        """The runner's lock; made on first use for subclasses that skip ``__init__`` (test doubles)."""
+        lock = self.__dict__.get("_lock")
+        if lock is None:
+            with _LOCK_GUARD:
+                lock = self.__dict__.setdefault("_lock", threading.RLock())
+        return lock
+
+    def model_data(self) -> bytes:
+        """The model file's bytes: the hashed ones a bundle's door handed over, else the file's."""
+        return self.model_bytes.data if self.model_bytes is not None else self.model_path.read_bytes()
+
+    def _check_declared_input(self, shape: tuple[object, ...] | list[object]) -> None:
+        """Refuse a model whose declared input alone would not fit in memory (checked before any run)."""
+        dims = [d if isinstance(d, int) and d > 0 else None for d in shape]
+        require_memory(tensor_bytes(dims), what=f"{self.model_path.name}'s declared input "
+                       f"{'×'.join('?' if d is None else str(d) for d in dims)}")
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run one float32 NCHW batch and return its logits as a float32 N×classes array."""
-        if self._closed:
-            raise EdgeResNetError(f"{self.backend} runner for {self.model_path.name} is closed")
         if not isinstance(batch, np.ndarray) or batch.ndim != 4:
             raise EdgeResNetError(f"expected a 4-D NCHW numpy batch, got {getattr(batch, 'shape', type(batch))}")
-        logits = self._infer_impl(np.ascontiguousarray(batch, dtype=np.float32))
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        with self._call_lock:
+            self._check_open()
+            logits = self._infer_impl(batch)
         return np.asarray(logits, dtype=np.float32)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EdgeResNetError(f"{self.backend} runner for {self.model_path.name} is closed")
 
     def infer_pixels(self, pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
         """Run uint8 ``N×H×W×C`` pixels at the model's input size; ``spec`` says how to normalise them.
@@ -65,13 +110,14 @@ class Runner(ABC):
         override ``_infer_pixels_impl``, so an app hands over pixels and no per-image numpy arithmetic
         runs; the others normalise here with exactly the arithmetic of ``PreprocessSpec.normalise``.
         """
-        if self._closed:
-            raise EdgeResNetError(f"{self.backend} runner for {self.model_path.name} is closed")
         expected = (*spec.input_size, spec.num_channels)
         if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or tuple(pixels.shape[1:]) != expected:
             shape = getattr(pixels, "shape", type(pixels).__name__)
             raise EdgeResNetError(f"expected uint8 pixels of shape N×{'×'.join(map(str, expected))}, got {shape}")
-        logits = self._infer_pixels_impl(np.ascontiguousarray(pixels), spec)
+        pixels = np.ascontiguousarray(pixels)
+        with self._call_lock:
+            self._check_open()
+            logits = self._infer_pixels_impl(pixels, spec)
         return np.asarray(logits, dtype=np.float32)
 
     def _infer_pixels_impl(self, pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
@@ -88,17 +134,18 @@ class Runner(ABC):
         Backends whose runtimes can bind an input once (OpenVINO requests, ONNX Runtime IO binding)
         override this, so that what a benchmark times is the model, as the runtimes' own tools do.
         """
-        if self._closed:
-            raise EdgeResNetError(f"{self.backend} runner for {self.model_path.name} is closed")
+        self._check_open()
         return functools.partial(self.infer, np.ascontiguousarray(batch, dtype=np.float32))
 
     def describe(self) -> RunnerInfo:
-        return self._describe_impl()
+        with self._call_lock:
+            return self._describe_impl()
 
     def close(self) -> None:
-        if not self._closed:
-            self._close_impl()
-            self._closed = True
+        with self._call_lock:  # waits for a call in flight on another thread
+            if not self._closed:
+                self._close_impl()
+                self._closed = True
 
     def __enter__(self) -> Self:
         return self

@@ -11,25 +11,26 @@ goes through the bundle's own PreprocessSpec, so the app preprocesses exactly as
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 from PIL import Image
 
-from edgeresnet.bundle import Manifest, check_files, read_manifest
+from edgeresnet.bundle import Manifest
+from edgeresnet.bundle.reader import BundleReader
 from edgeresnet.data.decoding import DECODE_ERRORS
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
+from edgeresnet.runtime.loading import bundle_runner_options, metadata_of_bare_model, open_bundle_runner
 from edgeresnet.runtime.ood import OodCheck, check_batch
 from edgeresnet.runtime.records import FilePrediction, Prediction
-from edgeresnet.runtime.select import AUTO_DEVICE, backend_for, open_runner
+from edgeresnet.runtime.select import AUTO_DEVICE, open_runner
 
 ImageInput = str | Path | Image.Image | np.ndarray
 
@@ -69,20 +70,13 @@ class Classifier:
         """
         path = Path(path)
         if path.is_dir():
-            manifest = read_manifest(path)
-            if check_hashes:
-                problems = check_files(path, manifest)
-                if problems:
-                    raise BundleError(f"bundle {path} fails its checks: {'; '.join(problems)}")
-            model_path = path / manifest.model_file
-            options = bundle_runner_options(manifest, allow_host_code=allow_host_code)
-            options.update(_pixel_model_option(path, manifest, backend))
-            runner = open_runner(model_path, backend=backend, device=device, threads=threads,
-                                 precision=manifest.precision, **options)
-            return cls(runner, manifest.preprocessing, manifest.labels, manifest)
+            reader = BundleReader.open(path)  # the one door: every byte the runner gets is hashed there
+            runner = open_bundle_runner(reader, backend=backend, device=device, threads=threads,
+                                        check_hashes=check_hashes, allow_host_code=allow_host_code)
+            return cls(runner, reader.manifest.preprocessing, reader.manifest.labels, reader.manifest)
         if not path.is_file():
             raise BundleError(f"no bundle or model file at {path}")
-        spec, labels = _metadata_of_bare_model(path)
+        spec, labels = metadata_of_bare_model(path)
         # Only an .onnx can carry its own metadata, so a bare model is never an engine.
         runner = open_runner(path, backend=backend, device=device, threads=threads)
         return cls(runner, spec, labels)
@@ -328,62 +322,4 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def bundle_runner_options(manifest: Manifest, *, allow_host_code: bool = False) -> dict[str, Any]:
-    """Backend options for a bundle's model, given what the caller allows.
-
-    A manifest is data anyone can edit (its own hash is not checked), so it only says what a model
-    needs; permissions come from the caller. A version-compatible TensorRT engine needs host code,
-    and without ``allow_host_code`` it is refused here, before TensorRT ever reads it.
-    """
-    try:
-        engine = backend_for(manifest.model_file).name == "tensorrt"
-    except EdgeResNetError:
-        return {}  # no backend reads it: opening the runner says so
-    if not engine:
-        return {}
-    if manifest.engine is not None and manifest.engine.version_compatible and not allow_host_code:
-        from edgeresnet.runtime.tensorrt import HOST_CODE_HINT
-
-        raise BundleError(f"refusing to load {manifest.model_file}: {HOST_CODE_HINT}")
-    return {"allow_host_code": True} if allow_host_code else {}
-
-
-def _pixel_model_option(bundle: Path, manifest: Manifest, backend: str | None) -> dict[str, Any]:
-    """ONNX Runtime's in-model preprocessing: the pixel model, when the bundle lists one among its hashed files."""
-    name = manifest.pixel_model
-    if not isinstance(name, str) or name not in manifest.files or Path(name).is_absolute() or ".." in Path(name).parts:
-        return {}
-    try:
-        if backend_for(manifest.model_file, backend).name != "onnxruntime":
-            return {}
-    except EdgeResNetError:
-        return {}
-    return {"pixel_model": bundle / name}
-
-
-def _metadata_of_bare_model(path: Path) -> tuple[PreprocessSpec, list[str]]:
-    """Preprocessing and labels from an ONNX file's metadata_props (written by edgeresnet's exporter)."""
-    if path.suffix.lower() != ".onnx":
-        raise BundleError(
-            f"{path.name} carries no preprocessing or labels: load the bundle directory it came from"
-        )
-    import onnx  # torch-free; needed only for bare files
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as error:  # protobuf raises DecodeError and others for a corrupt file
-        reason = first_line(error)
-        raise BundleError(f"{path} is not a readable ONNX model: {reason}") from error
-    metadata = {prop.key: prop.value for prop in proto.metadata_props}
-    if "preprocessing" not in metadata or "labels" not in metadata:
-        raise BundleError(
-            f"{path.name} has no preprocessing/labels metadata: load it from its bundle directory instead"
-        )
-    try:
-        spec = PreprocessSpec.from_dict(json.loads(metadata["preprocessing"]))
-        labels = json.loads(metadata["labels"])
-    except (ValueError, TypeError, KeyError, DatasetError) as error:
-        raise BundleError(f"{path.name} has malformed preprocessing/labels metadata: {error}") from error
-    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
-        raise BundleError(f"{path.name}: the labels metadata must be a JSON list of strings")
-    return spec, labels
+__all__ = ["Classifier", "FilePrediction", "Prediction", "bundle_runner_options", "usable_cores"]

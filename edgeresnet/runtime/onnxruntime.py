@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeresnet.bundle.model_bytes import ModelBytes
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
 
@@ -23,15 +24,16 @@ class OnnxRuntimeRunner(Runner):
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | ModelBytes,
         *,
         device: str = "cpu",
         threads: int | None = None,
         precision: str = "fp32",
-        pixel_model: str | Path | None = None,
+        pixel_model: str | Path | ModelBytes | None = None,
     ) -> None:
         """``pixel_model``: the same model taking uint8 NHWC pixels (``export.onnx.add_pixel_input``), run by
-        ``infer_pixels`` so normalisation happens inside ONNX Runtime."""
+        ``infer_pixels`` so normalisation happens inside ONNX Runtime. Either may be a path or the hashed
+        bytes of a bundle's door."""
         super().__init__(model_path, device=device, threads=threads)
         import onnxruntime as ort
 
@@ -39,17 +41,16 @@ class OnnxRuntimeRunner(Runner):
             raise EdgeResNetError(f"onnxruntime device must be one of {sorted(_PROVIDERS)}, got {device!r}")
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise BackendUnavailableError("onnxruntime has no CUDA provider here: install onnxruntime-gpu")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = _open_session(ort, Path(self.model_path), options, _PROVIDERS[device])
+        source = self.model_bytes if self.model_bytes is not None else self.model_path
+        self._session = open_session(source, threads=self.threads, providers=_PROVIDERS[device])
         self._pixel_session = None
+        # The hashed bytes of the pixel model, kept so a caller can check what runs (as ``model_bytes``).
+        self.pixel_model_bytes = pixel_model if isinstance(pixel_model, ModelBytes) else None
         if pixel_model is not None:
-            self._pixel_session = _open_session(ort, Path(pixel_model), options, _PROVIDERS[device])
+            pixels = pixel_model if isinstance(pixel_model, ModelBytes) else Path(pixel_model)
+            self._pixel_session = open_session(pixels, threads=self.threads, providers=_PROVIDERS[device])
         model_input = self._session.get_inputs()[0]
+        self._check_declared_input(model_input.shape)
         self._input_name = model_input.name
         first_dim = model_input.shape[0] if model_input.shape else None
         self._static_batch = first_dim if isinstance(first_dim, int) and first_dim > 0 else None
@@ -115,8 +116,33 @@ class OnnxRuntimeRunner(Runner):
         )
 
 
-def _open_session(ort: Any, path: Path, options: Any, providers: list[str]) -> Any:
+def open_session(
+    source: Path | ModelBytes, *, threads: int | None = None, providers: list[str] | None = None,
+    optimize: bool = True,
+) -> Any:
+    """An ONNX Runtime session for a model file, or for a bundle's hashed bytes and their external data.
+
+    From :class:`ModelBytes` the session is built from memory, external data included: ONNX Runtime
+    opens no file, so it runs the bytes the door hashed.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    model: str | bytes = str(source)
+    if isinstance(source, ModelBytes):
+        model = source.data
+        if source.companions:
+            names = list(source.companions)
+            buffers = [source.companions[name] for name in names]
+            options.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
+    name = source.path if isinstance(source, ModelBytes) else source
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
+        return ort.InferenceSession(model, options, providers=providers or ["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
-        raise EdgeResNetError(f"onnxruntime cannot load {path}: {first_line(error)}") from error
+        raise EdgeResNetError(f"onnxruntime cannot load {name}: {first_line(error)}") from error

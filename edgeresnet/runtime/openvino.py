@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from edgeresnet.bundle.model_bytes import IR_WEIGHTS, ModelBytes
 from edgeresnet.bundle.vocabulary import RuntimePrecision
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError, first_line
 from edgeresnet.runtime.base import Runner, RunnerInfo
@@ -69,7 +70,7 @@ class OpenVinoRunner(Runner):
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | ModelBytes,
         *,
         device: str = "CPU",
         threads: int | None = None,
@@ -122,6 +123,24 @@ class OpenVinoRunner(Runner):
         suffix = self.model_path.suffix.lower()
         if suffix not in (".xml", ".onnx"):
             raise EdgeResNetError(f"OpenVINO reads .xml (IR) or .onnx files, got {self.model_path}")
+        try:
+            model = (self._read_from_bytes(self.model_bytes, suffix) if self.model_bytes is not None
+                     else self._read_from_path(suffix))
+        except EdgeResNetError:
+            raise
+        except Exception as error:  # openvino raises RuntimeError with multi-line C++ traces
+            raise EdgeResNetError(f"OpenVINO cannot read {self.model_path}: {first_error_line(error)}") from error
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise EdgeResNetError(
+                f"{self.model_path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                "an image classifier has one of each"
+            )
+        partial = model.input(0).get_partial_shape()
+        if partial.rank.is_static:
+            self._check_declared_input([d.get_length() if d.is_static else None for d in partial])
+        return model
+
+    def _read_from_path(self, suffix: str) -> Any:
         if suffix == ".xml" and not self.model_path.with_suffix(".bin").is_file():
             raise EdgeResNetError(
                 f"OpenVINO IR {self.model_path} has no weights file {self.model_path.with_suffix('.bin').name} beside it"
@@ -132,16 +151,22 @@ class OpenVinoRunner(Runner):
         if not _frontend(framework).supported(str(self.model_path)):
             kind = "an OpenVINO IR (.xml)" if framework == "ir" else "an ONNX model"
             raise EdgeResNetError(f"{self.model_path} is not {kind}")
-        try:
-            model = self._core.read_model(str(self.model_path))
-        except Exception as error:  # openvino raises RuntimeError with multi-line C++ traces
-            raise EdgeResNetError(f"OpenVINO cannot read {self.model_path}: {first_error_line(error)}") from error
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
+        return self._core.read_model(str(self.model_path))
+
+    def _read_from_bytes(self, source: ModelBytes, suffix: str) -> Any:
+        """The model from the bytes a bundle's door hashed: OpenVINO opens no file (see ``ModelBytes``)."""
+        ov = require_openvino()
+        if suffix == ".xml":
+            weights = source.companions.get(IR_WEIGHTS)
+            if weights is None:
+                raise EdgeResNetError(f"OpenVINO IR {self.model_path} came without its weights (.bin)")
+            return self._core.read_model(source.data, ov.Tensor(np.frombuffer(weights, np.uint8)))
+        if source.companions:
             raise EdgeResNetError(
-                f"{self.model_path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
-                "an image classifier has one of each"
+                f"{self.model_path.name} keeps its weights in external data files, which OpenVINO cannot take "
+                "from checked bytes: run it with onnxruntime, or compile it to an OpenVINO IR"
             )
-        return model
+        return self._core.read_model(source.data)
 
     def _compile_config(self, threads: int | None, performance_hint: str) -> dict[str, Any]:
         supported = set(self._core.get_property(self._ov_device, "SUPPORTED_PROPERTIES"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeresnet.bundle.model_bytes import ModelBytes
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
 from edgeresnet.runtime.base import Runner
 
@@ -98,7 +99,7 @@ def resolve_device(backend: Backend, device: str) -> str:
 
 
 def open_runner(
-    model_path: str | Path,
+    model_path: str | Path | ModelBytes,
     *,
     backend: str | None = None,
     device: str = AUTO_DEVICE,
@@ -106,8 +107,9 @@ def open_runner(
     precision: str = "fp32",
     **options: Any,
 ) -> Runner:
-    """Open the runner for a model file; ``options`` go to that backend's runner unchanged."""
-    chosen = backend_for(model_path, backend)
+    """Open the runner for a model file (or a bundle's hashed :class:`ModelBytes`); ``options`` go to that
+    backend's runner unchanged."""
+    chosen = backend_for(model_path.path if isinstance(model_path, ModelBytes) else model_path, backend)
     runner_class = chosen.runner_class()
     return runner_class(model_path, device=resolve_device(chosen, device), threads=threads,
                         precision=precision, **options)

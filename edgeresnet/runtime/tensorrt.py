@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeresnet.bundle.model_bytes import ModelBytes
 from edgeresnet.bundle.vocabulary import Precision
 from edgeresnet.environment import GpuInfo, cuda_runtime, gpu_info
 from edgeresnet.errors import BackendUnavailableError, EdgeResNetError
@@ -267,7 +268,7 @@ class TensorRTRunner(Runner):
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | ModelBytes,
         *,
         device: str = "cuda",
         threads: int | None = None,
@@ -301,6 +302,8 @@ class TensorRTRunner(Runner):
                                   f"{self._logger.reason('out of GPU memory?', since=self._since)}")
         self._input, self._output = self._io_names()
         self._min_batch, self._max_batch = self._batch_range()
+        # The buffers below and every host copy take the largest batch: refuse an absurd one first.
+        self._check_declared_input([self._max_batch if d < 0 else d for d in self._engine.get_tensor_shape(self._input)])
         nptype = self._trt.nptype
         self._input_dtype = np.dtype(nptype(self._engine.get_tensor_dtype(self._input)))
         self._output_dtype = np.dtype(nptype(self._engine.get_tensor_dtype(self._output)))
@@ -314,7 +317,7 @@ class TensorRTRunner(Runner):
         runtime = self._trt.Runtime(self._logger)
         if allow_host_code:
             runtime.engine_host_code_allowed = True
-        engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
+        engine = runtime.deserialize_cuda_engine(self.model_data())  # a bundle's hashed bytes
         if engine is None and not allow_host_code and _mentions_host_code(self._logger.errors(self._since)):
             raise EdgeResNetError(f"TensorRT refused to load {self.model_path.name}: {HOST_CODE_HINT}")
         if engine is None:

@@ -57,14 +57,12 @@ class TorchRunner(Runner):
 
             self.model_path = Path(model)
             module, self.card = load_checkpoint(self.model_path)
-        self.device = device
-        self.threads = threads
-        self._closed = False
+        self._init_state(device, threads)
         if precision not in ("fp32", *_AUTOCAST_DTYPES):
             raise EdgeResNetError(f"PyTorch precision must be fp32, fp16 or bf16, got {precision!r}")
         self._torch_device = _device(device)
-        if threads:
-            torch.set_num_threads(threads)
+        if self.threads:
+            torch.set_num_threads(self.threads)
         self._precision = precision
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self._module = module.eval().to(self._torch_device, memory_format=self._memory_format)

@@ -7,7 +7,6 @@ or version directory was slipped in beside them (Triton serves every numeric dir
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,12 +72,9 @@ def _read_record(directory: Path) -> dict[str, Any]:
     path = directory / MODEL_RECORD
     if not path.is_file() or path.is_symlink():
         raise EdgeResNetError(f"no {MODEL_RECORD}: not written by edgeresnet serve-repo, nothing to check it against")
-    try:
-        if path.stat().st_size > MAX_RECORD_BYTES:
-            raise EdgeResNetError(f"{MODEL_RECORD} is too large to be a repository record")
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise EdgeResNetError(f"{MODEL_RECORD} is unreadable: {first_line(error)}") from error
+    from edgeresnet.limits import read_json
+
+    record = read_json(path, what="repository record", max_bytes=MAX_RECORD_BYTES)  # bounded in size and depth
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
         raise EdgeResNetError(f"{MODEL_RECORD} is not an edgeresnet repository record")
     for key in ("files", "sources", "manifest"):

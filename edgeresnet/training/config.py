@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from edgeresnet.errors import EdgeResNetError
+from edgeresnet.limits import check_threads
 
 Schedule = Literal["cosine", "onecycle"]
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
@@ -115,6 +116,7 @@ class TrainConfig:
             if value is not None:
                 _check_positive_int(name, value)
         _check_positive_int("eval_batch_size", self.eval_batch_size)
+        check_threads(self.threads)  # torch.set_num_threads(100000) crashes the process
         if self.lr is not None:
             _check_finite("lr", self.lr, low=0.0, low_open=True)
         _check_finite("momentum", self.momentum, low=0.0, high=1.0, high_open=True)

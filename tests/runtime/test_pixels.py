@@ -79,8 +79,12 @@ def test_onnxruntime_runs_the_bundles_pixel_model_like_the_numpy_path(
         in_model = classifier.logits_from_pixels(frames)
         in_numpy = classifier.logits(SPEC.normalise(frames))
     np.testing.assert_allclose(in_model, in_numpy, atol=1e-4, rtol=0)
-    # A bundle without the file (or naming one outside it) falls back to numpy normalisation.
-    plain = make_bundle(tmp_path / "plain", model, outputs=golden, pixel_model="../model.pixels.onnx")
+    # A bundle naming a pixel model outside itself is refused (the bundle's door); one without falls back
+    # to numpy normalisation.
+    outside = make_bundle(tmp_path / "outside", model, outputs=golden, pixel_model="../model.pixels.onnx")
+    with pytest.raises(EdgeResNetError, match="outside the bundle"):
+        Classifier.load(outside)
+    plain = make_bundle(tmp_path / "plain", model, outputs=golden)
     with Classifier.load(plain) as classifier:
         assert not classifier.runner.preprocesses_in_model
         np.testing.assert_allclose(classifier.logits_from_pixels(frames), in_numpy, atol=1e-4, rtol=0)
