@@ -25,8 +25,8 @@ from typing import Any
 
 from edgeresnet.checkpoint import read_card
 from edgeresnet.environment import environment
-from edgeresnet.export.sources import load_model_source
-from edgeresnet.export.workflow import ExportOptions, run_export
+from edgeresnet.export.job import ExportJob
+from edgeresnet.export.workflow import run_export
 
 
 def main() -> None:
@@ -53,10 +53,10 @@ def main() -> None:
         _log(f"trained: {results['train']}")
 
     started = time.perf_counter()
-    export = run_export(load_model_source(str(checkpoint)),
-                        ExportOptions(output=work / "export", int8=True, targets=("all",)), progress=_log)
+    export = run_export(ExportJob(model=str(checkpoint), output=work / "export", int8=True, targets=("all",)),
+                        progress=_log)
     results["export"] = {"command": "edgeresnet export CKPT --int8 --target all",
-                         "seconds": round(time.perf_counter() - started, 1), "report": export.report,
+                         "seconds": round(time.perf_counter() - started, 1), "report": export.report.to_dict(),
                          "target": "every INT8 bundle <= 0.2 points below FP32, export < 120 s"}
 
     args.output.mkdir(parents=True, exist_ok=True)

@@ -71,27 +71,27 @@ def _gather(output: Path) -> dict[str, dict[str, Any]]:
 
 
 def run_case(case: Case, work: Path, args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    from edgeresnet.export.job import ExportJob
     from edgeresnet.export.sources import load_model_source
-    from edgeresnet.export.workflow import ExportOptions, run_export
+    from edgeresnet.export.workflow import run_export
 
     data, checkpoint, train_record = prepare(case, args.scale, log=log)
     source = load_model_source(str(checkpoint))
     out = work / case.name
-    from edgeresnet.errors import AccuracyGateError
-
     started = time.perf_counter()
-    options = ExportOptions(output=out / "export", int8=True, targets=("all",), calib_data=data, data=data,
-                            eval_limit=args.score_limit)
+    options = ExportJob(model=str(checkpoint), output=out / "export", int8=True, targets=("all",), calib_data=data,
+                        data=data, eval_limit=args.score_limit)
     gate_failure = None
-    try:
-        export = run_export(source, options, progress=lambda message: log(f"{case.name}: {message}"))
-    except AccuracyGateError as error:
-        # The default export refused: record why, then score the artifacts it would have built (gate off).
-        gate_failure = str(error)
-        log(f"{case.name}: default export failed its gate: {gate_failure}")
-        export = run_export(source, dataclasses.replace(options, max_accuracy_drop=100.0),
+    export = run_export(options, source=source, progress=lambda message: log(f"{case.name}: {message}"))
+    if export.refused:
+        # The default export refused some INT8 artifacts: record why, then score every artifact it would have
+        # built (gate off).
+        gate_failure = "; ".join(refusal.describe() for refusal in export.refused.values())
+        log(f"{case.name}: the default export's gate refused {', '.join(export.refused)}: {gate_failure}")
+        export = run_export(dataclasses.replace(options, max_accuracy_drop=100.0, overwrite=True), source=source,
                             progress=lambda message: log(f"{case.name} (gate off): {message}"))
     export_seconds = time.perf_counter() - started
+    report = export.report.to_dict()
     fp32 = out / "export" / "onnxruntime-int8" / "model_fp32.onnx"
     labels, score_batches, score_note = _score_set(case, data, source, args.score_limit)
     reference = _onnx_logits(fp32, score_batches)
@@ -99,8 +99,8 @@ def run_case(case: Case, work: Path, args: argparse.Namespace, log: Any) -> dict
     logits: dict[str, np.ndarray] = {}
     for bundle in OUR_BUNDLES:
         logits[f"edgeresnet {bundle}"] = _bundle_logits(out / "export" / bundle, score_batches)
-    calib, digest = _calibration_images(data, source, export.report["calibration"])
-    assert digest == export.report["calibration"]["data_hash"], "peers must see the export's calibration images"
+    calib, digest = _calibration_images(data, source, report["calibration"])
+    assert digest == report["calibration"]["data_hash"], "peers must see the export's calibration images"
     peers = _peers(fp32, calib, out, args.no_modelopt, log)
     for name, path_or_error in peers.items():
         if isinstance(path_or_error, str):
@@ -113,8 +113,8 @@ def run_case(case: Case, work: Path, args: argparse.Namespace, log: Any) -> dict
         comparison = compare_paired(labels, reference, values)
         rows[name] = {"comparison": comparison.to_dict(), "summary": comparison.summary()}
         bundle = name.removeprefix("edgeresnet ")
-        if bundle in export.report["bundles"]:
-            stated = export.report["bundles"][bundle]["comparison"]
+        if bundle in report["bundles"]:
+            stated = report["bundles"][bundle]["comparison"]
             low, high = stated["drop_ci95_points"]
             rows[name]["gate_stated"] = stated
             rows[name]["gate_interval_covers_score_drop"] = low <= comparison.drop_points <= high
@@ -129,15 +129,15 @@ def run_case(case: Case, work: Path, args: argparse.Namespace, log: Any) -> dict
                                               or versus.drop_ci95_points[0] <= TARGET_MARGIN)
     return {"description": case.description, "train": train_record, "export_seconds": round(export_seconds, 1),
             "default_export_gate_failure": gate_failure,
-            "calibration": export.report["calibration"], "fp32_top1_score": rows[next(iter(rows))]["comparison"][
+            "calibration": report["calibration"], "fp32_top1_score": rows[next(iter(rows))]["comparison"][
                 "reference_top1"] if rows else None, "score_images": len(labels), "score_set": score_note,
-            "export_bundles": {name: export.report["bundles"][name]["comparison"] for name in OUR_BUNDLES},
+            "export_bundles": {name: report["bundles"][name]["comparison"] for name in OUR_BUNDLES},
             "rows": rows}
 
 
 def _score_set(case: Case, data: str, source: Any, limit: int | None) -> tuple[np.ndarray, list[np.ndarray], str]:
     from edgeresnet.data import open_source
-    from edgeresnet.export.workflow import label_mapping
+    from edgeresnet.export.prepare import label_mapping
 
     if case.score_on_fmnist_test:
         scored = open_source("fashion-mnist")

@@ -11,7 +11,15 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from edgeresnet.api import BenchmarkJob, CompiledBundle, benchmark, compile_bundle, export_model, train
+from edgeresnet.api import (
+    BenchmarkJob,
+    CompiledBundle,
+    ExportJob,
+    benchmark,
+    compile_bundle,
+    export_model,
+    train,
+)
 from edgeresnet.errors import EdgeResNetError
 
 if TYPE_CHECKING:
@@ -32,8 +40,8 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
-__all__ = ["BenchmarkJob", "CompiledBundle", "EdgeResNetError", "__version__", "benchmark", "compile_bundle", "create_model",
-           "export_model", "list_models", "train"]
+__all__ = ["BenchmarkJob", "CompiledBundle", "EdgeResNetError", "ExportJob", "__version__", "benchmark",
+           "compile_bundle", "create_model", "export_model", "list_models", "train"]
 
 
 def list_models() -> list[ModelInfo]:

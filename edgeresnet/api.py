@@ -3,7 +3,7 @@
     import edgeresnet
 
     run = edgeresnet.train("resnet20", "fashion-mnist", "runs/r20", epochs=2)
-    export = edgeresnet.export_model("runs/r20", "runs/r20-export", int8=True)
+    export = edgeresnet.export_model("runs/r20", "runs/r20-export", int8=True)  # or an ExportJob
     compiled = edgeresnet.compile_bundle("runs/r20-export/openvino-fp32", "runs/r20-ov-fp16",
                                          target="openvino", precision="fp16")
     result = edgeresnet.benchmark(["runs/r20", *export.bundles.values()], data="fashion-mnist")
@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeresnet.bench.job import BenchmarkJob
-from edgeresnet.bundle.vocabulary import CalibMethod, CompileTarget, Precision, Target
+from edgeresnet.bundle.vocabulary import CompileTarget, Precision
+from edgeresnet.export.job import ExportJob  # cheap: the vocabulary and errors only
 
 if TYPE_CHECKING:
     from edgeresnet.bench import BenchmarkResult
     from edgeresnet.bundle import Manifest
-    from edgeresnet.export.workflow import ExportResult
+    from edgeresnet.export.results import ExportResult
     from edgeresnet.training import TrainResult
 
 Progress = Callable[[str], None]
@@ -62,47 +63,35 @@ def train(
 
 
 def export_model(
-    model: str | Path,
-    output: str | Path,
+    job: ExportJob | str | Path,
+    output: str | Path | None = None,
     *,
-    weights: str | Path | None = None,
-    int8: bool = False,
-    targets: Sequence[Target] | None = None,
-    data: str | None = None,
-    calib_data: str | None = None,
-    calib_size: int | None = None,
-    calib_method: CalibMethod = "auto",
-    calib_table: str | Path | None = None,
-    max_accuracy_drop: float = 1.0,
-    strict_gate: bool = False,
-    num_classes: int | None = None,
-    in_chans: int | None = None,
-    input_size: int | None = None,
-    batch: int | None = None,
-    opset: int = 17,
-    eval_limit: int | None = None,
-    threads: int | None = None,
-    overwrite: bool = False,
     progress: Progress | None = None,
+    **options: Any,
 ) -> ExportResult:
-    """Export ``model`` (a checkpoint directory, or an architecture name with ``weights``) into ``output``.
+    """Export a model into bundles: ``export_model(ExportJob(...))``, or ``export_model(model, output, **options)``.
 
-    One bundle per target and precision, plus ``export_report.json``, land in ``output`` together.
-    ``calib_size`` None sizes calibration from the data's calibration split (up to 512 images);
-    ``strict_gate`` requires the drop's 95% upper bound, not only its estimate, within the budget.
+    ``model`` is a checkpoint directory or an architecture name with ``weights=``; ``options`` are the
+    other fields of :class:`edgeresnet.export.job.ExportJob`, which declares each with its default and
+    checks it (an unknown keyword is a one-line error). One bundle per target and precision, plus
+    ``export_report.json``, land in ``output`` together.
+
+    The accuracy gate judges each INT8 model by the 95% interval of its paired top-1 drop against FP32:
+    a model the data show to be over ``max_accuracy_drop`` keeps its worst layers in float or is refused;
+    an unresolved one (the interval straddles the budget) is published with a warning, unless
+    ``strict_gate``. A refused INT8 artifact is not published and appears in ``result.refused`` (name ->
+    :class:`edgeresnet.calibration.gate.GateRefusal`, whose ``describe()`` says why); everything else is.
     """
-    from edgeresnet.export.sources import load_model_source
-    from edgeresnet.export.workflow import ExportOptions, run_export
+    from edgeresnet.errors import ExportError
+    from edgeresnet.export.workflow import run_export
 
-    source = load_model_source(str(model), weights=weights, num_classes=num_classes, in_chans=in_chans,
-                               input_size=input_size, data=data or calib_data)
-    options = ExportOptions(
-        output=Path(output), int8=int8, targets=tuple(targets) if targets else None, data=data,
-        calib_data=calib_data, calib_size=calib_size, calib_method=calib_method,
-        calib_table=Path(calib_table) if calib_table else None, max_accuracy_drop=max_accuracy_drop,
-        strict_gate=strict_gate, opset=opset, batch=batch, eval_limit=eval_limit, threads=threads, overwrite=overwrite,
-    )
-    return run_export(source, options, progress=progress)
+    if isinstance(job, ExportJob):
+        if output is not None or options:
+            raise ExportError("export_model() takes an ExportJob alone, or a model, an output and keyword options")
+        return run_export(job, progress=progress)
+    if output is None:
+        raise ExportError("export_model() needs an output directory: export_model(model, output, ...)")
+    return run_export(ExportJob.from_keywords(job, output, **options), progress=progress)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeresnet.atomic import atomic_write_text
 from edgeresnet.bench.job import (
@@ -26,6 +26,9 @@ from edgeresnet.bench.job import (
 )
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.placement import place_outputs
+
+if TYPE_CHECKING:
+    from edgeresnet.calibration.gate import GateRefusal
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class PipelineResult:
     benchmark: Any = None  # the BenchmarkResult, for the table the CLI prints at the end
     seconds: dict[str, float] = field(default_factory=dict)
     summary: Path | None = None
+    refused: dict[str, GateRefusal] = field(default_factory=dict)  # INT8 bundles the accuracy gate refused
 
 
 SUMMARY_FILE = "summary.md"
@@ -102,7 +106,7 @@ def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) 
         seconds["train"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        bundles = _export(options, checkpoint, staged / "bundles", say, final)
+        bundles, refused = _export(options, checkpoint, staged / "bundles", say, final)
         seconds["export"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -115,7 +119,7 @@ def run_pipeline(options: PipelineOptions, *, progress: Progress | None = None) 
 
         result = PipelineResult(output=output, checkpoint=final.of(checkpoint) if trains else checkpoint,
                                 bundles={name: final.of(path) for name, path in bundles.items()}, seconds=seconds,
-                                benchmark=benchmark)
+                                benchmark=benchmark, refused=refused)
         result.recommended, text = _summary(options, result, benchmark)
         atomic_write_text(staged / SUMMARY_FILE, text)
     result.summary = output / SUMMARY_FILE
@@ -159,23 +163,28 @@ def _train_or_load(options: PipelineOptions, staged: Path, say: Progress) -> Pat
 
 
 def _export(options: PipelineOptions, checkpoint: Path, directory: Path, say: Progress,
-            final: _Relocation) -> dict[str, Path]:
+            final: _Relocation) -> tuple[dict[str, Path], dict[str, GateRefusal]]:
+    """The published bundles, and the INT8 ones the accuracy gate refused; the pipeline goes on with what
+    was published."""
     import dataclasses
 
+    from edgeresnet.export.job import ExportJob
     from edgeresnet.export.sources import load_model_source
-    from edgeresnet.export.workflow import ExportOptions, run_export
+    from edgeresnet.export.workflow import run_export
 
     say("exporting FP32 and INT8 bundles for every installed target")
     source = load_model_source(str(checkpoint))
-    result = run_export(
-        dataclasses.replace(source, checkpoint=final.of(checkpoint)),  # the provenance names where it lands
-        ExportOptions(output=directory, int8=True, targets=options.targets, data=options.data,
-                      calib_data=options.data, calib_size=options.calib_size,
-                      max_accuracy_drop=options.max_accuracy_drop, eval_limit=options.eval_limit,
-                      threads=options.threads),
-        progress=say,
-    )
-    return dict(result.bundles)
+    job = ExportJob(model=str(checkpoint), output=directory, int8=True, targets=options.targets,  # type: ignore[arg-type]
+                    data=options.data, calib_data=options.data, calib_size=options.calib_size,
+                    max_accuracy_drop=options.max_accuracy_drop, eval_limit=options.eval_limit,
+                    threads=options.threads)
+    # The provenance names where the checkpoint lands, not where it is staged.
+    result = run_export(job, source=dataclasses.replace(source, checkpoint=final.of(checkpoint)), progress=say)
+    for warning in result.report.warnings:
+        say(f"warning: {warning}")
+    if result.refused:
+        say(f"going on without {', '.join(result.refused)} (refused by the accuracy gate)")
+    return dict(result.bundles), dict(result.refused)
 
 
 def _compile(options: PipelineOptions, bundles: dict[str, Path], directory: Path, say: Progress,

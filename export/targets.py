@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeresnet.errors import AccuracyGateError, BackendUnavailableError, ExportError
+from edgeresnet.bundle.records import QuantizationRecord
+from edgeresnet.errors import BackendUnavailableError, ExportError
 from edgeresnet.evaluation import Accuracy, AccuracyCounter, PairedComparison, compare_paired, evaluate_logits
+from edgeresnet.export.gated import choose_candidate, gate_record, gated_qdq  # the gate's side of INT8 builds
 
 if TYPE_CHECKING:
-    from edgeresnet.export.workflow import _Context
+    from edgeresnet.export.prepare import ExportContext as _Context
     from edgeresnet.runtime.base import Runner
-
-SENSITIVITY_KEPT = 10
 
 
 @dataclass
@@ -31,9 +31,9 @@ class BuiltArtifact:
 
     model_file: str
     files: dict[str, Path]
-    accuracy: dict[str, Any]
+    accuracy: Accuracy
     golden_outputs: np.ndarray
-    quantization: dict[str, Any] | None = None
+    quantization: QuantizationRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     comparison: PairedComparison | None = None  # INT8 against FP32 on the evaluation images
     layer_report: Any = None  # calibration.layer_report.LayerReport of the quantizers this artifact holds
@@ -76,8 +76,8 @@ def resolve_targets(requested: Iterable[str] | None) -> list[str]:
 def _onnxruntime_build(context: _Context, precision: str) -> BuiltArtifact:
     if precision == "fp32":
         return _with_pixel_model(context, _onnx_artifact(context, context.fp32_onnx, context.fp32_accuracy), precision)
-    path, gate = _gated_qdq(context, "onnxruntime")
-    artifact = _onnx_artifact(context, path, accuracy_record(gate.int8), quantization=_gate_record(gate, "onnxruntime"))
+    path, gate = gated_qdq(context, "onnxruntime")
+    artifact = _onnx_artifact(context, path, gate.int8, quantization=gate_record(gate, "onnxruntime"))
     artifact.comparison, artifact.layer_report = gate.comparison, gate.layer_report
     return _with_pixel_model(context, artifact, precision)
 
@@ -106,11 +106,11 @@ def _tensorrt_build(context: _Context, precision: str) -> BuiltArtifact:
         return artifact
     from edgeresnet.calibration import check_tensorrt_rules
 
-    path, gate = _gated_qdq(context, "tensorrt")
+    path, gate = gated_qdq(context, "tensorrt")
     violations = check_tensorrt_rules(path, float_nodes=gate.float_nodes)
     if violations:
         raise ExportError(f"TensorRT QDQ model breaks TensorRT's explicit-quantization rules: {violations[0]}")
-    artifact = _onnx_artifact(context, path, accuracy_record(gate.int8), quantization=_gate_record(gate, "tensorrt"))
+    artifact = _onnx_artifact(context, path, gate.int8, quantization=gate_record(gate, "tensorrt"))
     artifact.comparison, artifact.layer_report = gate.comparison, gate.layer_report
     artifact.extra.update(note)
     artifact.extra["tensorrt"]["qdq_rules"] = "passed"
@@ -129,10 +129,10 @@ def _openvino_build(context: _Context, precision: str) -> BuiltArtifact:
         accuracy, golden, _ = _measure_openvino(context, xml, "fp32")
         return _ir_artifact(xml, accuracy, golden)
 
-    from edgeresnet.calibration.gate import resolution_warning, within_budget
+    from edgeresnet.calibration.gate import GateRefused, gate_verdict, resolution_warning
 
-    budget, strict = context.options.max_accuracy_drop, context.options.strict_gate
-    candidates: dict[str, tuple[Path, dict[str, Any], np.ndarray, PairedComparison]] = {}
+    budget = context.options.max_accuracy_drop
+    candidates: dict[str, tuple[Path, Accuracy, np.ndarray, PairedComparison]] = {}
     context.progress("OpenVINO INT8 via NNCF")
     nncf_xml = quantize_with_nncf(context.fp32_onnx, directory / "nncf" / "model.xml", context.calib_batches,
                                   subset_size=sum(len(b) for b in context.calib_batches))
@@ -142,36 +142,33 @@ def _openvino_build(context: _Context, precision: str) -> BuiltArtifact:
     qdq_failure = None
     qdq_layers = None
     try:
-        qdq_path, gate = _gated_qdq(context, "onnxruntime")
+        qdq_path, gate = gated_qdq(context, "onnxruntime")
         qdq_float_nodes, qdq_layers = tuple(gate.float_nodes), gate.layer_report
         qdq_xml = convert_qdq_to_ir(qdq_path, directory / "qdq" / "model.xml")
         candidates["calibration-table-qdq"] = (qdq_xml, *_measure_openvino(context, qdq_xml, "int8"))
-    except AccuracyGateError as error:
-        # The QDQ path missing the budget does not sink OpenVINO: NNCF may still meet it.
-        qdq_failure = str(error)
+    except GateRefused as refused:
+        # The QDQ path refused does not sink OpenVINO: NNCF may still pass.
+        qdq_failure = refused.refusal.figures
 
     comparisons = {name: candidate[3] for name, candidate in candidates.items()}
-    passing = [name for name, comparison in comparisons.items() if within_budget(comparison, budget, strict=strict)]
-    if not passing:
-        details = ", ".join(f"{name} {comparison.summary()}" for name, comparison in comparisons.items())
-        raise AccuracyGateError(
-            f"OpenVINO INT8 misses the {'strict ' if strict else ''}accuracy budget of {budget:g} points ({details}"
-            + (f"; calibration-table QDQ: {qdq_failure}" if qdq_failure else "") + ")"
-        )
     # Most accurate wins; on a tie, the calibration-table path, which any device can rebuild.
-    chosen = max(passing, key=lambda name: (candidates[name][1]["top1"], name == "calibration-table-qdq"))
+    chosen = choose_candidate("OpenVINO INT8", comparisons, {name: c[1].top1 for name, c in candidates.items()},
+                              budget=budget, strict=context.options.strict_gate, preferred="calibration-table-qdq",
+                              refused={"calibration-table-qdq": qdq_failure} if qdq_failure else {})
     xml, accuracy, golden, comparison = candidates[chosen]
     warning = resolution_warning(comparison, budget)
-    quantization = {
-        "chosen": chosen,
-        "float_nodes": list(qdq_float_nodes) if chosen == "calibration-table-qdq" else [],
-        "candidates": {name: {"accuracy": candidates[name][1], "drop_points": comparisons[name].to_dict()["drop_points"],
+    details = {
+        "candidates": {name: {"accuracy": candidates[name][1].to_dict(),
+                              "drop_points": comparisons[name].to_dict()["drop_points"],
                               "comparison": comparisons[name].to_dict()} for name in candidates},
         "calibration_table_qdq_failure": qdq_failure,
         "warning": warning,
         "layer_report": "calibration-table QDQ quantizers (onnxruntime flavour)" if chosen != "nncf"
         else "not covered: NNCF's own quantizers (the report covers table-built QDQ models)",
     }
+    quantization = QuantizationRecord(
+        float_nodes=qdq_float_nodes if chosen == "calibration-table-qdq" else (), chosen=chosen, details=details,
+        gate_verdict=gate_verdict(comparison, budget))
     artifact = _ir_artifact(xml, accuracy, golden, quantization=quantization)
     artifact.comparison = comparison
     artifact.layer_report = qdq_layers if chosen == "calibration-table-qdq" else None
@@ -188,44 +185,8 @@ TARGETS: dict[str, Target] = {
 # --- shared steps --------------------------------------------------------------------------------
 
 
-def _gated_qdq(context: _Context, flavour: str) -> tuple[Path, Any]:
-    """The INT8 QDQ model of ``flavour`` after the accuracy gate, built once per export."""
-    from edgeresnet.calibration import apply_accuracy_gate
-
-    cache = context.gated
-    if flavour not in cache:
-        context.progress(f"quantizing ({flavour} QDQ) and checking the accuracy gate")
-        path = context.work / f"{flavour}_int8.onnx"
-        gate = apply_accuracy_gate(
-            context.fp32_onnx, context.table, path, flavour=flavour, eval_batches=context.eval_batches,
-            max_drop_points=context.options.max_accuracy_drop, strict=context.options.strict_gate,
-        )
-        context.progress(f"{flavour} INT8 against FP32: {gate.comparison.summary()}")
-        if gate.resolution_warning:
-            context.progress(f"warning: {gate.resolution_warning}")
-        if gate.float_nodes:
-            context.progress(f"{flavour}: kept {len(gate.float_nodes)} sensitive layers in float "
-                             f"({', '.join(gate.float_nodes)}) to meet the budget")
-        cache[flavour] = (path, gate)
-    return cache[flavour]
-
-
-def _gate_record(gate: Any, flavour: str) -> dict[str, Any]:
-    record = gate.to_dict()
-    # The QDQ file's build path is a staging location that no longer exists once the bundle is written.
-    if isinstance(record.get("report"), dict):
-        record["report"].pop("path", None)
-    record["sensitivity"] = [list(item) for item in gate.sensitivity[:SENSITIVITY_KEPT]]
-    record["flavour"] = flavour
-    return record
-
-
-def accuracy_record(accuracy: Accuracy) -> dict[str, Any]:
-    return accuracy.to_dict()
-
-
-def _onnx_artifact(context: _Context, path: Path, accuracy: dict[str, Any], *,
-                   quantization: dict[str, Any] | None = None) -> BuiltArtifact:
+def _onnx_artifact(context: _Context, path: Path, accuracy: Accuracy, *,
+                   quantization: QuantizationRecord | None = None) -> BuiltArtifact:
     from edgeresnet.runtime.onnxruntime import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(path, threads=context.options.threads) as runner:
@@ -233,14 +194,14 @@ def _onnx_artifact(context: _Context, path: Path, accuracy: dict[str, Any], *,
     return BuiltArtifact("model.onnx", {"model.onnx": path}, accuracy, golden, quantization=quantization)
 
 
-def _ir_artifact(xml: Path, accuracy: dict[str, Any], golden: np.ndarray, *,
-                 quantization: dict[str, Any] | None = None) -> BuiltArtifact:
+def _ir_artifact(xml: Path, accuracy: Accuracy, golden: np.ndarray, *,
+                 quantization: QuantizationRecord | None = None) -> BuiltArtifact:
     files = {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
     return BuiltArtifact("model.xml", files, accuracy, golden, quantization=quantization)
 
 
 def _measure_openvino(context: _Context, xml: Path,
-                      precision: str) -> tuple[dict[str, Any], np.ndarray, PairedComparison]:
+                      precision: str) -> tuple[Accuracy, np.ndarray, PairedComparison]:
     """Accuracy, golden outputs and the paired comparison with the FP32 ONNX model's logits."""
     from edgeresnet.runtime.openvino import OpenVinoRunner
 
@@ -249,7 +210,7 @@ def _measure_openvino(context: _Context, xml: Path,
         golden = runner.infer(context.golden_inputs)
     counter = AccuracyCounter()
     counter.update(logits, context.eval_labels)
-    return counter.result().to_dict(), golden, compare_paired(context.eval_labels, context.fp32_logits, logits)
+    return counter.result(), golden, compare_paired(context.eval_labels, context.fp32_logits, logits)
 
 
 def evaluate_runner(runner: Runner, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def test_verify_reports_a_schema_breakage_that_the_reader_tolerates(tmp_path: Pa
 
 def test_the_vocabulary_is_one_definition_and_cheap_to_import() -> None:
     code = ("import sys; from edgeresnet.bundle import TARGETS, PRECISIONS, CALIB_METHODS; "
-            "import edgeresnet.cli.export, edgeresnet.compile as c, edgeresnet.export.workflow as w; "
+            "import edgeresnet.cli.export, edgeresnet.compile as c, edgeresnet.export.job as w; "
             "from edgeresnet.bundle import vocabulary as v; "
             "assert c.PRECISIONS is v.PRECISIONS and w.CALIB_METHODS is v.CALIB_METHODS; "
             "print(TARGETS, PRECISIONS, CALIB_METHODS)")

@@ -89,11 +89,18 @@ def test_export_prints_each_warning_once(monkeypatch: pytest.MonkeyPatch, tmp_pa
     warning = "30 evaluation images cannot resolve a 1.0-point budget: ..."
 
     def fake_export(*args: object, progress: object, **kwargs: object) -> SimpleNamespace:
+        from edgeresnet.bundle.records import QuantizationRecord
+        from edgeresnet.evaluation import Accuracy
+        from edgeresnet.export.results import BundleSummary
+
         progress(f"warning: {warning}")  # type: ignore[operator]
-        comparison = _comparison(1, 0).to_dict()
-        bundle = {"accuracy": {"top1": 86.67}, "comparison": comparison, "quantization": {"warning": warning}}
-        report = {"fp32": {"top1": 90.0, "images": 30}, "bundles": {"onnxruntime-int8": bundle}, "seconds": 1.0}
-        return SimpleNamespace(report=report, output=tmp_path)
+        bundle = BundleSummary(model_file="model.onnx", accuracy=Accuracy(86.67, 100.0, 30),
+                               quantization=QuantizationRecord(gate_verdict="unresolved"),
+                               comparison=_comparison(1, 0))
+        report = SimpleNamespace(accuracy_measured=True, fp32=Accuracy(90.0, 100.0, 30),
+                                 bundles={"onnxruntime-int8": bundle}, warnings=(warning,), layer_reports={},
+                                 seconds=1.0)
+        return SimpleNamespace(report=report, output=tmp_path, refused={})
 
     monkeypatch.setattr("edgeresnet.api.export_model", fake_export)
     result = CliRunner().invoke(cli, ["export", "runs/x", "--int8", "--output", str(tmp_path / "out")])

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgeresnet.benchmark_defaults import DEFAULT_BATCH_SIZES, DEFAULT_MIN_TIME_S
+
+# Top-1 points an artifact may lose against FP32 and still be recommended: the export gate's budget too.
+from edgeresnet.bundle.vocabulary import DEFAULT_MAX_ACCURACY_DROP
 from edgeresnet.errors import EdgeResNetError
 
 Device = Literal["cpu", "cuda"]
@@ -25,13 +28,11 @@ MODES: tuple[Mode, ...] = ("latency", "throughput", "both")
 
 # The defaults of `benchmark` and `pipeline` alike (one constant each; batch sizes and minimum time live
 # in edgeresnet.benchmark_defaults, which the CLI reads for --help).
-__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_MIN_TIME_S", "BenchmarkJob", "job_from"]
+__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_MAX_ACCURACY_DROP", "DEFAULT_MIN_TIME_S", "BenchmarkJob", "job_from"]
 DEFAULT_WARMUP = 10
 DEFAULT_MIN_RUNS = 50
 # A cap, so a slow model on a slow device cannot hold a benchmark hostage; min_runs may go unmet.
 DEFAULT_MAX_TIME_S = 60.0
-# Top-1 points an artifact may lose against the FP32 reference and still be recommended.
-DEFAULT_MAX_ACCURACY_DROP = 1.0
 # Bounds that catch a typo before it allocates or spawns absurd amounts (one line, exit 2).
 MAX_BATCH_SIZE = 4096
 MAX_THREADS = 1024

@@ -15,7 +15,7 @@ from typing import Any
 from edgeresnet.errors import BundleError
 
 # Image statistics the runtime computes on the uint8 pixels at the model's input size (0-255 units).
-PIXEL_FEATURES = ("mean", "std", "border_mean")
+PIXEL_FEATURES = ("mean", "std", "border_mean", "roughness")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from edgeresnet.bundle.vocabulary import GATE_VERDICTS, GateVerdict
 from edgeresnet.errors import BundleError
 
 if TYPE_CHECKING:
@@ -271,10 +272,11 @@ class QuantizationRecord:
     chosen: str | None = None
     flavour: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    gate_verdict: GateVerdict | None = None  # None: written before the gate gave verdicts
 
     def to_dict(self) -> dict[str, Any]:
         return {"float_nodes": list(self.float_nodes), "chosen": self.chosen, "flavour": self.flavour,
-                "details": self.details}
+                "details": self.details, "gate_verdict": self.gate_verdict}
 
     @classmethod
     def from_dict(cls, record: Any) -> QuantizationRecord:
@@ -284,10 +286,13 @@ class QuantizationRecord:
             raise malformed("'quantization.float_nodes' must be a list of node names")
         details = record.get("details")
         if details is None:  # version 1 kept everything at the top level
-            details = {k: v for k, v in record.items() if k not in ("float_nodes", "chosen", "flavour")}
+            details = {k: v for k, v in record.items() if k not in ("float_nodes", "chosen", "flavour", "gate_verdict")}
+        verdict = record.get("gate_verdict")
+        if verdict is not None and verdict not in GATE_VERDICTS:
+            raise malformed(f"'quantization.gate_verdict' must be one of {', '.join(GATE_VERDICTS)}")
         return cls(float_nodes=tuple(nodes), chosen=_text(record.get("chosen"), "quantization.chosen", optional=True),
                    flavour=_text(record.get("flavour"), "quantization.flavour", optional=True),
-                   details=_mapping(details, "quantization.details"))
+                   details=_mapping(details, "quantization.details"), gate_verdict=verdict)
 
 
 @dataclass(frozen=True)

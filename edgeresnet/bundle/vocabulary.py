@@ -1,4 +1,4 @@
-"""The bundle's vocabulary: targets, precisions and calibration methods, each defined once.
+"""The bundle's vocabulary: targets, precisions, calibration methods and gate verdicts, each defined once.
 
 Pure Python with no imports beyond ``typing``, so the CLI can build its choices from it without
 loading numpy, onnx or a runtime. Each name is a ``Literal`` for type checkers plus a tuple for code.
@@ -26,3 +26,12 @@ RUNTIME_PRECISIONS: tuple[RuntimePrecision, ...] = get_args(RuntimePrecision)
 # How calibration ranges are computed; ``auto`` keeps the most accurate on held-out images.
 CalibMethod = Literal["auto", "minmax", "entropy", "percentile"]
 CALIB_METHODS: tuple[CalibMethod, ...] = get_args(CalibMethod)
+
+# The accuracy gate's verdict on an INT8 artifact, from the 95% interval of its paired top-1 drop against
+# FP32: ``within`` (upper end within the budget), ``over`` (lower end above it: the data show the budget is
+# missed) or ``unresolved`` (the interval straddles the budget).
+GateVerdict = Literal["within", "over", "unresolved"]
+GATE_VERDICTS: tuple[GateVerdict, ...] = get_args(GateVerdict)
+
+# The allowed top-1 drop of INT8 against FP32, in points, wherever a budget is not given.
+DEFAULT_MAX_ACCURACY_DROP = 1.0

@@ -106,6 +106,10 @@ def number_range(kind: type[int | float], low: float, high: float, *, low_open: 
     return FiniteFloatRange(low, high, min_open=low_open)
 
 
+# The first version's name, for code written against it.
+NumberType = number_range
+
+
 class ThreadsType(click.IntRange):
     """Threads: 1 up to a few per CPU of this machine (runtimes allocate per thread; 100,000 crash them)."""
 

@@ -9,7 +9,7 @@ import click
 from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP, MODES
 from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S, batch_sizes_text
 from edgeresnet.cli.core import IntListType, ModelNameType, ProgressEcho, ThreadsType, cli, number_range
-from edgeresnet.cli.export import TARGET_CHOICES
+from edgeresnet.cli.export import REFUSED_EXIT, TARGET_CHOICES
 
 
 @cli.command("pipeline")
@@ -53,6 +53,9 @@ def pipeline_command(
     The report directory gets summary.md (what was built, accuracy and latency per artifact, the
     recommended artifact, the accuracy-versus-latency plot), the bundles and the benchmark files.
 
+    An INT8 artifact the accuracy gate refuses is left out and the pipeline goes on with the rest; it then
+    exits with status 3, as `export` does.
+
     Example: edgeresnet pipeline --model resnet20 --data fashion-mnist --output runs/pipeline
     """
     from edgeresnet.cli.benchmark import show_result
@@ -69,3 +72,7 @@ def pipeline_command(
     click.echo(f"summary: {result.summary}")
     click.echo(f"total {sum(result.seconds.values()):.0f}s (" +
                ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()) + ")")
+    for name, refusal in result.refused.items():  # exit 3 as `export`: published, but an INT8 artifact refused
+        click.echo(f"refused {name}: {refusal.describe(cli=True)}", err=True)
+    if result.refused:
+        click.get_current_context().exit(REFUSED_EXIT)

@@ -138,9 +138,7 @@ def check_replaceable(path: Path, *, overwrite: bool, what: str = "--output", ad
     verdict = judge(path, adopt=adopt)
     if verdict.foreign == [path.name]:
         kind = "directory" if path.is_dir() else "file"
-        # A directory without a ledger may also be an output of a version that did not record its files.
-        unrecorded = " (or wrote before it recorded its files)" if path.is_dir() and not path.is_symlink() else ""
-        raise PlacementError(f"{path} is a {kind} edgeresnet did not write{unrecorded}: refusing to replace it; "
+        raise PlacementError(f"{path} is a {kind} edgeresnet did not write: refusing to replace it; "
                              f"move it away or choose another {what}")
     if verdict.foreign:
         raise PlacementError(f"{path} holds files edgeresnet did not write ({listing(verdict.foreign)}): "

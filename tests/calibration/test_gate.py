@@ -1,4 +1,4 @@
-"""The accuracy gate: paired against FP32, pass within budget, fall back to float layers, or fail loudly."""
+"""The accuracy gate: paired against FP32, a verdict from the interval, fall back to float layers, or refuse."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from edgeresnet.calibration import apply_accuracy_gate, check_tensorrt_rules, evaluate_onnx, inspect_qdq
+from edgeresnet.calibration.gate import GateRefused, gate_verdict, publishable, resolution_warning
 from edgeresnet.errors import AccuracyGateError, CalibrationError, ExportError
-from edgeresnet.evaluation import Accuracy, AccuracyCounter
+from edgeresnet.evaluation import Accuracy, AccuracyCounter, PairedComparison
 
 
 def accuracies(record: Any) -> Iterator[float]:
@@ -115,11 +116,13 @@ def test_gate_raises_when_the_budget_cannot_be_met(tables: dict, fp32_onnx: Path
     table = tables["minmax"]
     hopeless = dataclasses.replace(table, ranges={name: (lo * 0.01, hi * 0.01) for name, (lo, hi) in table.ranges.items()})
     out = tmp_path / "model.int8.onnx"
-    with pytest.raises(AccuracyGateError, match=r"misses the accuracy budget: top-1 drop \d+\.\d\d > 1 points") as caught:
+    with pytest.raises(AccuracyGateError, match=r"over the accuracy budget .*: the drop's 95% interval, "
+                       r"\+\d+\.\d\d to \+\d+\.\d\d points, lies above the 1-point budget") as caught:
         apply_accuracy_gate(fp32_onnx, hopeless, out, flavour="tensorrt", eval_batches=eval_batches,
                             max_drop_points=1.0)
     assert "1 of 7 layers kept in float" in str(caught.value)  # TensorRT quantizes 7 of this model's layers
     assert re.search(r"FP32 top-1 \d\d\.\d\d%", str(caught.value))  # percent, not a fraction
+    assert caught.value.refusal.verdict == "over" and caught.value.refusal.comparison.drop_ci95_points[0] > 1.0
     assert not out.exists()
     with pytest.raises(ExportError, match="max_drop_points"):
         apply_accuracy_gate(fp32_onnx, table, out, flavour="tensorrt", eval_batches=eval_batches,
@@ -171,3 +174,73 @@ def test_strict_gate_judges_the_interval_not_the_estimate(tables: dict, fp32_onn
         apply_accuracy_gate(fp32_onnx, tables["minmax"], out, flavour="onnxruntime", eval_batches=eval_batches,
                             max_drop_points=budget, strict=True, max_float_fraction=0.0)
     assert not out.exists()
+
+
+def _comparison(low: float, high: float, drop: float) -> PairedComparison:
+    return PairedComparison(images=100, reference_top1=90.0, candidate_top1=90.0 - drop, drop_points=drop,
+                            drop_ci95_points=(low, high), agreement_pct=95.0, reference_only=3, candidate_only=2)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "drop", "verdict"),
+    [
+        (-0.5, 1.0, 0.2, "within"),  # the upper end on the budget is within it
+        (-0.5, 0.9, 0.2, "within"),
+        (-0.5, 1.1, 0.2, "unresolved"),  # a small estimate does not make a straddling interval within
+        (-8.4, 16.7, 3.3, "unresolved"),  # the issue's 30-image case: one flipped image is not evidence
+        (1.0, 3.0, 2.0, "unresolved"),  # the lower end on the budget: not shown to be over
+        (1.01, 3.0, 2.0, "over"),
+    ],
+)
+def test_verdict_is_where_the_interval_lies_against_the_budget(low: float, high: float, drop: float,
+                                                                verdict: str) -> None:
+    comparison = _comparison(low, high, drop)
+    assert gate_verdict(comparison, 1.0) == verdict
+    assert publishable(verdict, strict=False) == (verdict != "over")  # type: ignore[arg-type]
+    assert publishable(verdict, strict=True) == (verdict == "within")  # type: ignore[arg-type]
+    assert (resolution_warning(comparison, 1.0) is not None) == (verdict == "unresolved")
+
+
+def _broken(table: Any, factor: float) -> Any:
+    tensor = "/stem/stem.2/Relu_output_0"
+    low, high = table.ranges[tensor]
+    return dataclasses.replace(table, ranges={**table.ranges, tensor: (low * factor, high * factor)})
+
+
+def test_unresolved_ships_without_fallback_and_the_strict_gate_refuses_it(tables: dict, fp32_onnx: Path,
+                                                                         eval_batches: list, tmp_path: Path) -> None:
+    # 40 images and a stem range cut to 30%: the estimate is over 1 point, the interval straddles it.
+    few = [(eval_batches[0][0][:40], eval_batches[0][1][:40])]
+    table = _broken(tables["entropy"], 0.3)
+    out = tmp_path / "default.onnx"
+    result = apply_accuracy_gate(fp32_onnx, table, out, flavour="onnxruntime", eval_batches=few, max_drop_points=1.0)
+    low, high = result.comparison.drop_ci95_points
+    assert result.drop_points > 1.0 and low < 1.0 < high
+    assert result.verdict == "unresolved" and result.float_nodes == () and result.steps == () and out.exists()
+    record = result.to_dict()
+    assert record["verdict"] == "unresolved" and record["resolves_budget"] is False
+    assert record["warning"].startswith("40 evaluation images cannot resolve a 1.0-point budget: ")
+
+    strict_out = tmp_path / "strict.onnx"
+    with pytest.raises(GateRefused) as caught:
+        apply_accuracy_gate(fp32_onnx, table, strict_out, flavour="onnxruntime", eval_batches=few,
+                            max_drop_points=1.0, strict=True, max_float_fraction=0.0)
+    refusal = caught.value.refusal
+    assert refusal.verdict == "unresolved" and refusal.strict and not strict_out.exists()
+    message = str(caught.value)
+    assert "not shown within the accuracy budget (strict gate)" in message and "strict_gate=" in message
+    assert "--" not in message and "\n" not in message
+    assert "--strict-gate" in refusal.describe(cli=True) and "strict_gate=" not in refusal.describe(cli=True)
+
+
+def test_refusal_names_keyword_arguments_in_python_and_flags_on_the_command_line(
+        tables: dict, fp32_onnx: Path, eval_batches: list, tmp_path: Path) -> None:
+    with pytest.raises(GateRefused) as caught:
+        apply_accuracy_gate(fp32_onnx, _broken(tables["entropy"], 0.05), tmp_path / "m.onnx", flavour="onnxruntime",
+                            eval_batches=eval_batches, max_drop_points=1.0, max_float_fraction=0.0)
+    python = str(caught.value)
+    assert python.startswith("INT8 onnxruntime model is over the accuracy budget")
+    assert "max_accuracy_drop=" in python and "calib_method=" in python and "--" not in python
+    cli = caught.value.refusal.describe(cli=True)
+    assert "--max-accuracy-drop" in cli and "--calib-method" in cli and "max_accuracy_drop=" not in cli
+    assert caught.value.refusal.to_dict()["verdict"] == "over"

@@ -42,6 +42,8 @@ def test_pixel_features_of_a_known_image() -> None:
     assert features["mean"][0] == pytest.approx(200 * 16 / 64)
     assert features["border_mean"][0] == 0.0
     assert features["std"][0] == pytest.approx(np.std(image[0].astype(float)))
+    # 8 rows with a 200-step at both ends of the square (4 of them): 2 × 4 × 200 over 8 × 7 differences.
+    assert features["roughness"][0] == pytest.approx(2 * 4 * 200 / 56 / np.std(image[0].astype(float)))
 
 
 def test_inputs_inside_the_ranges_pass_and_far_ones_are_flagged_with_reasons() -> None:
@@ -57,6 +59,9 @@ def test_inputs_inside_the_ranges_pass_and_far_ones_are_flagged_with_reasons() -
     assert flat.flagged and any(reason.startswith("pixel std 0.0 outside") for reason in flat.reasons)
     (busy,) = check_batch(profile, photo, confident)
     assert busy.flagged and any(reason.startswith("pixel border mean") for reason in busy.reasons)
+    noise = np.clip(np.random.default_rng(3).normal(60, 40, (1, 28, 28, 1)), 0, 255).astype(np.uint8)
+    (rough,) = check_batch(profile, noise, confident)
+    assert rough.flagged and any(reason.startswith("pixel roughness") for reason in rough.reasons)
     (unsure,) = check_batch(profile, images[:1], np.zeros((1, 10)))  # no class fits: energy ln(10)
     assert unsure.flagged and unsure.reasons[0].startswith("energy 2.30 below")
 
