@@ -33,6 +33,8 @@ WIDTH = 80  # the terminal width the samples are rendered at
 
 # `$ edgeresnet` samples that cannot run here, with the reason; a new sample goes in a checked block or here.
 UNCHECKED = {
+    "edgeresnet predict export/onnxruntime-fp32 one-pixel.png --top-k 1":
+        "needs the bundle benchmarks/ood.py trains; tests/runtime/test_ood.py asserts the note line",
     "edgeresnet train --model resnet20 --data fashion-mnist":
         "needs an install without torch; tests/test_package.py asserts the message in such a venv",
     "edgeresnet compile runs/r20-export/tensorrt-int8 --target tensorrt --output runs/r20-trt":

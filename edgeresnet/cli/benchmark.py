@@ -18,7 +18,7 @@ from edgeresnet.bench.job import (
     MODES,
     BenchmarkJob,
 )
-from edgeresnet.cli.core import IntListType, NumberType, ThreadsType, cli
+from edgeresnet.cli.core import IntListType, ThreadsType, cli, number_range
 from edgeresnet.errors import EdgeResNetError
 
 
@@ -34,7 +34,7 @@ from edgeresnet.errors import EdgeResNetError
 @click.option("--mode", type=click.Choice(MODES), default="latency", show_default=True,
               help="latency: one request at a time; throughput: images/s with several requests in flight "
                    "(OpenVINO streams, concurrent ONNX Runtime sessions, TensorRT contexts); both.")
-@click.option("--streams", type=NumberType(int, 1, 1024), default=None,
+@click.option("--streams", type=number_range(int, 1, 1024), default=None,
               help="Requests in flight in throughput mode (default: each backend's own choice).")
 @click.option("--threads", type=ThreadsType(), default=None,
               help="CPU threads for every backend (default: every core this process may use).")
@@ -43,19 +43,19 @@ from edgeresnet.errors import EdgeResNetError
                    "default device.")
 @click.option("--allow-host-code", is_flag=True,
               help="Let version-compatible TensorRT engines run the runtime they embed (trusted engines only).")
-@click.option("--warmup", type=NumberType(int, 0, 100_000), default=DEFAULT_WARMUP, show_default=True,
+@click.option("--warmup", type=number_range(int, 0, 100_000), default=DEFAULT_WARMUP, show_default=True,
               help="Untimed calls before timing each batch size.")
-@click.option("--min-time", type=NumberType(float, 0, 3600), default=DEFAULT_MIN_TIME_S, show_default=True,
+@click.option("--min-time", type=number_range(float, 0, 3600), default=DEFAULT_MIN_TIME_S, show_default=True,
               help="Time each batch size for at least this many seconds ...")
-@click.option("--min-runs", type=NumberType(int, 1, 1_000_000), default=DEFAULT_MIN_RUNS, show_default=True,
+@click.option("--min-runs", type=number_range(int, 1, 1_000_000), default=DEFAULT_MIN_RUNS, show_default=True,
               help="... and at least this many calls.")
-@click.option("--max-time", type=NumberType(float, 0, 86_400, low_open=True), default=DEFAULT_MAX_TIME_S, show_default=True,
+@click.option("--max-time", type=number_range(float, 0, 86_400, low_open=True), default=DEFAULT_MAX_TIME_S, show_default=True,
               help="Stop timing a batch size after this many seconds even if --min-runs is not reached.")
-@click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None,
+@click.option("--eval-limit", type=number_range(int, 1, 10**9), default=None,
               help="Measure accuracy on a class-balanced subset of this many images (default: the whole split).")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Checkpoint for the PyTorch eager baseline (default: the bundles' source checkpoint).")
-@click.option("--max-accuracy-drop", type=NumberType(float, 0, 100), default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
+@click.option("--max-accuracy-drop", type=number_range(float, 0, 100), default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
               help="Top-1 points an artifact may lose versus the FP32 reference and still be recommended.")
 @click.option("--images", "image_paths", multiple=True, type=click.Path(path_type=Path),
               help="Image files or folders (searched recursively) for file → label rows beside the model-only "

@@ -13,7 +13,7 @@ from edgeresnet import api
 from edgeresnet.backends import compile_targets, get_backend, model_file_backends
 from edgeresnet.backends.tensorrt.options import tensorrt_options
 from edgeresnet.bundle.vocabulary import PRECISIONS
-from edgeresnet.cli.core import NumberType, ThreadsType, cli
+from edgeresnet.cli.core import ThreadsType, cli, number_range
 from edgeresnet.errors import BundleError, DatasetError, EdgeResNetError
 from edgeresnet.limits import printable
 
@@ -48,11 +48,11 @@ class BackendType(click.ParamType):
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="Directory of the new bundle.")
 @click.option("--overwrite", is_flag=True, help="Replace a bundle an earlier compile wrote at --output.")
-@click.option("--max-batch", type=NumberType(int, 1, 4096), default=32, show_default=True,
+@click.option("--max-batch", type=number_range(int, 1, 4096), default=32, show_default=True,
               help="TensorRT: the largest batch the engine accepts.")
-@click.option("--opt-batch", type=NumberType(int, 1, 4096), default=1, show_default=True,
+@click.option("--opt-batch", type=number_range(int, 1, 4096), default=1, show_default=True,
               help="TensorRT: the batch size the kernels are tuned for.")
-@click.option("--workspace-mib", type=NumberType(int, 1, 1 << 20), default=1024, show_default=True,
+@click.option("--workspace-mib", type=number_range(int, 1, 1 << 20), default=1024, show_default=True,
               help="TensorRT: builder workspace limit.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TensorRT: timing-cache file to start from, e.g. an older bundle's timing.cache (only read; "
@@ -97,12 +97,12 @@ _ALLOW_HOST_CODE = click.option(
 @cli.command("predict")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--top-k", type=NumberType(int, 1, 100_000), default=5, show_default=True, help="Classes per image.")
+@click.option("--top-k", type=number_range(int, 1, 100_000), default=5, show_default=True, help="Classes per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write one row per image to this .csv or .jsonl file instead of printing them.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
-@click.option("--batch-size", type=NumberType(int, 1, 4096), default=8, show_default=True,
+@click.option("--batch-size", type=number_range(int, 1, 4096), default=8, show_default=True,
               help="Images per model call.")
 @click.option("--workers", type=ThreadsType(), default=None,
               help="Decoding threads  [default: one per usable core]")

@@ -10,7 +10,7 @@ import click
 from edgeresnet import api
 from edgeresnet.backends import export_targets
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, DEFAULT_MAX_ACCURACY_DROP
-from edgeresnet.cli.core import InputSizeType, NumberType, OpsetType, ProgressEcho, ThreadsType, cli
+from edgeresnet.cli.core import InputSizeType, OpsetType, ProgressEcho, ThreadsType, cli, number_range
 from edgeresnet.export.job import INT8_ONLY, ExportJob
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ REFUSED_EXIT = 3
               help="Directory for the bundles (one per target and precision) and export_report.json.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Weights for an architecture-name MODEL (.safetensors or a torchvision/timm state dict).")
-@click.option("--num-classes", type=NumberType(int, 1, 100_000), default=None,
+@click.option("--num-classes", type=number_range(int, 1, 100_000), default=None,
               help="Classes of an architecture-name MODEL (default: the data's, else 1000).")
 @click.option("--in-chans", type=click.Choice(["1", "3"]), default=None,
               help="Input channels of an architecture-name MODEL (default 3).")
@@ -41,7 +41,7 @@ REFUSED_EXIT = 3
               help="Evaluation data (its evaluation split). Default: --calib-data, else the checkpoint's data.")
 @click.option("--calib-data", default=None,
               help="Calibration data (its calibration split, never the evaluation split).")
-@click.option("--calib-size", type=NumberType(int, 1, 10**7), default=None,
+@click.option("--calib-size", type=number_range(int, 1, 10**7), default=None,
               help="Class-balanced calibration images. Default: the whole calibration split, up to 512; "
                    "a size larger than the split is refused.")
 @click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="auto",
@@ -49,17 +49,17 @@ REFUSED_EXIT = 3
               help="Range method; auto keeps the one whose INT8 model agrees best with FP32 on the calibration split.")
 @click.option("--calib-table", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Rebuild INT8 from this calibration table instead of recalibrating.")
-@click.option("--max-accuracy-drop", type=NumberType(float, 0, 100), default=DEFAULT_MAX_ACCURACY_DROP,
+@click.option("--max-accuracy-drop", type=number_range(float, 0, 100), default=DEFAULT_MAX_ACCURACY_DROP,
               show_default=True,
               help="Allowed top-1 drop of INT8 versus FP32, in points. An INT8 model whose drop's 95% interval "
                    "lies above it keeps its worst-quantized layers in float, or is refused.")
 @click.option("--strict-gate", is_flag=True,
               help="Publish INT8 only when the drop's whole 95% interval is within the budget (default: "
                    "unless the data show it is over).")
-@click.option("--batch", type=NumberType(int, 1, 4096), default=None, help="Static batch size (default: dynamic).")
+@click.option("--batch", type=number_range(int, 1, 4096), default=None, help="Static batch size (default: dynamic).")
 @click.option("--opset", type=OpsetType(), default=17, show_default=True,
               help="ONNX opset of the exported model.")
-@click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None,
+@click.option("--eval-limit", type=number_range(int, 1, 10**9), default=None,
               help="Evaluate on a class-balanced subset of this many images (default: the whole split).")
 @click.option("--threads", type=ThreadsType(), default=None, help="Runtime threads for evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace bundles a previous export wrote into --output.")

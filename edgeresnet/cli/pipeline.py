@@ -9,7 +9,7 @@ import click
 from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP, MODES
 from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S, batch_sizes_text
 from edgeresnet.cli.benchmark import show_result
-from edgeresnet.cli.core import IntListType, ModelNameType, NumberType, ProgressEcho, ThreadsType, cli
+from edgeresnet.cli.core import IntListType, ModelNameType, ProgressEcho, ThreadsType, cli, number_range
 from edgeresnet.cli.export import REFUSED_EXIT, TARGET_CHOICES
 from edgeresnet.pipeline import PipelineOptions, run_pipeline
 
@@ -21,7 +21,7 @@ from edgeresnet.pipeline import PipelineOptions, run_pipeline
               help="Data source for training, calibration and evaluation.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/pipeline"),
               show_default=True, help="Report directory: checkpoint, bundles, benchmark, summary.md.")
-@click.option("--epochs", type=NumberType(int, 1, 10_000), default=2, show_default=True,
+@click.option("--epochs", type=number_range(int, 1, 10_000), default=2, show_default=True,
               help="Training epochs (ignored with --checkpoint).")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Skip training: start from this checkpoint directory.")
@@ -32,14 +32,14 @@ from edgeresnet.pipeline import PipelineOptions, run_pipeline
 @click.option("--batch-sizes", type=IntListType(), default=batch_sizes_text(), show_default=True,
               help="Batch sizes to time, comma-separated (as `benchmark`).")
 @click.option("--threads", type=ThreadsType(), default=None, help="CPU threads (default: all usable).")
-@click.option("--max-accuracy-drop", type=NumberType(float, 0, 100), default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
+@click.option("--max-accuracy-drop", type=number_range(float, 0, 100), default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
               help="Top-1 points an INT8 artifact may lose versus FP32: the export's accuracy gate and the "
                    "benchmark's recommendation.")
-@click.option("--calib-size", type=NumberType(int, 1, 10**7), default=None,
+@click.option("--calib-size", type=number_range(int, 1, 10**7), default=None,
               help="Calibration images (default: the whole calibration split, up to 512).")
-@click.option("--train-limit", type=NumberType(int, 1, 10**9), default=None, help="Train on a subset (quick runs).")
-@click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None, help="Evaluate on a subset (quick runs).")
-@click.option("--min-time", type=NumberType(float, 0, 3600), default=DEFAULT_MIN_TIME_S, show_default=True,
+@click.option("--train-limit", type=number_range(int, 1, 10**9), default=None, help="Train on a subset (quick runs).")
+@click.option("--eval-limit", type=number_range(int, 1, 10**9), default=None, help="Evaluate on a subset (quick runs).")
+@click.option("--min-time", type=number_range(float, 0, 3600), default=DEFAULT_MIN_TIME_S, show_default=True,
               help="Time each artifact and batch size for at least this many seconds (as `benchmark`).")
 @click.option("--mode", "benchmark_mode", type=click.Choice(MODES), default="latency", show_default=True,
               help="Benchmark latency, throughput (several requests in flight) or both (as `benchmark`).")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeresnet.cli.core import NumberType, ThreadsType, cli
+from edgeresnet.cli.core import ThreadsType, cli, number_range
 from edgeresnet.cli.deploy import BackendType
 from edgeresnet.errors import BundleError, EdgeResNetError
 
@@ -21,11 +21,11 @@ _MAX_QUEUE_DELAY_US = 10_000_000
 @click.option("--verify", "verify_repo", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Instead of writing: check a deployed repository against the bundles it was written from.")
 @click.option("--name", "names", multiple=True, help="Model name, once per bundle  [default: the bundle's directory name]")
-@click.option("--version", "model_version", type=NumberType(int, 1, 10**9), default=1, show_default=True,
+@click.option("--version", "model_version", type=number_range(int, 1, 10**9), default=1, show_default=True,
               help="The version directory the model files go into.")
-@click.option("--max-batch", type=NumberType(int, 1, 4096), default=32, show_default=True,
+@click.option("--max-batch", type=number_range(int, 1, 4096), default=32, show_default=True,
               help="max_batch_size for models with a dynamic batch (an engine's profile or a static batch wins).")
-@click.option("--instances", type=NumberType(int, 1, 256), default=1, show_default=True,
+@click.option("--instances", type=number_range(int, 1, 256), default=1, show_default=True,
               help="Model instances per server (Triton's instance_group count).")
 @click.option("--max-queue-delay-us", type=click.IntRange(min=0, max=_MAX_QUEUE_DELAY_US), default=100,
               show_default=True, help="How long dynamic batching may hold a request for others.")
@@ -94,11 +94,11 @@ def _verify(repository: Path, as_json: bool) -> None:
               help="HTTP port (0: any free port, printed when ready).")
 @click.option("--grpc-port", type=click.IntRange(min=0, max=65535), default=8001, show_default=True,
               help="gRPC port (0: any free port, printed when ready).")
-@click.option("--max-batch", type=NumberType(int, 1, 4096), default=32, show_default=True,
+@click.option("--max-batch", type=number_range(int, 1, 4096), default=32, show_default=True,
               help="Largest batch dynamic batching forms (and the most items one request may carry).")
 @click.option("--max-queue-delay-us", type=click.IntRange(min=0, max=_MAX_QUEUE_DELAY_US), default=0,
               show_default=True, help="How long a batch may wait for more requests once one is queued.")
-@click.option("--instances", type=NumberType(int, 1, 256), default=1, show_default=True,
+@click.option("--instances", type=number_range(int, 1, 256), default=1, show_default=True,
               help="Batches run at once, each in its own thread.")
 @click.option("--backend", type=BackendType(), default=None, help="Runtime  [default: by the model file]")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, or an OpenVINO device (CPU, GPU).")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from edgeresnet import api
-from edgeresnet.cli.core import InputSizeType, ModelNameType, NumberType, ThreadsType, cli
+from edgeresnet.cli.core import InputSizeType, ModelNameType, ThreadsType, cli, number_range
 
 # edgeresnet.training.config.AUGMENT_CHOICES, without importing torch for --help
 _AUGMENTS = ("auto", "none", "shift", "flip")
@@ -22,19 +22,19 @@ _AUGMENTS = ("auto", "none", "shift", "flip")
               help="Data source: fashion-mnist[:DIR], an image folder, or an .npz with images/labels.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True,
               help="Checkpoint directory (weights .safetensors + card.json), rewritten every epoch.")
-@click.option("--epochs", type=NumberType(int, 1, 10_000), default=2, show_default=True,
+@click.option("--epochs", type=number_range(int, 1, 10_000), default=2, show_default=True,
               help="Passes over the training images.")
-@click.option("--batch-size", type=NumberType(int, 1, 4096), default=None,
+@click.option("--batch-size", type=number_range(int, 1, 4096), default=None,
               help="Default: 128, or smaller for small data sets (about 64 steps an epoch, at least 32).")
-@click.option("--lr", type=NumberType(float, 0, 100, low_open=True), default=None,
+@click.option("--lr", type=number_range(float, 0, 100, low_open=True), default=None,
               help="Peak learning rate (SGD, Nesterov momentum 0.9). Default: 0.4 × batch size / 256.")
-@click.option("--warmup-steps", type=NumberType(int, 1, 10**8), default=None,
+@click.option("--warmup-steps", type=number_range(int, 1, 10**8), default=None,
               help="Linear warm-up in optimizer steps. Default: 10% of all steps, at least 10 (30% with onecycle).")
 @click.option("--schedule", type=click.Choice(["cosine", "onecycle"]), default="cosine", show_default=True,
               help="Learning-rate schedule after the warm-up.")
-@click.option("--label-smoothing", type=NumberType(float, 0, 0.999), default=0.1, show_default=True,
+@click.option("--label-smoothing", type=number_range(float, 0, 0.999), default=0.1, show_default=True,
               help="Share of each target spread over the other classes.")
-@click.option("--weight-decay", type=NumberType(float, 0, 1), default=5e-4, show_default=True,
+@click.option("--weight-decay", type=number_range(float, 0, 1), default=5e-4, show_default=True,
               help="SGD weight decay, on weights only (not biases or BatchNorm).")
 @click.option("--input-size", type=InputSizeType(), default=None,
               help="Square input side; default: the dataset's native size (the weights' size when fine-tuning).")
@@ -42,24 +42,24 @@ _AUGMENTS = ("auto", "none", "shift", "flip")
               help="Input channels; default: the dataset's (the weights' when fine-tuning).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Fine-tune from these weights (.safetensors or a PyTorch state dict; torchvision/timm layout).")
-@click.option("--freeze-epochs", type=NumberType(int, 0, 10_000), default=None,
+@click.option("--freeze-epochs", type=number_range(int, 0, 10_000), default=None,
               help="Fine-tuning: epochs that train only the new head. Default: 1 when --epochs > 2, else 0.")
-@click.option("--backbone-lr-scale", type=NumberType(float, 0, 1), default=None,
+@click.option("--backbone-lr-scale", type=number_range(float, 0, 1), default=None,
               help="Fine-tuning: learning rate of the pretrained layers relative to the head's. Default: 0.75.")
 @click.option("--batchnorm", type=click.Choice(["auto", "train", "frozen"]), default="auto", show_default=True,
               help="BatchNorm statistics: frozen keeps the weights' running statistics (auto: when "
                    "fine-tuning with batches under 16).")
-@click.option("--val-fraction", type=NumberType(float, 0, 0.5), default=0.1, show_default=True,
+@click.option("--val-fraction", type=number_range(float, 0, 0.5), default=0.1, show_default=True,
               help="Share of the training images (at most 2,500) held out to choose the best epoch; 0 keeps the last.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output after its last finished epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace a checkpoint an earlier train wrote in --output, or write into a "
               "directory of yours beside its files; a file of yours is never replaced.")
-@click.option("--train-limit", type=NumberType(int, 1, 10**9), default=None,
+@click.option("--train-limit", type=number_range(int, 1, 10**9), default=None,
               help="Train on a class-balanced subset of this many images (quick runs).")
-@click.option("--eval-limit", type=NumberType(int, 1, 10**9), default=None,
+@click.option("--eval-limit", type=number_range(int, 1, 10**9), default=None,
               help="Evaluate on a class-balanced subset of this many images.")
 @click.option("--threads", type=ThreadsType(), default=None, help="CPU threads for PyTorch.")
-@click.option("--seed", type=NumberType(int, 0, 2**32 - 1), default=0, show_default=True,
+@click.option("--seed", type=number_range(int, 0, 2**32 - 1), default=0, show_default=True,
               help="Seed of the initial weights, the validation hold-out, subsets, shuffling and augmentation.")
 @click.option("--augment", type=click.Choice(_AUGMENTS), default="auto", show_default=True,
               help="Training augmentation: shift = random shifts of up to 1/16 of the side; flip adds "

@@ -361,6 +361,7 @@ def _broken_table(exported: Path, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_over_budget_int8_is_refused_while_the_rest_is_published(exported: Path, tiny_checkpoint: Path,
                                                                   tmp_path: Path) -> None:
     output = tmp_path / "out"
@@ -393,6 +394,7 @@ def test_python_api_lists_refusals_in_keyword_terms(exported: Path, tiny_checkpo
     assert refusal.verdict == "over" and "max_accuracy_drop=" in message and "--" not in message
 
 
+@pytest.mark.slow
 def test_pipeline_goes_on_with_what_was_published(tiny_checkpoint: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from edgeresnet.calibration import gate
