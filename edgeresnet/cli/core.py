@@ -15,7 +15,14 @@ from typing import Any
 import click
 
 from edgeresnet.errors import EdgeResNetError, describe_os_error, one_line
-from edgeresnet.limits import printable
+from edgeresnet.limits import (
+    MAX_THREADS_PER_CPU,
+    machine_cpus,
+    max_threads,
+    printable,
+    require_memory,
+    tensor_bytes,
+)
 from edgeresnet.version import __version__
 
 USER_ERROR_EXIT = 2
@@ -117,13 +124,9 @@ class ThreadsType(click.IntRange):
         super().__init__(1, None)
 
     def _describe_range(self) -> str:
-        from edgeresnet.limits import MAX_THREADS_PER_CPU
-
         return f"1 to {MAX_THREADS_PER_CPU} per CPU"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from edgeresnet.limits import MAX_THREADS_PER_CPU, machine_cpus, max_threads
-
         number = click.INT.convert(value, param, ctx)
         if not 1 <= number <= max_threads():
             self.fail(f"{number} is not in the range 1<=x<={max_threads()} ({MAX_THREADS_PER_CPU} per CPU; this "
@@ -146,7 +149,6 @@ class InputSizeType(click.IntRange):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         size = super().convert(value, param, ctx)
-        from edgeresnet.limits import require_memory, tensor_bytes
 
         try:
             require_memory(TRAIN_WORKING_SET * tensor_bytes((1, 3, size, size)), what=f"a {size}×{size} input")
