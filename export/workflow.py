@@ -27,12 +27,14 @@ from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.bundle.naming import ArtifactName
 from edgeresnet.bundle.records import AccuracyRecord, InputSpec, ParityRecord, TopK
 from edgeresnet.bundle.vocabulary import Precision, Target
+from edgeresnet.calibration import CalibrationTable
 from edgeresnet.calibration.gate import GateRefusal, GateRefused, resolution_warning
-from edgeresnet.calibration.layer_report import LAYER_REPORT_FILES
+from edgeresnet.calibration.layer_report import LAYER_REPORT_FILES, write_layer_reports
+from edgeresnet.checkpoint import ModelCard, write_checkpoint
 from edgeresnet.errors import ExportError
 from edgeresnet.export.job import ExportJob
 from edgeresnet.export.model_source import ModelSource, load_model_source, source_provenance
-from edgeresnet.export.onnx import INPUT_NAME
+from edgeresnet.export.onnx import INPUT_NAME, fix_onnx_batch
 from edgeresnet.export.prepare import ExportContext, prepare, prepare_without_data, run_calibration
 from edgeresnet.export.results import BundleSummary, ExportReport, ExportResult
 from edgeresnet.export.targets import BuiltArtifact, resolve_targets
@@ -61,8 +63,6 @@ def run_export(job: ExportJob, *, source: ModelSource | None = None, progress: P
     started = time.perf_counter()
     targets = resolve_targets(job.targets)
     if job.calib_table is not None:
-        from edgeresnet.calibration import CalibrationTable
-
         CalibrationTable.load(job.calib_table)  # a bad table fails before any export work
     if source is None:
         source = load_model_source(job.model, weights=job.weights, num_classes=job.num_classes,
@@ -123,7 +123,6 @@ def _with_baseline_checkpoint(source: ModelSource, staged: Path, final: Path) ->
     the returned source names ``final`` (where it lands) as its checkpoint, keeping the weights file."""
     import dataclasses
 
-    from edgeresnet.checkpoint import ModelCard, write_checkpoint
     from edgeresnet.models.complexity import count_params
 
     card = ModelCard(
@@ -189,7 +188,6 @@ def _with_static_batch(files: dict[str, Path], batch: int | None, directory: Pat
     """The model files with their batch fixed to ``batch`` (unchanged when the batch stays dynamic)."""
     if batch is None:
         return files
-    from edgeresnet.export.onnx import fix_onnx_batch
 
     fixed = dict(files)
     if MODEL_ONNX in files:
@@ -220,8 +218,6 @@ def _report(context: ExportContext, summaries: dict[str, BundleSummary], refused
 def _write_layer_reports(context: ExportContext, output: Path) -> None:
     """layer_report.md/.json/.png beside export_report.json (INT8 exports only)."""
     if context.layer_reports:
-        from edgeresnet.calibration.layer_report import write_layer_reports
-
         write_layer_reports(output, context.layer_reports)
 
 

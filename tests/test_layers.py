@@ -19,12 +19,7 @@ HEAVY = frozenset({"numpy", "PIL", "torch", "torchvision", "onnx", "onnxruntime"
                    "tensorrt", "cuda", "matplotlib", "safetensors", "modelopt", "tritonclient", "pytriton",
                    "kserve", "jsonschema", "rich", "hypothesis"})
 # Local imports of light modules still waiting for their owners' refactors (each names its reason).
-ALLOWED_LOCAL: dict[tuple[str, str], str] = {
-    **dict.fromkeys((("export/workflow.py", module) for module in (
-        "edgeresnet.checkpoint", "edgeresnet.accuracy", "edgeresnet.calibration", "edgeresnet.calibration.session",
-        "edgeresnet.calibration.plan", "edgeresnet.calibration.choice", "edgeresnet.export.onnx",
-        "edgeresnet.calibration.layer_report")), "the export workflow's split (issue 19, ExportJob) is pending"),
-}
+ALLOWED_LOCAL: dict[tuple[str, str], str] = {}
 
 
 @cache
