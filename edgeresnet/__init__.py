@@ -40,8 +40,19 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
-__all__ = ["BenchmarkJob", "CompiledBundle", "EdgeResNetError", "ExportJob", "__version__", "benchmark",
-           "compile_bundle", "create_model", "export_model", "list_models", "train"]
+__all__ = ["BenchmarkJob", "CompileJob", "CompiledBundle", "EdgeResNetError", "ExportJob", "TrainJob", "__version__",
+           "benchmark", "compile_bundle", "create_model", "export_model", "list_models", "train"]
+
+# The two jobs whose modules import numpy are reached on first use, so `import edgeresnet` stays cheap.
+_LAZY = {"TrainJob": "edgeresnet.training.config", "CompileJob": "edgeresnet.compile"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgeresnet' has no attribute {name!r}")
 
 
 def list_models() -> list[ModelInfo]:
