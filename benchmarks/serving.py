@@ -166,7 +166,8 @@ def report_markdown(record: dict[str, Any]) -> str:
               + ", ".join(f"{p} {r:.2f}" for p, r in record["ratio"].items()) + " (target 0.8)", "",
               "agreement: " + ", ".join(f"{p} {a['identical_top1']}/{a['images']} identical top-1"
                                         for p, a in record["agreement"].items()),
-              "", f"machine: {record['environment'].get('cpu')}", ""]
+              "", f"machine: {record['environment'].get('cpu')}", "",
+              f"versions: {record['environment'].get('versions')}", ""]
     return "\n".join(lines)
 
 
