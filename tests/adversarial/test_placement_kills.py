@@ -141,8 +141,9 @@ def test_export_killed_at_a_random_moment(exported: Path, weights: Path, tmp_pat
     delay = random.Random(time.time_ns()).uniform(0.5, 6.0)
     status = killed_after(delay, "export", "resnet20", "--weights", weights, "--output", output, *ONE_TARGET,
                           "--overwrite")
-    state = assert_old_or_new(output, before, changing_entries)
-    assert state in ("old", "mixed") if status == -signal.SIGKILL else state == "new", (delay, status, state)
+    state = assert_old_or_new(output, before, changing_entries)  # a mix only under a journal
+    # A kill after the last move but before the process ends leaves the new set whole: also a right answer.
+    assert state in ("old", "mixed", "new") if status == -signal.SIGKILL else state == "new", (delay, status, state)
     again = run("export", "resnet20", "--weights", weights, "--output", output, *ONE_TARGET, "--overwrite")
     assert again.exit_code == 0, (delay, again.output)
     assert_nothing_left(output)
