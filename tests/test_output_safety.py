@@ -15,8 +15,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from edgeresnet.cli import cli
+from tests.adversarial import placement_fixtures
 
 ONE_TARGET = ["--target", "onnxruntime"]
+weights = placement_fixtures.weights  # the one random-init ResNet-20 weights file of the suites
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -35,17 +37,6 @@ def assert_one_line_refusal(result: Result, *needles: str) -> None:
     assert "Traceback" not in result.output and "[Errno" not in result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from edgeresnet.models import create_model, save_weights
-
-    torch.manual_seed(0)
-    model = create_model("resnet20", num_classes=10, in_chans=3)
-    return save_weights(model, tmp_path_factory.mktemp("weights") / "r20.safetensors")
 
 
 @pytest.fixture(scope="module")
