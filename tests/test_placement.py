@@ -398,3 +398,17 @@ def test_a_users_file_under_the_lock_name_is_refused_and_kept(tmp_path: Path, ki
     with pytest.raises(PlacementError, match="is not a lock file edgeresnet made"), place_outputs(root):
         pass
     assert snapshot(tmp_path) == before and os.path.lexists(lock)
+
+
+@pytest.mark.parametrize("shape", ["deep", "huge"])
+def test_a_hostile_ledger_is_refused_in_one_line(tmp_path: Path, shape: str) -> None:
+    # The ledger lives in the user's folder: too deep, or a valid ledger padded past the JSON size limit (read
+    # whole before), is a one-line refusal, never a traceback or an unbounded read.
+    from edgeresnet.placement.ledger import LEDGER_FILE, Ledger, read_ledger
+
+    valid = json.dumps(Ledger().to_dict())
+    content = "[" * 5000 + "]" * 5000 if shape == "deep" else valid + " " * (70 * 1024 * 1024)
+    (tmp_path / LEDGER_FILE).write_text(content)
+    with pytest.raises(PlacementError) as raised:
+        read_ledger(tmp_path)
+    assert "move it away" in str(raised.value) and "\n" not in str(raised.value)

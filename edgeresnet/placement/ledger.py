@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeresnet.errors import PlacementError
+from edgeresnet.limits import read_json
 from edgeresnet.placement.durable import directory_lock, write_durably
 
 LEDGER_FILE = ".edgeresnet-written.json"
@@ -114,15 +115,13 @@ class Ledger:
 def read_ledger(directory: Path) -> Ledger:
     """The ledger of ``directory``; empty when there is none. A file under its name that is not one is refused."""
     path = directory / LEDGER_FILE
+    if not path.exists():  # also when ``directory`` is a file
+        return Ledger()
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return Ledger()
-    except NotADirectoryError:
-        return Ledger()
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise PlacementError(f"{path} is not a ledger edgeresnet can read ({type(error).__name__}): "
-                             "move it away") from error
+        # The ledger sits in the user's folder: read with the size and depth limits of any untrusted JSON.
+        record = read_json(path, what="ledger", error=PlacementError)
+    except PlacementError as error:
+        raise PlacementError(f"{path} is not a ledger edgeresnet can read ({error}): move it away") from error
     if isinstance(record, dict) and record.get("format") == LEDGER_FORMAT:
         return _parse(record)
     if isinstance(record, dict) and all(isinstance(v, str) for v in record.values()):
@@ -193,8 +192,8 @@ def dead_temporaries(ledger: Ledger, scopes: set[str]) -> list[tuple[str, Tempor
 def read_journal(staging_dir: Path) -> dict[str, Any] | None:
     """The journal of a staged publish: ``entries`` (names) and ``files`` (sha256 of the entries that are files)."""
     try:
-        record = json.loads((staging_dir / JOURNAL_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        record = read_json(staging_dir / JOURNAL_FILE, what="publish journal", error=PlacementError)
+    except PlacementError:
         return None
     names = record.get("entries") if isinstance(record, dict) else None
     if not isinstance(names, list) or not all(_plain_name(n) for n in names):
