@@ -15,6 +15,7 @@ policy: staged, moved into place only when complete, never replacing what edgere
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shutil
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeresnet.bundle import Manifest, check_files, read_manifest, sha256_file
+from edgeresnet.bundle.layout import FP32_ONNX
+from edgeresnet.bundle.onnx_refs import external_data_locations
+from edgeresnet.bundle.reader import name_problem
 from edgeresnet.errors import BundleError, EdgeResNetError
 from edgeresnet.placement import place_outputs
 from edgeresnet.serve.modelconfig import ModelConfig, TensorConfig, triton_type
@@ -119,11 +123,18 @@ def _sources_and_io(bundle: Path, manifest: Manifest, backend: str, version: int
         # Where the bundle has it, serve the copy that takes uint8 N×H×W×C pixels: clients send
         # camera frames as they are, a quarter of the bytes of float32, and normalisation runs in the model.
         source = listed(manifest.pixel_model) if manifest.pixel_model in manifest.files else listed(manifest.model_file)
-        return {f"{version}/model.onnx": source}, onnx_io(bundle / source)
+        sources = {f"{version}/model.onnx": source}
+        # Tensors kept outside the .onnx travel beside it under the name the model gives them (ONNX Runtime
+        # resolves them next to model.onnx); each must be one of the bundle's hashed files.
+        for location in external_data_locations((bundle / source).read_bytes(), name=str(bundle / source)):
+            if name_problem(location) is not None:  # it names where the copy goes: never out of the version folder
+                raise BundleError(f"{bundle / source} keeps tensors in {location!r}: {name_problem(location)}")
+            sources[f"{version}/{location}"] = listed(posixpath.join(posixpath.dirname(source), location))
+        return sources, onnx_io(bundle / source)
     if backend == "openvino":
         xml = listed(manifest.model_file)
         weights = listed(str(Path(xml).with_suffix(".bin")))
-        io = openvino_io(bundle / xml, bundle / "model_fp32.onnx" if "model_fp32.onnx" in manifest.files else None)
+        io = openvino_io(bundle / xml, bundle / FP32_ONNX if FP32_ONNX in manifest.files else None)
         return {f"{version}/model.xml": xml, f"{version}/model.bin": weights}, io
     engine = listed(manifest.model_file)
     network = manifest.engine.network_onnx if manifest.engine is not None else None

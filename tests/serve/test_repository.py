@@ -80,6 +80,25 @@ def test_a_plain_onnx_bundle_serves_its_float_input(tmp_path: Path) -> None:
     assert [(i.name, list(i.dims)) for i in config.input] == [("input", [3, SIZE, SIZE])]
 
 
+def test_an_onnx_bundle_with_external_data_serves_its_tensors_too(tmp_path: Path) -> None:
+    # Without its external-data file beside model.onnx, Triton's ONNX Runtime backend could not load the model.
+    import onnx
+
+    from tests.runtime.tiny_bundle import make_bundle, tiny_model
+
+    model = tmp_path / "src" / "model.onnx"
+    model.parent.mkdir()
+    onnx.save(onnx.load(str(tiny_model().onnx)), str(model), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="weights.data", size_threshold=0)
+    bundle = make_bundle(tmp_path / "external", model, extra_files={"weights.data": model.parent / "weights.data"})
+    write_repository([bundle], tmp_path / "repo", names=["ext"])
+    assert (tmp_path / "repo/ext/1/weights.data").read_bytes() == (bundle / "weights.data").read_bytes()
+    assert verify_repository(tmp_path / "repo").ok
+    import onnxruntime as ort
+
+    ort.InferenceSession(str(tmp_path / "repo/ext/1/model.onnx"))  # loads with its tensors from the copy
+
+
 def test_verify_passes_then_finds_each_kind_of_tampering(repository: Path, tmp_path: Path) -> None:
     assert verify_repository(repository).ok
     copy = tmp_path / "deployed"
