@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeresnet.accuracy import Accuracy, AccuracyCounter
+from edgeresnet.bundle.layout import CALIBRATION_FILE, FP32_ONNX
 from edgeresnet.bundle.records import CalibrationRecord
 from edgeresnet.data import open_source
 from edgeresnet.errors import DatasetError, ExportError
@@ -78,7 +79,7 @@ def prepare_without_data(source: ModelSource, job: ExportJob, work: Path, say: P
     with torch.no_grad():
         predictions = source.model.eval()(torch.from_numpy(images)).argmax(1).numpy()
     batches = [(images[i : i + 64], predictions[i : i + 64]) for i in range(0, len(images), 64)]
-    fp32_onnx = work / "model_fp32.onnx"
+    fp32_onnx = work / FP32_ONNX
     export_onnx(source.model, spec, fp32_onnx, opset=job.opset, metadata=source.metadata())
     parity = onnx_parity(source.model, fp32_onnx, [b for b, _ in batches], threads=job.threads)
     if not parity.passed:
@@ -125,7 +126,7 @@ def prepare(source: ModelSource, job: ExportJob, eval_data: str, work: Path, say
         say(f"skipped {evaluation.skipped} undecodable evaluation images")
 
     say(f"exporting {source.architecture} to ONNX (opset {job.opset})")
-    fp32_onnx = work / "model_fp32.onnx"
+    fp32_onnx = work / FP32_ONNX
     # Everything is built and measured with a dynamic batch; a static --batch is applied to the
     # artifacts as they are written (the arithmetic is identical, only the declared shape changes).
     export_onnx(source.model, spec, fp32_onnx, opset=job.opset, metadata=source.metadata())
@@ -198,11 +199,11 @@ def run_calibration(context: ExportContext, say: Progress) -> None:
             chosen = calibrate(context.fp32_onnx, context.calib_batches, method=job.calib_method,
                                data_hash=digest)
     context.table = chosen
-    context.table_path = context.work / "calibration.json"
+    context.table_path = context.work / CALIBRATION_FILE
     chosen.save(context.table_path)
     context.calibration = CalibrationRecord(
         method=chosen.method, samples=chosen.num_samples, data_hash=chosen.data_hash, data=data.name,
-        split="calibration", file="calibration.json", skipped_images=samples.skipped,
+        split="calibration", file=CALIBRATION_FILE, skipped_images=samples.skipped,
         requested_method=job.calib_method if job.calib_table is None else "table",
         plan=plan.to_dict(), auto_choice=choice.to_dict() if choice else {},
     )

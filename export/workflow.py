@@ -22,7 +22,7 @@ from edgeresnet.accuracy import Accuracy
 from edgeresnet.atomic import atomic_write_json
 from edgeresnet.backends import get_backend
 from edgeresnet.bundle.files import assemble_bundle
-from edgeresnet.bundle.layout import MODEL_BIN, MODEL_ONNX, MODEL_XML
+from edgeresnet.bundle.layout import CALIBRATION_FILE, FP32_ONNX, MODEL_BIN, MODEL_ONNX, MODEL_XML
 from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.bundle.naming import ArtifactName
 from edgeresnet.bundle.records import AccuracyRecord, InputSpec, ParityRecord, TopK
@@ -158,9 +158,9 @@ def _write_target_bundle(context: ExportContext, built: BuiltArtifact, target: T
     # The FP32 ONNX travels with every artifact that is not itself that ONNX: `compile` builds other
     # precisions from it, and an INT8 model can be rebuilt from it plus the calibration table.
     if built.files.get(MODEL_ONNX) != context.fp32_onnx:
-        files.setdefault("model_fp32.onnx", context.fp32_onnx)
+        files.setdefault(FP32_ONNX, context.fp32_onnx)
     if precision == "int8" and context.table_path is not None:
-        files.setdefault("calibration.json", context.table_path)
+        files.setdefault(CALIBRATION_FILE, context.table_path)
     return assemble_bundle(destination, manifest, files, golden_inputs=context.golden_inputs,
                            golden_outputs=built.golden_outputs)
 
