@@ -32,6 +32,7 @@ from edgeresnet.bundle.layout import GOLDEN_FILE, MANIFEST_FILE
 from edgeresnet.bundle.manifest import Manifest, manifest_from_record
 from edgeresnet.bundle.model_bytes import IR_WEIGHTS, ModelBytes
 from edgeresnet.bundle.onnx_refs import external_data_locations
+from edgeresnet.digests import sha256_stream
 from edgeresnet.errors import BundleError, one_line
 from edgeresnet.limits import parse_json, printable, require_memory
 from edgeresnet.placement import interrupted_publish
@@ -285,11 +286,8 @@ def _read_regular(real: Path, name: str, *, limit: int | None = None) -> bytes:
 
 def _digest_regular(real: Path, name: str) -> str:
     handle, _ = _open_regular(real, name)
-    digest = hashlib.sha256()
     with handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_stream(handle)
 
 
 __all__ = ["MAX_MANIFEST_BYTES", "BundleReader", "name_problem"]
