@@ -8,6 +8,7 @@ It depends on numpy and Pillow only: the torch-free runtime uses it as it is.
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,12 @@ _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
     "nearest": Image.Resampling.NEAREST,
 }
+
+# A downscale is resized in this many bands of output rows, always, so that a caller with an idle core
+# can share them with it and the pixels never depend on how many cores there were.
+RESIZE_BANDS = 4
+# Fewer output rows per band than this and a band costs more in calls than it saves.
+MIN_BAND_ROWS = 16
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -117,21 +124,22 @@ class PreprocessSpec:
         """
         return self.normalise(self.pixels_batch(images))
 
-    def load(self, path: str | Path) -> np.ndarray:
+    def load(self, path: str | Path, pool: Executor | None = None) -> np.ndarray:
         """An image file → its uint8 ``H×W×C`` model pixels, through the one decoder (fast JPEG path included).
 
         Raises one of ``edgeresnet.data.decoding.DECODE_ERRORS`` for a file that is no decodable image.
+        ``pool``: threads for the resize's bands (see :meth:`resize_and_crop`).
         """
-        return self.pixels(open_image(Path(path), self.draft_size))
+        return self.pixels(open_image(Path(path), self.draft_size), pool)
 
-    def pixels(self, image: Image.Image | np.ndarray) -> np.ndarray:
+    def pixels(self, image: Image.Image | np.ndarray, pool: Executor | None = None) -> np.ndarray:
         """One image → uint8 ``H×W×C`` at ``input_size``: channels, resize and crop, no arithmetic.
 
         This is everything a model with in-model preprocessing (``normalise`` inside the graph) needs.
         """
         if self._at_input_size(image, image_axes=slice(0, 2), ndims=(2, 3)):
             return self._match_channels(image[None])[0]  # a camera frame at input size: no copy
-        return to_array(self.resize_and_crop(self.to_channels(image)))
+        return self.resize_and_crop(self.to_channels(image), pool)
 
     # The steps of ``pixels``, public so that benchmarks/e2e_latency.py times each one as it runs here.
 
@@ -184,24 +192,32 @@ class PreprocessSpec:
         np.multiply(batch, scale, out=batch)
         return batch
 
-    def resize_and_crop(self, pil: Image.Image) -> Image.Image:
-        """Resize and center crop in one Pillow call: the crop is the box the resize reads."""
+    def resize_and_crop(self, pil: Image.Image, pool: Executor | None = None) -> np.ndarray:
+        """Resize and center crop → uint8 ``H×W×C``: the crop is the box the resize reads.
+
+        A downscale runs in :data:`RESIZE_BANDS` bands of output rows; ``pool`` (a caller with an idle
+        core) runs all but the first on its threads, as Pillow lets go of the GIL while it resamples. The
+        bands are the same with or without a pool, on any machine, so the pixels are too.
+        """
         height, width = self.input_size
         resample = _RESAMPLE[self.interpolation]
         if self.resize_to is None:
-            return pil if (pil.height, pil.width) == (height, width) else pil.resize((width, height), resample)
-        resized_w, resized_h = self.draft_size(pil.width, pil.height)
-        left, top = (resized_w - width) // 2, (resized_h - height) // 2
-        # Resize only the source region the center crop keeps: the same filter at the same scale as
-        # resizing the whole image and cropping after (Pillow's filter support still reaches outside
-        # the box), without computing the pixels the crop would throw away.
+            if (pil.height, pil.width) == (height, width):
+                return to_array(pil)
+            resized_w, resized_h, left, top = width, height, 0, 0
+        else:
+            resized_w, resized_h = self.draft_size(pil.width, pil.height)
+            left, top = (resized_w - width) // 2, (resized_h - height) // 2
         scale_x, scale_y = pil.width / resized_w, pil.height / resized_h
         if self.interpolation == "nearest" or scale_x < 1 or scale_y < 1:
             # Nearest-neighbour ties and upscaling round differently through a box: the plain way.
             pil = pil.resize((resized_w, resized_h), resample)
-            return pil.crop((left, top, left + width, top + height))
+            return to_array(pil.crop((left, top, left + width, top + height)))
+        # Resize only the source region the center crop keeps: the same filter at the same scale as
+        # resizing the whole image and cropping after (Pillow's filter support still reaches outside
+        # the box), without computing the pixels the crop would throw away.
         box = (left * scale_x, top * scale_y, (left + width) * scale_x, (top + height) * scale_y)
-        return pil.resize((width, height), resample, box=box)
+        return _resize_in_bands(pil, (width, height), resample, box, pool)
 
     def _match_channels(self, images: np.ndarray) -> np.ndarray:
         """uint8 N×H×W[×C] → N×H×W×C with this spec's channel count."""
@@ -226,6 +242,35 @@ def to_array(image: Image.Image) -> np.ndarray:
     """A Pillow ``L`` or ``RGB`` image → uint8 ``H×W×C`` (the one copy out of Pillow's storage)."""
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def _resize_in_bands(pil: Image.Image, size: tuple[int, int], resample: Image.Resampling,
+                     box: tuple[float, float, float, float], pool: Executor | None) -> np.ndarray:
+    """Pillow's resize of ``box`` to ``size``, as bands of output rows, each reading its share of the box.
+
+    With a pool, this thread and one pool thread take bands in turn until none is left, so the
+    work is shared however late the pool thread wakes. A band's pixels can differ by one level from
+    the same rows of one whole-box call (Pillow takes the box in float32, so a band's filter centres
+    move by a rounding), which is why the bands never depend on the machine or on who ran them.
+    """
+    width, height = size
+    bands = max(1, min(RESIZE_BANDS, height // MIN_BAND_ROWS))
+    left, top, right, bottom = box
+    step = (bottom - top) / height
+    rows = [height * k // bands for k in range(bands + 1)]
+    out: list[np.ndarray | None] = [None] * bands
+    todo = iter(range(bands))  # next() on a range iterator is atomic under the GIL: each band is taken once
+
+    def take_bands() -> None:
+        for k in todo:
+            band_box = (left, top + rows[k] * step, right, bottom if k == bands - 1 else top + rows[k + 1] * step)
+            out[k] = to_array(pil.resize((width, rows[k + 1] - rows[k]), resample, box=band_box))
+
+    helper = pool.submit(take_bands) if pool is not None and bands > 1 else None
+    take_bands()
+    if helper is not None:
+        helper.result()
+    return out[0] if bands == 1 else np.concatenate(out)
 
 
 def _to_pil(image: Image.Image | np.ndarray) -> Image.Image:

@@ -56,7 +56,7 @@ def energy(logits: np.ndarray) -> np.ndarray:
 def pixel_features(pixels: np.ndarray) -> dict[str, np.ndarray]:
     """Per-image statistics of uint8 ``N×H×W[×C]`` pixels, in 0-255 units.
 
-    Integer sums (no float copy of the images): a few hundred microseconds for a 224×224 RGB image, far
+    Exact integer sums, each over the fewest values that give it: about 0.2 ms for a 224×224 RGB image, far
     below a model call. Mean, spread and border are over all channels; roughness is the mean difference
     between neighbouring pixels of the channels' mean, divided by the spread (at least 1).
     """
@@ -64,18 +64,19 @@ def pixel_features(pixels: np.ndarray) -> dict[str, np.ndarray]:
     if images.ndim == 3:
         images = images[..., None]
     n, height, width, channels = images.shape
-    flat = images.reshape(n, -1)
-    count = flat.shape[1]
-    sums = flat.sum(axis=1, dtype=np.int64)
-    wide = flat.astype(np.int32)
-    mean = sums / count
-    std = np.sqrt(np.maximum(np.einsum("ij,ij->i", wide, wide, dtype=np.int64) / count - mean * mean, 0.0))
-    ring = max(1, min(height, width) // 8)
-    inner = images[:, ring:height - ring, ring:width - ring]
-    border = (sums - inner.reshape(n, -1).sum(axis=1, dtype=np.int64)) / (count - inner[0].size)
+    count = height * width * channels
     gray = images[..., 0].astype(np.int16)  # the channels' sum (at most 4 × 255); a sum over axis 3 is 10× slower
     for channel in range(1, channels):
         gray += images[..., channel]
+    # The sums of all values, and of the border ring's, are the channel sums' sums: a third of the values.
+    sums = gray.reshape(n, -1).sum(axis=1, dtype=np.int64)
+    squares = images.astype(np.uint16).reshape(n, -1)
+    np.multiply(squares, squares, out=squares)  # 255² fits in 16 bits
+    mean = sums / count
+    std = np.sqrt(np.maximum(squares.sum(axis=1, dtype=np.int64) / count - mean * mean, 0.0))
+    ring = max(1, min(height, width) // 8)
+    inner = gray[:, ring:height - ring, ring:width - ring]
+    border = (sums - inner.reshape(n, -1).sum(axis=1, dtype=np.int64)) / (count - inner[0].size * channels)
     across = np.abs(np.diff(gray, axis=2)).reshape(n, -1).sum(axis=1, dtype=np.int64) / max(1, height * (width - 1))
     down = np.abs(np.diff(gray, axis=1)).reshape(n, -1).sum(axis=1, dtype=np.int64) / max(1, (height - 1) * width)
     # Roughness relative to the spread: scale-free, so noise (about 1.1) stands apart from pictures of any
