@@ -143,4 +143,20 @@ def photo_faithfulness(photos: list[Path], phone: Path, work: Path, margins: lis
                                    "psnr_db": round(10 * np.log10(255**2 / mse), 1) if mse else None,
                                    "max_abs_diff": int(np.abs(fast - plain[path.name]).max())}
         by_margin[f"{margin:g}"] = rows
-    return {"files": {path.name: list(Image.open(path).size) for path in files}, "by_margin": by_margin}
+    return {"files": {path.name: list(Image.open(path).size) for path in files}, "by_margin": by_margin,
+            "bands_vs_one_call": {path.name: _bands_vs_one_call(path, spec) for path in files}}
+
+
+def _bands_vs_one_call(path: Path, spec: PreprocessSpec) -> dict[str, Any]:
+    """The runtime's banded resize against one Pillow call over the whole crop box, on the plain decode."""
+    image = _plain_decode(path, spec)
+    banded = spec.pixels(image).astype(np.float64)
+    resized_w, resized_h = spec.draft_size(image.width, image.height)
+    (height, width), scale_x, scale_y = spec.input_size, image.width / resized_w, image.height / resized_h
+    left, top = (resized_w - width) // 2, (resized_h - height) // 2
+    box = (left * scale_x, top * scale_y, (left + width) * scale_x, (top + height) * scale_y)
+    whole = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR, box=box)).astype(np.float64)
+    difference = np.abs(banded - whole.reshape(banded.shape))
+    mse = float(np.mean(difference**2))
+    return {"psnr_db": round(10 * np.log10(255**2 / mse), 1) if mse else None,
+            "max_abs_diff": int(difference.max()), "pixels_differing_pct": 100.0 * float(np.mean(difference > 0))}

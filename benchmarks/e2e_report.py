@@ -144,6 +144,12 @@ def _faithfulness(record: dict[str, Any]) -> list[str]:
         cells = [f"{rows[name]['psnr_db'] if rows[name]['psnr_db'] is not None else 'identical'} "
                  f"({'×'.join(map(str, rows[name]['decoded_at']))})" for name in names]
         lines.append(f"| {margin} | " + " | ".join(cells) + " |")
+    bands = record.get("bands_vs_one_call")
+    if bands:
+        cells = [f"{bands[name]['psnr_db'] if bands[name]['psnr_db'] is not None else 'identical'} "
+                 f"(max {bands[name]['max_abs_diff']}, {bands[name]['pixels_differing_pct']:.2f}% of values)"
+                 for name in names]
+        lines.append("| bands vs one Pillow call (plain decode) | " + " | ".join(cells) + " |")
     return lines
 
 

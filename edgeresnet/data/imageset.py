@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+from PIL import Image
 
 from edgeresnet.data.preprocessing import PreprocessSpec
 from edgeresnet.data.splits import balanced_indices, stable_permutation
@@ -210,8 +211,8 @@ class _PendingImages:
         return _stack_if_uniform(images), labels
 
 
-def _stack_if_uniform(images: list[np.ndarray]) -> DecodedImages:
-    """One array when every image has the same shape, so preprocessing can take its vectorised path."""
-    if images and all(image.shape == images[0].shape for image in images):
+def _stack_if_uniform(images: list[np.ndarray | Image.Image]) -> DecodedImages:
+    """One array when every image is an array of the same shape, so preprocessing can take its vectorised path."""
+    if images and all(isinstance(image, np.ndarray) and image.shape == images[0].shape for image in images):
         return np.stack(images)
     return images

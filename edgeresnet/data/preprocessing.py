@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from edgeresnet.data.decoding import open_image, to_channel_mode
+from edgeresnet.data.decoding import PICTURE_BOX, open_image, to_channel_mode
 from edgeresnet.errors import DatasetError
 
 ChannelMode = Literal["L", "RGB"]
@@ -164,7 +164,7 @@ class PreprocessSpec:
             and tuple(images.shape[image_axes]) == tuple(self.input_size) and self.resize_to is None
         )
 
-    def draft_size(self, width: int, height: int) -> tuple[int, int]:
+    def draft_size(self, width: float, height: float) -> tuple[int, int]:
         """The (width, height) an image of this size is resized to before cropping.
 
         The decoder reduces a JPEG no further than :data:`~edgeresnet.data.decoding.DRAFT_MARGIN`
@@ -195,28 +195,33 @@ class PreprocessSpec:
     def resize_and_crop(self, pil: Image.Image, pool: Executor | None = None) -> np.ndarray:
         """Resize and center crop → uint8 ``H×W×C``: the crop is the box the resize reads.
 
-        A downscale runs in :data:`RESIZE_BANDS` bands of output rows; ``pool`` (a caller with an idle
-        core) runs all but the first on its threads, as Pillow lets go of the GIL while it resamples. The
-        bands are the same with or without a pool, on any machine, so the pixels are too.
+        A downscale runs in :data:`RESIZE_BANDS` bands of output rows; a thread of ``pool`` (a caller
+        with an idle core) shares them, as Pillow lets go of the GIL while it resamples. The bands are
+        the same with or without a pool, on any machine, so the pixels are too. An image from a
+        reduced-size JPEG decode is read within the picture box the decoder recorded
+        (:data:`~edgeresnet.data.decoding.PICTURE_BOX`), the same region a full decode would show.
         """
         height, width = self.input_size
         resample = _RESAMPLE[self.interpolation]
+        # A reduced-size JPEG decode may end in a part pixel: the picture is its recorded box, not the image.
+        picture = pil.info.get(PICTURE_BOX)
+        x0, y0, x1, y1 = picture if picture is not None else (0, 0, pil.width, pil.height)
         if self.resize_to is None:
-            if (pil.height, pil.width) == (height, width):
+            if picture is None and (pil.height, pil.width) == (height, width):
                 return to_array(pil)
             resized_w, resized_h, left, top = width, height, 0, 0
         else:
-            resized_w, resized_h = self.draft_size(pil.width, pil.height)
+            resized_w, resized_h = self.draft_size(x1 - x0, y1 - y0)
             left, top = (resized_w - width) // 2, (resized_h - height) // 2
-        scale_x, scale_y = pil.width / resized_w, pil.height / resized_h
+        scale_x, scale_y = (x1 - x0) / resized_w, (y1 - y0) / resized_h
         if self.interpolation == "nearest" or scale_x < 1 or scale_y < 1:
             # Nearest-neighbour ties and upscaling round differently through a box: the plain way.
-            pil = pil.resize((resized_w, resized_h), resample)
+            pil = pil.resize((resized_w, resized_h), resample, box=picture)
             return to_array(pil.crop((left, top, left + width, top + height)))
         # Resize only the source region the center crop keeps: the same filter at the same scale as
         # resizing the whole image and cropping after (Pillow's filter support still reaches outside
         # the box), without computing the pixels the crop would throw away.
-        box = (left * scale_x, top * scale_y, (left + width) * scale_x, (top + height) * scale_y)
+        box = (x0 + left * scale_x, y0 + top * scale_y, x0 + (left + width) * scale_x, y0 + (top + height) * scale_y)
         return _resize_in_bands(pil, (width, height), resample, box, pool)
 
     def _match_channels(self, images: np.ndarray) -> np.ndarray:
@@ -248,10 +253,12 @@ def _resize_in_bands(pil: Image.Image, size: tuple[int, int], resample: Image.Re
                      box: tuple[float, float, float, float], pool: Executor | None) -> np.ndarray:
     """Pillow's resize of ``box`` to ``size``, as bands of output rows, each reading its share of the box.
 
-    With a pool, this thread and one pool thread take bands in turn until none is left, so the
-    work is shared however late the pool thread wakes. A band's pixels can differ by one level from
-    the same rows of one whole-box call (Pillow takes the box in float32, so a band's filter centres
-    move by a rounding), which is why the bands never depend on the machine or on who ran them.
+    With a pool, this thread and one pool thread take bands in turn until none is left, so the work is
+    shared however late the pool thread wakes; a band the pool thread still holds when this one runs
+    out is computed here too, and the first copy kept, so a busy or descheduled helper never makes
+    the caller wait (the copies are equal). A band's pixels can differ by one level from the same rows
+    of one whole-box call (Pillow takes the box in float32, so a band's filter centres move by a
+    rounding), which is why the bands never depend on the machine or on who ran them.
     """
     width, height = size
     bands = max(1, min(RESIZE_BANDS, height // MIN_BAND_ROWS))
@@ -259,17 +266,23 @@ def _resize_in_bands(pil: Image.Image, size: tuple[int, int], resample: Image.Re
     step = (bottom - top) / height
     rows = [height * k // bands for k in range(bands + 1)]
     out: list[np.ndarray | None] = [None] * bands
+
+    def resize_band(k: int) -> np.ndarray:
+        band_box = (left, top + rows[k] * step, right, bottom if k == bands - 1 else top + rows[k + 1] * step)
+        return to_array(pil.resize((width, rows[k + 1] - rows[k]), resample, box=band_box))
+
     todo = iter(range(bands))  # next() on a range iterator is atomic under the GIL: each band is taken once
 
     def take_bands() -> None:
         for k in todo:
-            band_box = (left, top + rows[k] * step, right, bottom if k == bands - 1 else top + rows[k + 1] * step)
-            out[k] = to_array(pil.resize((width, rows[k + 1] - rows[k]), resample, box=band_box))
+            out[k] = resize_band(k)
 
-    helper = pool.submit(take_bands) if pool is not None and bands > 1 else None
+    if pool is not None and bands > 1:
+        pool.submit(take_bands)  # never waited for: whatever it has not finished, this thread does
     take_bands()
-    if helper is not None:
-        helper.result()
+    for k in range(bands):
+        if out[k] is None:
+            out[k] = resize_band(k)
     return out[0] if bands == 1 else np.concatenate(out)
 
 

@@ -14,12 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from edgeresnet.data.decoding import DECODE_ERRORS, DraftSize, decode_image
+from PIL import Image
+
+from edgeresnet.data.decoding import DECODE_ERRORS, PICTURE_BOX, DraftSize, decode_image, open_image
 from edgeresnet.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-DecodedImages = np.ndarray | list[np.ndarray]
+# Arrays; a file decoded at a reduced size that ends in a part pixel stays a Pillow image, which carries
+# its picture box (decoding.PICTURE_BOX) to the resize.
+DecodedImages = np.ndarray | list[np.ndarray | Image.Image]
 
 _HASH_CHUNK = 4096  # images per hashing step: bounds the copy that fancy indexing makes
 
@@ -39,7 +43,8 @@ class ImageStore(ABC):
         """(images, ok): the decodable ones among ``items`` in order, and a bool mask over ``items``.
 
         ``draft`` says how small the images are about to be resized, so files may be decoded at a
-        reduced size (see :func:`edgeresnet.data.decoding.open_image`); arrays ignore it.
+        reduced size (see :func:`edgeresnet.data.decoding.open_image`) and come as Pillow images;
+        arrays ignore it.
         """
 
     @abstractmethod
@@ -94,18 +99,21 @@ class FileStore(ImageStore):
             # One line per file only in debug logs; callers report the count (ImageSet.skipped).
             log.debug("skipping undecodable image %s (%s)", self.path(item), self.failures[item])
 
-    def _try_decode(self, item: int, draft: DraftSize | None = None) -> np.ndarray | None:
+    def _try_decode(self, item: int, draft: DraftSize | None = None) -> np.ndarray | Image.Image | None:
         if item in self.failures:
             return None
         try:
-            return decode_image(self.path(item), draft)
+            if draft is None:
+                return decode_image(self.path(item))
+            image = open_image(self.path(item), draft)
+            return image if PICTURE_BOX in image.info else np.asarray(image)
         except DECODE_ERRORS as exc:
             self.record_failure(item, exc)
             return None
 
     def read(self, item: int) -> np.ndarray:
         image = self._try_decode(item)
-        if image is None:
+        if not isinstance(image, np.ndarray):
             raise DatasetError(f"cannot decode image {self.path(item)}: {self.failures[item]}")
         return image
 
