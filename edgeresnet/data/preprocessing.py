@@ -8,6 +8,8 @@ It depends on numpy and Pillow only: the torch-free runtime uses it as it is.
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,8 +257,8 @@ def _resize_in_bands(pil: Image.Image, size: tuple[int, int], resample: Image.Re
 
     With a pool, this thread and one pool thread take bands in turn until none is left, so the work is
     shared however late the pool thread wakes; a band the pool thread still holds when this one runs
-    out is computed here too, and the first copy kept, so a busy or descheduled helper never makes
-    the caller wait (the copies are equal). A band's pixels can differ by one level from the same rows
+    out is waited for as long as one band takes here, then computed here too, so a busy or descheduled
+    helper costs the caller at most one band (the copies are equal). A band's pixels can differ by one level from the same rows
     of one whole-box call (Pillow takes the box in float32, so a band's filter centres move by a
     rounding), which is why the bands never depend on the machine or on who ran them.
     """
@@ -272,16 +274,24 @@ def _resize_in_bands(pil: Image.Image, size: tuple[int, int], resample: Image.Re
         return to_array(pil.resize((width, rows[k + 1] - rows[k]), resample, box=band_box))
 
     todo = iter(range(bands))  # next() on a range iterator is atomic under the GIL: each band is taken once
+    done = [threading.Event() for _ in range(bands)]
+    own_band_s = [0.0]
 
-    def take_bands() -> None:
+    def take_bands(own: bool) -> None:
         for k in todo:
+            started = time.perf_counter()
             out[k] = resize_band(k)
+            done[k].set()
+            if own:
+                own_band_s[0] = time.perf_counter() - started
 
     if pool is not None and bands > 1:
-        pool.submit(take_bands)  # never waited for: whatever it has not finished, this thread does
-    take_bands()
+        pool.submit(take_bands, False)  # never waited for long: what it has not finished, this thread does
+    take_bands(True)
     for k in range(bands):
-        if out[k] is None:
+        # A band the helper holds: wait as long as a band takes here, then do it here (a busy or
+        # descheduled helper costs at most that); the copies are equal, either is kept.
+        if out[k] is None and not done[k].wait(own_band_s[0]):
             out[k] = resize_band(k)
     return out[0] if bands == 1 else np.concatenate(out)
 
