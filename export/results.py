@@ -82,6 +82,10 @@ class ExportResult:
     output: Path
     report: ExportReport
     bundles: dict[str, Path] = field(default_factory=dict)
+    # An earlier run's entries this one did not rebuild (an INT8 bundle refused this time): taken away with
+    # the publish, or left where the user changed them during the run.
+    withdrawn: tuple[Path, ...] = ()
+    left: tuple[Path, ...] = ()
 
     @property
     def refused(self) -> dict[str, GateRefusal]:

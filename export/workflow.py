@@ -92,7 +92,8 @@ def run_export(job: ExportJob, *, source: ModelSource | None = None, progress: P
         atomic_write_json(staging.path / REPORT_FILE, report.to_dict())
         _write_layer_reports(context, staging.path)
         shutil.rmtree(work)  # scratch space freed before the moves; the staging directory goes after them
-    return ExportResult(output=job.output, report=report, bundles={name: job.output / name for name in summaries})
+    return ExportResult(output=job.output, report=report, bundles={name: job.output / name for name in summaries},
+                        withdrawn=tuple(staging.withdrawn), left=tuple(staging.left))
 
 
 def _build_all(context: ExportContext, names: list[str], staging: Path,

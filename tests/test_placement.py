@@ -412,3 +412,60 @@ def test_a_hostile_ledger_is_refused_in_one_line(tmp_path: Path, shape: str) -> 
     with pytest.raises(PlacementError) as raised:
         read_ledger(tmp_path)
     assert "move it away" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_an_expected_entry_a_run_did_not_make_takes_the_earlier_runs_away(tmp_path: Path) -> None:
+    # An --overwrite export whose INT8 bundle is refused this time must not leave last run's INT8 bundle
+    # beside the new FP32 one, looking current.
+    root = tmp_path / "out"
+    names = ["fp32", "int8", "report.json"]
+    with place_outputs(root, expect=names) as staging:
+        fake_bundle(staging.path / "fp32", b"old")
+        fake_bundle(staging.path / "int8", b"old")
+        (staging.path / "report.json").write_text("old")
+    with place_outputs(root, overwrite=True, expect=names) as staging:
+        fake_bundle(staging.path / "fp32", b"new")
+        (staging.path / "report.json").write_text("new")
+    assert staging.withdrawn == [root / "int8"] and staging.left == []
+    assert sorted(p.name for p in root.iterdir()) == [LEDGER_FILE, "fp32", "report.json"]
+    assert not any(key == "int8" or key.startswith("int8/") for key in read_ledger(root).files)
+    with place_outputs(root, overwrite=True, expect=["other"]) as staging:  # not expected: not touched
+        (staging.path / "other").write_text("x")
+    assert (root / "fp32").is_dir() and staging.withdrawn == []
+
+
+def test_an_earlier_entry_the_user_changed_is_left_and_named(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    with place_outputs(root, expect=["fp32", "int8"]) as staging:
+        fake_bundle(staging.path / "fp32")
+        fake_bundle(staging.path / "int8")
+    (root / "int8" / "model.onnx").write_bytes(b"edited by hand")
+    with pytest.raises(PlacementError, match="was edited since"), place_outputs(root, overwrite=True,
+                                                                                 expect=["fp32", "int8"]):
+        raise AssertionError("refused before the work, as any entry the run may replace")
+    (root / "int8" / "model.onnx").write_bytes(b"model")
+    with place_outputs(root, overwrite=True, expect=["fp32", "int8"]) as staging:
+        fake_bundle(staging.path / "fp32", b"new")
+        (root / "int8" / "model.onnx").write_bytes(b"edited during the run")
+        before = snapshot(root / "int8")
+    assert staging.withdrawn == [] and staging.left == [root / "int8"]
+    assert snapshot(root / "int8") == before
+
+
+def test_a_withdrawal_a_kill_interrupted_is_finished_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "out"
+    with place_outputs(root, expect=["a", "b", "int8"]) as staging:
+        for name in ("a", "b", "int8"):
+            fake_bundle(staging.path / name, b"old")
+    with monkeypatch.context() as patch:
+        interrupt_moves(patch, after=1)
+        with pytest.raises(KeyboardInterrupt), place_outputs(root, overwrite=True, expect=["a", "b", "int8"]) as staging:
+            fake_bundle(staging.path / "a", b"new")
+            fake_bundle(staging.path / "b", b"new")
+    assert (root / "int8").is_dir() and interrupted_publish(root / "b") is not None
+    with place_outputs(root, overwrite=True):
+        pass
+    assert not (root / "int8").exists() and (root / "b" / "model.onnx").read_bytes() == b"new"
+    assert read_ledger(root).temporaries == {}

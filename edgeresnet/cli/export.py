@@ -12,6 +12,7 @@ from edgeresnet.backends import export_targets
 from edgeresnet.bundle.vocabulary import CALIB_METHODS, DEFAULT_MAX_ACCURACY_DROP
 from edgeresnet.cli.core import InputSizeType, OpsetType, ProgressEcho, ThreadsType, cli, number_range
 from edgeresnet.export.job import INT8_ONLY, ExportJob
+from edgeresnet.limits import printable
 
 if TYPE_CHECKING:
     from edgeresnet.export.results import BundleSummary, ExportResult
@@ -93,6 +94,11 @@ def export_command(**flags: Any) -> None:
     _print_results(result, already_warned=progress.warned)
     for name, refusal in result.refused.items():
         click.echo(f"refused {name}: {refusal.describe(cli=True)}", err=True)
+    for path in result.withdrawn:
+        click.echo(f"removed {printable(path.name)}: an earlier run's, not rebuilt by this one", err=True)
+    for path in result.left:
+        click.echo(f"warning: {printable(str(path))} is an earlier run's, changed during this one, and was kept: "
+                   "it is not from this run", err=True)
     if result.refused:
         click.get_current_context().exit(REFUSED_EXIT)
 

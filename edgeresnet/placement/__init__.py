@@ -59,7 +59,9 @@ def place_outputs(
     """Lock ``root``, finish or clean this output's killed runs, yield a staging area, publish it all-or-nothing.
 
     Args:
-        expect: the entry names the run will publish, checked now so a refusal costs no work.
+        expect: the entry names the run will publish, checked now so a refusal costs no work. One the run
+            does not stage after all takes an earlier run's entry of that name away with the publish
+            (``staging.withdrawn``), unless the user changed it (``staging.left``).
         what: how the user named ``root`` (``--output``, ``--report``), for the messages.
         lock_name: the lock file inside ``root``; two runs with the same one exclude each other, and a run
             cleans only what runs with its lock left (``compile --output a/b`` never what an export into ``a``
@@ -85,7 +87,7 @@ def place_outputs(
                     if raised is error:
                         raise
                     raise raised from error
-                staging.published = publish(staging_dir, root, overwrite=overwrite, what=what, adopt=adopt)
+                publish(staging, staging_dir, expected=names, adopt=adopt)
             succeeded = True
     finally:
         if not succeeded:

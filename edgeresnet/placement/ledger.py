@@ -190,7 +190,8 @@ def dead_temporaries(ledger: Ledger, scopes: set[str]) -> list[tuple[str, Tempor
 
 
 def read_journal(staging_dir: Path) -> dict[str, Any] | None:
-    """The journal of a staged publish: ``entries`` (names) and ``files`` (sha256 of the entries that are files)."""
+    """The journal of a staged publish: ``entries`` (names), ``files`` (sha256 of the entries that are files),
+    ``dirs`` (sha256 of the ledgers of those that are directories) and ``withdrawn`` (names taken away)."""
     try:
         record = read_json(staging_dir / JOURNAL_FILE, what="publish journal", error=PlacementError)
     except PlacementError:
@@ -202,6 +203,9 @@ def read_journal(staging_dir: Path) -> dict[str, Any] | None:
     for key in ("files", "dirs"):  # sha256 of the entries that are files; of the ledger of those that are directories
         digests = record.get(key) if isinstance(record.get(key), dict) else {}
         journal[key] = {k: v for k, v in digests.items() if k in names and isinstance(v, str)}
+    withdrawn = record.get("withdrawn")  # an earlier run's entries this publish takes away
+    journal["withdrawn"] = ([n for n in withdrawn if _plain_name(n) and n not in names]
+                            if isinstance(withdrawn, list) else [])
     return journal
 
 

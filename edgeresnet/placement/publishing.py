@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from edgeresnet.placement.ledger import (
     record_temporary,
     write_journal,
 )
-from edgeresnet.placement.ownership import Adopter, check_replaceable, directory_record
+from edgeresnet.placement.ownership import Adopter, check_replaceable, directory_record, judge
 
 
 @dataclass
@@ -46,6 +46,10 @@ class Staging:
     overwrite: bool
     what: str = "--output"
     published: list[Path] = field(default_factory=list)
+    # Expected entries this run did not produce: an earlier run's, withdrawn with the publish where they
+    # are still as the tool wrote them, and left (for the caller to name) where the user changed them.
+    withdrawn: list[Path] = field(default_factory=list)
+    left: list[Path] = field(default_factory=list)
 
     def destination(self, name: str) -> Path:
         return self.root / name
@@ -74,22 +78,32 @@ def disk_full_or_same(error: Exception, where: Path) -> Exception:
     return as_disk_full(error, where) or error
 
 
-def publish(staging_dir: Path, root: Path, *, overwrite: bool, what: str = "--output",
-            adopt: Adopter | None = None) -> list[Path]:
-    """Move every entry of ``staging_dir/new`` into ``root``: checked first, then journaled, then moved."""
+def publish(staging: Staging, staging_dir: Path, *, expected: Iterable[str] = (), adopt: Adopter | None = None) -> None:
+    """Move every entry of ``staging_dir/new`` into the root: checked first, then journaled, then moved.
+
+    An ``expected`` entry this run did not stage is an earlier run's result this one no longer vouches for
+    (an INT8 bundle the gate refused this time): it leaves with the same journaled publish when every file
+    of it is still as the tool wrote it, and is otherwise left where it is and listed in ``staging.left``.
+    """
+    root = staging.root
     names = staged_names(staging_dir)
     for name in names:
-        check_replaceable(root / name, overwrite=overwrite, what=what, adopt=adopt)
-    return commit(staging_dir, root, names)
+        check_replaceable(root / name, overwrite=staging.overwrite, what=staging.what, adopt=adopt)
+    stale = [name for name in dict.fromkeys(expected) if name not in names and os.path.lexists(root / name)]
+    withdrawn = [name for name in stale if judge(root / name, adopt=adopt).ours]
+    staging.published = commit(staging_dir, root, names, withdrawn)
+    staging.withdrawn = [root / name for name in withdrawn]
+    staging.left = [root / name for name in stale if name not in withdrawn]
 
 
 def staged_names(staging_dir: Path) -> list[str]:
     return sorted(entry.name for entry in (staging_dir / "new").iterdir() if entry.name not in RESERVED)
 
 
-def commit(staging_dir: Path, root: Path, names: list[str]) -> list[Path]:
-    """Journal ``names`` (files with their sha256, directories with their own ledger), then move them in."""
-    if not names:
+def commit(staging_dir: Path, root: Path, names: list[str], withdrawn: Sequence[str] = ()) -> list[Path]:
+    """Journal ``names`` (files with their sha256, directories with their own ledger) and the ``withdrawn``
+    entries of ``root``, then move the first in and the second out."""
+    if not names and not withdrawn:
         return []
     files: dict[str, str] = {}
     dirs: dict[str, str] = {}
@@ -102,7 +116,7 @@ def commit(staging_dir: Path, root: Path, names: list[str]) -> list[Path]:
             dirs[name] = _ledger_digest(entry) or ""
         else:
             files[name] = sha256_file(entry)
-    journal = {"entries": names, "files": files, "dirs": dirs}
+    journal = {"entries": names, "files": files, "dirs": dirs, "withdrawn": list(withdrawn)}
     write_journal(staging_dir, journal)
     roll_forward(root, staging_dir, journal)
     return [root / name for name in names]
@@ -118,9 +132,14 @@ def roll_forward(root: Path, staging_dir: Path, journal: dict) -> None:
             os.replace(incoming, old / name)  # swapped in before the interruption: this is the old one
         elif os.path.lexists(incoming):
             move_into_place(incoming, root / name, aside=old / name)
+    withdrawn = journal.get("withdrawn", [])
+    for name in withdrawn:
+        # Judged again here, as a run finishing a killed one's publish has only the journal's word for it.
+        if os.path.lexists(root / name) and judge(root / name).ours:
+            os.replace(root / name, old / name)  # removed with the staging directory below
     fsync_directory(root)
     with edit_ledger(root) as ledger:
-        for name in journal["entries"]:
+        for name in [*journal["entries"], *withdrawn]:
             for key in [k for k in ledger.files if k == name or k.startswith(f"{name}/")]:
                 del ledger.files[key]  # a directory carries its own ledger
             if name in journal["files"]:

@@ -411,3 +411,22 @@ def test_pipeline_goes_on_with_what_was_published(tiny_checkpoint: Path, tmp_pat
     assert {p.name for p in (output / "bundles").iterdir() if p.is_dir()} == {"onnxruntime-fp32"}
     assert "refused onnxruntime-int8: INT8 onnxruntime model" in result.stderr
     assert "onnxruntime-fp32" in (output / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_an_overwrite_whose_int8_is_refused_takes_the_earlier_int8_away(exported: Path, tiny_checkpoint: Path,
+                                                                         tmp_path: Path) -> None:
+    import shutil
+
+    output = tmp_path / "out"
+    shutil.copytree(exported, output)  # last run's bundles, INT8 ones and their layer report included
+    table = _broken_table(exported, tmp_path)
+    result = CliRunner().invoke(cli, ["export", str(tiny_checkpoint), "--int8", "--target", "onnxruntime",
+                                      "--calib-table", str(table), "--output", str(output), "--eval-limit", "100",
+                                      "--overwrite"])
+    assert result.exit_code == 3, result.output
+    assert not (output / "onnxruntime-int8").exists()
+    assert "removed onnxruntime-int8: an earlier run's, not rebuilt by this one" in result.stderr
+    assert not (output / "layer_report.md").exists()  # described the INT8 bundle that is gone
+    assert check_files(output / "onnxruntime-fp32", read_manifest(output / "onnxruntime-fp32")) == []
+    assert (output / "openvino-int8").is_dir()  # not this run's to judge: it named only onnxruntime
