@@ -80,6 +80,11 @@ def count_of(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
+def top1_points(value: float) -> str:
+    """A budget in words: ``1 top-1 point``, ``0.5 top-1 points``."""
+    return f"{value:g} top-1 point{'' if value == 1 else 's'}"
+
+
 # --- paired comparison of two models on the same images -------------------------------------------
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile

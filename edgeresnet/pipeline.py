@@ -252,7 +252,9 @@ def _summary(options: PipelineOptions, result: PipelineResult, benchmark: Any) -
     recommended = choices[min(choices)].row.artifact if choices else None
     lines = [f"# edgeresnet pipeline: {options.model} on {options.data}", ""]
     if choices:
-        budget = f"{options.max_accuracy_drop:g} top-1 point{'' if options.max_accuracy_drop == 1 else 's'}"
+        from edgeresnet.accuracy import top1_points  # numpy: not at the CLI's start
+
+        budget = top1_points(options.max_accuracy_drop)
         lines += [f"**Recommended artifact** (per batch size; within {budget} of FP32 by the paired evidence):", ""]
         lines += [f"- {choice.describe()}" for choice in choices.values()]
         lines.append("")

@@ -53,3 +53,10 @@ def test_round_trip_and_bad_input() -> None:
         compare_paired(np.array([0, 1]), np.array([0]), np.array([0, 1]))
     with pytest.raises(EdgeResNetError):
         paired_difference_ci(5, 6, 10)
+
+
+def test_a_budget_reads_in_the_right_number() -> None:
+    from edgeresnet.accuracy import top1_points
+
+    assert top1_points(1) == "1 top-1 point" and top1_points(1.0) == "1 top-1 point"
+    assert top1_points(0.5) == "0.5 top-1 points" and top1_points(2) == "2 top-1 points"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edgeresnet.accuracy import count_of, format_difference
+from edgeresnet.accuracy import count_of, format_difference, top1_points
 from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP
 from edgeresnet.bench.recommendation import Recommendation, busy_warning, recommend
 from edgeresnet.bench.rows import (
@@ -137,7 +137,7 @@ def budget_note(result: BenchmarkResult, max_accuracy_drop: float) -> str:
     if reference is None or reference.top1 is None:
         return f"{rule}; no FP32 reference accuracy, so the accuracy budget is not checked"
     images = f" on {count_of(reference.eval_images, 'image')}" if reference.eval_images else ""
-    return (f"{rule}; budget {max_accuracy_drop:g} top-1 points versus the FP32 reference {reference.artifact} "
+    return (f"{rule}; budget {top1_points(max_accuracy_drop)} versus the FP32 reference {reference.artifact} "
             f"({reference.top1:.2f}%{images}); Δ pts = top-1 points lost versus it on the same images (paired 95% "
             "interval), agree % = top-1 agreement with it")
 
