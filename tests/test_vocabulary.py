@@ -100,7 +100,7 @@ def test_export_prints_each_warning_once(monkeypatch: pytest.MonkeyPatch, tmp_pa
         report = SimpleNamespace(accuracy_measured=True, fp32=Accuracy(90.0, 100.0, 30),
                                  bundles={"onnxruntime-int8": bundle}, warnings=(warning,), layer_reports={},
                                  seconds=1.0)
-        return SimpleNamespace(report=report, output=tmp_path, refused={})
+        return SimpleNamespace(report=report, output=tmp_path, refused={}, withdrawn=(), left=())
 
     monkeypatch.setattr("edgeresnet.api.export_model", fake_export)
     result = CliRunner().invoke(cli, ["export", "runs/x", "--int8", "--output", str(tmp_path / "out")])

@@ -53,10 +53,19 @@ DRAFT_MARGIN = 1.4
 
 # A reduced-size decode whose scale does not divide the image's size ends in a column or row holding only
 # part of a pixel's share of the picture (a 270-px JPEG at 1/4 is 68 px holding 67.5). Its exact box in the
-# decoded pixels is kept in the image's ``info`` under this key, and the resize reads that box: without it
+# decoded pixels is kept in the image's ``info`` under this key (Pillow copies ``info`` with the image), and
+# the resize reads that box: without it
 # such a file was stretched by up to a pixel (for 270 px, top-1 agreement with a full decode was 98.74% of
 # 1,429 JPEGs; 99.72% with the box; benchmarks/e2e_latency.py).
-PICTURE_BOX = "edgeresnet.picture_box"
+class _PictureBoxKey:
+    """The ``info`` key of the picture box: an object, so no file's metadata (a PNG text chunk fills ``info``
+    with its own string keys) can ever set it."""
+
+    def __repr__(self) -> str:
+        return "PICTURE_BOX"
+
+
+PICTURE_BOX = _PictureBoxKey()
 
 # Where a point (x, y) of a stored w×h image goes when its EXIF orientation is applied (pixel edges at
 # integers), as Pillow's exif_transpose turns it: 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate

@@ -206,7 +206,7 @@ class PreprocessSpec:
         height, width = self.input_size
         resample = _RESAMPLE[self.interpolation]
         # A reduced-size JPEG decode may end in a part pixel: the picture is its recorded box, not the image.
-        picture = pil.info.get(PICTURE_BOX)
+        picture = _picture_box(pil)
         x0, y0, x1, y1 = picture if picture is not None else (0, 0, pil.width, pil.height)
         if self.resize_to is None:
             if picture is None and (pil.height, pil.width) == (height, width):
@@ -249,6 +249,16 @@ def to_array(image: Image.Image) -> np.ndarray:
     """A Pillow ``L`` or ``RGB`` image → uint8 ``H×W×C`` (the one copy out of Pillow's storage)."""
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def _picture_box(pil: Image.Image) -> tuple[float, float, float, float] | None:
+    """The decoder's record of where the picture lies in ``pil`` (within a pixel of its edges), if any."""
+    box = pil.info.get(PICTURE_BOX)
+    if not (isinstance(box, tuple) and len(box) == 4 and all(isinstance(v, float) for v in box)):
+        return None
+    x0, y0, x1, y1 = box
+    inside = 0 <= x0 < 1 and 0 <= y0 < 1 and pil.width - 1 < x1 <= pil.width and pil.height - 1 < y1 <= pil.height
+    return box if inside and x1 - x0 >= 1 and y1 - y0 >= 1 else None
 
 
 def _resize_in_bands(pil: Image.Image, size: tuple[int, int], resample: Image.Resampling,

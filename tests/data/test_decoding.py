@@ -252,3 +252,20 @@ def test_a_folder_of_odd_sized_jpegs_preprocesses_as_the_runtime_does(tmp_path: 
     assert rows
     for row in rows:  # each is exactly one file's runtime preprocessing, picture box and all
         assert min(np.abs(row - candidate).max() for candidate in expected) == 0
+
+
+def test_no_file_and_no_stray_value_can_move_the_picture_box(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    pixels = photo_like(270, 190, seed=4)
+    text = PngImagePlugin.PngInfo()
+    text.add_text("edgeresnet.picture_box", "0,0,10,10")  # a PNG's text chunks land in Image.info
+    text.add_text("PICTURE_BOX", "(0.0, 0.0, 10.0, 10.0)")
+    png = tmp_path / "tagged.png"
+    Image.fromarray(pixels).save(png, pnginfo=text)
+    spec = PreprocessSpec(input_size=(28, 28))
+    assert np.array_equal(spec.load(png), spec.pixels(pixels))
+    image = Image.fromarray(pixels)
+    for stray in ("0,0,10,10", (0.0, 0.0, 10.0, 10.0), (0, 0, 270, 190), (0.0, 0.0, float("nan"), 190.0)):
+        image.info[PICTURE_BOX] = stray  # only the decoder's own in-bounds floats are a picture box
+        assert np.array_equal(spec.pixels(image), spec.pixels(pixels)), stray
