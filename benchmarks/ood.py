@@ -84,13 +84,12 @@ def _checkpoint(args: argparse.Namespace, work: Path) -> tuple[Path, dict[str, A
 
 
 def _export(checkpoint: Path, work: Path) -> Path:
-    from edgeresnet.export.model_source import load_model_source
-    from edgeresnet.export.workflow import ExportOptions, run_export
+    from edgeresnet.export.job import ExportJob
+    from edgeresnet.export.workflow import run_export
 
     output = work / "export"
     if not (output / "onnxruntime-fp32" / "manifest.json").is_file():
-        run_export(load_model_source(str(checkpoint)), ExportOptions(output=output, targets=("onnxruntime",),
-                                                                     data="fashion-mnist"))
+        run_export(ExportJob(model=str(checkpoint), output=output, targets=("onnxruntime",), data="fashion-mnist"))
     return output / "onnxruntime-fp32"
 
 

@@ -8,8 +8,7 @@ It depends on numpy and Pillow only: the torch-free runtime uses it as it is.
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
+import functools
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from PIL import Image
 
 from edgeresnet.data.decoding import PICTURE_BOX, open_image, to_channel_mode
 from edgeresnet.errors import DatasetError
+from edgeresnet.sharing import share
 
 ChannelMode = Literal["L", "RGB"]
 Resample = Literal["bilinear", "bicubic", "nearest"]
@@ -265,10 +265,8 @@ def _resize_in_bands(pil: Image.Image, size: tuple[int, int], resample: Image.Re
                      box: tuple[float, float, float, float], pool: Executor | None) -> np.ndarray:
     """Pillow's resize of ``box`` to ``size``, as bands of output rows, each reading its share of the box.
 
-    With a pool, this thread and one pool thread take bands in turn until none is left, so the work is
-    shared however late the pool thread wakes; a band the pool thread still holds when this one runs
-    out is waited for as long as one band takes here, then computed here too, so a busy or descheduled
-    helper costs the caller at most one band (the copies are equal). A band's pixels can differ by one level from the same rows
+    With a pool, a pool thread takes bands beside this one (:func:`edgeresnet.sharing.share`: never waited on
+    for longer than one band takes here). A band's pixels can differ by one level from the same rows
     of one whole-box call (Pillow takes the box in float32, so a band's filter centres move by a
     rounding), which is why the bands never depend on the machine or on who ran them.
     """
@@ -277,32 +275,12 @@ def _resize_in_bands(pil: Image.Image, size: tuple[int, int], resample: Image.Re
     left, top, right, bottom = box
     step = (bottom - top) / height
     rows = [height * k // bands for k in range(bands + 1)]
-    out: list[np.ndarray | None] = [None] * bands
 
     def resize_band(k: int) -> np.ndarray:
         band_box = (left, top + rows[k] * step, right, bottom if k == bands - 1 else top + rows[k + 1] * step)
         return to_array(pil.resize((width, rows[k + 1] - rows[k]), resample, box=band_box))
 
-    todo = iter(range(bands))  # next() on a range iterator is atomic under the GIL: each band is taken once
-    done = [threading.Event() for _ in range(bands)]
-    own_band_s = [0.0]
-
-    def take_bands(own: bool) -> None:
-        for k in todo:
-            started = time.perf_counter()
-            out[k] = resize_band(k)
-            done[k].set()
-            if own:
-                own_band_s[0] = time.perf_counter() - started
-
-    if pool is not None and bands > 1:
-        pool.submit(take_bands, False)  # never waited for long: what it has not finished, this thread does
-    take_bands(True)
-    for k in range(bands):
-        # A band the helper holds: wait as long as a band takes here, then do it here (a busy or
-        # descheduled helper costs at most that); the copies are equal, either is kept.
-        if out[k] is None and not done[k].wait(own_band_s[0]):
-            out[k] = resize_band(k)
+    out = share([functools.partial(resize_band, k) for k in range(bands)], pool)
     return out[0] if bands == 1 else np.concatenate(out)
 
 
