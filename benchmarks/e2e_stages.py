@@ -5,7 +5,8 @@ reduced-size JPEG decoding, EXIF orientation, mode), ``PreprocessSpec.to_channel
 ``PreprocessSpec.resize_and_crop`` (the center crop is the box the resize reads; its two bands side by side
 on the classifier's resize thread; the uint8 array out of Pillow included), the batch (a view for one image),
 the normalisation (in the model where the backend does it, else ``PreprocessSpec.normalise`` in numpy), the
-backend call, and the out-of-distribution hint where the bundle carries a profile (``Classifier.check_ood``).
+out-of-distribution hint's pixel statistics, the backend call, and the hint's verdicts (energy), where the
+bundle carries a profile (``edgeresnet.runtime.ood``).
 Each is timed here by calling those same functions in that order. In the same loop, call by call, run the
 decode floor (Pillow alone decoding that file: ``open`` + ``load``, reduced-size where the runtime reduces),
 model-only (a preprocessed float32 tensor through ``Classifier.predict``) and the whole ``Classifier.predict``
@@ -27,8 +28,9 @@ from PIL import Image
 
 from edgeresnet.data import decoding
 from edgeresnet.data.preprocessing import PreprocessSpec
+from edgeresnet.runtime.ood import check_batch, pixel_features
 
-STAGES = ("decode", "colour", "resize_and_crop", "batch", "normalise_numpy", "backend_call", "ood_hint")
+STAGES = ("decode", "colour", "resize_and_crop", "batch", "normalise_numpy", "ood_pixels", "backend_call", "ood_verdict")
 # Timed in the same loop as the stages, beside them.
 PAIRED = ("decode_floor", "model_only", "end_to_end")
 STAGE_TITLES = {
@@ -38,8 +40,9 @@ STAGE_TITLES = {
     "resize_and_crop": "resize + center crop (two bands side by side, uint8 H×W×C out)",
     "batch": "batch (a view for one image)",
     "normalise_numpy": "float + normalise in numpy (0 where the model does it)",
+    "ood_pixels": "out-of-distribution hint: pixel statistics (before the model call)",
     "backend_call": "backend call (in-model normalisation included)",
-    "ood_hint": "out-of-distribution hint (pixel statistics + energy)",
+    "ood_verdict": "out-of-distribution hint: energy and verdicts",
 }
 
 
@@ -64,15 +67,15 @@ def split_once(classifier: Any, path: Path) -> dict[str, float]:
     marks.append(clock())
     batch = pixels[None]
     marks.append(clock())
-    if classifier.runner.preprocesses_in_model:
-        marks.append(clock())
-        logits = classifier.logits_from_pixels(batch)
-    else:
-        inputs = spec.normalise(batch)
-        marks.append(clock())
-        logits = classifier.logits(inputs)
+    inputs = None if classifier.runner.preprocesses_in_model else spec.normalise(batch)
     marks.append(clock())
-    classifier.check_ood(batch, logits)
+    profile = classifier.ood_profile
+    features = pixel_features(batch) if profile is not None else None
+    marks.append(clock())
+    logits = classifier.logits_from_pixels(batch) if inputs is None else classifier.logits(inputs)
+    marks.append(clock())
+    if profile is not None:
+        check_batch(profile, batch, logits, features)
     marks.append(clock())
     return {stage: marks[k + 1] - marks[k] for k, stage in enumerate(STAGES)}
 
@@ -128,7 +131,7 @@ def summarise(per_round: list[dict[str, float]]) -> dict[str, Any]:
         "batch": stages["batch"],
         "normalise_numpy": stages["normalise_numpy"],
         "backend_above_model_only": stages["backend_call"] - model,
-        "ood_hint": stages["ood_hint"],
+        "ood_hint": stages["ood_pixels"] + stages["ood_verdict"],
         "rest_of_the_call": rest,
     }
     return {"stages_ms": stages, "steps_sum_ms": steps, "end_to_end_ms": end_to_end,

@@ -99,10 +99,14 @@ def build_profile(pixels: Sequence[np.ndarray], logits: Sequence[np.ndarray], *,
                       energy_quantile=ENERGY_QUANTILE, pixel_ranges=ranges, margin=RANGE_MARGIN)
 
 
-def check_batch(profile: OodProfile, pixels: np.ndarray, logits: np.ndarray) -> list[OodCheck]:
-    """One verdict per input: uint8 pixels at the input size and the model's logits for them."""
+def check_batch(profile: OodProfile, pixels: np.ndarray, logits: np.ndarray,
+                features: dict[str, np.ndarray] | None = None) -> list[OodCheck]:
+    """One verdict per input: uint8 pixels at the input size and the model's logits for them.
+
+    ``features``: ``pixel_features(pixels)`` when the caller has them already.
+    """
     scores = energy(logits)
-    features = pixel_features(pixels)
+    features = pixel_features(pixels) if features is None else features
     checks = []
     for i, score in enumerate(scores):
         reasons = []
