@@ -96,3 +96,11 @@ def test_predict_shares_the_resize_with_its_thread_and_answers_as_without(tmp_pa
         pixels = classifier.load_pixels(photo)  # decoded without the resize thread
         through_frames = classifier.predict_frames(np.stack([pixels, pixels]), top_k=3)
     assert through_predict == through_frames
+
+
+def test_an_array_turns_gray_exactly_as_a_pillow_image_does() -> None:
+    rgb = np.random.default_rng(12).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    spec = PreprocessSpec(input_size=(64, 64), channels="L", mean=(0.5,), std=(0.5,))
+    from_arrays = spec.pixels_batch(rgb)  # at the input size: the vectorised numpy path
+    from_pillow = np.stack([spec.pixels(Image.fromarray(image)) for image in rgb])  # Pillow's convert("L")
+    assert np.array_equal(from_arrays, from_pillow)
