@@ -269,3 +269,11 @@ def test_no_file_and_no_stray_value_can_move_the_picture_box(tmp_path: Path) -> 
     for stray in ("0,0,10,10", (0.0, 0.0, 10.0, 10.0), (0, 0, 270, 190), (0.0, 0.0, float("nan"), 190.0)):
         image.info[PICTURE_BOX] = stray  # only the decoder's own in-bounds floats are a picture box
         assert np.array_equal(spec.pixels(image), spec.pixels(pixels)), stray
+
+
+def test_a_gray_model_reads_the_picture_box_through_its_colour_conversion(tmp_path: Path) -> None:
+    path = save_jpeg(tmp_path / "odd.jpg", photo_like(270, 190, seed=6), quality=95)
+    spec = PreprocessSpec(input_size=(28, 28), channels="L", mean=(0.5,), std=(0.5,))
+    with Image.open(path) as image:
+        reference = spec.pixels(image.convert("RGB")).astype(int)
+    assert np.abs(spec.load(path).astype(int) - reference).mean() < 1.0
