@@ -35,7 +35,10 @@ def share(tasks: Sequence[Callable[[], T]], pool: Executor | None) -> list[T]:
                 own_task_s[0] = time.perf_counter() - started
 
     if pool is not None and count > 1:
-        pool.submit(take, False)  # never waited for long: what it has not finished, this thread does
+        try:
+            pool.submit(take, False)  # never waited for long: what it has not finished, this thread does
+        except RuntimeError:  # a pool shut down (its owner closed) or the interpreter exiting: no helper
+            pass
     take(True)
     # A new list: a helper that finishes late writes into ``results``, never into what the caller holds.
     return [results[k] if done[k].wait(own_task_s[0]) else tasks[k]() for k in range(count)]  # type: ignore[misc]

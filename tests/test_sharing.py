@@ -55,3 +55,9 @@ def test_an_error_in_a_task_reaches_the_caller() -> None:
 
     with ThreadPoolExecutor(max_workers=1) as pool, pytest.raises(ValueError, match="no"):
         share([lambda: 1, broken, lambda: 3], pool)
+
+
+def test_a_pool_shut_down_just_means_no_helper() -> None:
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown()
+    assert share([lambda: 1, lambda: 2], pool) == [1, 2]

@@ -153,12 +153,16 @@ def test_a_tampered_bundle_is_refused_naming_the_file(bundle: Path, tmp_path: Pa
         Classifier.load(copy)
 
 
-def test_closed_classifier_refuses_work(bundle: Path) -> None:
+def test_closed_classifier_refuses_work(bundle: Path, tmp_path: Path) -> None:
     classifier = Classifier.load(bundle, backend="onnxruntime", device="cpu", threads=1)
     assert classifier.describe().backend == "onnxruntime"
     classifier.close()
     with pytest.raises(EdgeResNetError, match="closed"):
         classifier.logits(np.zeros((1, 3, 32, 32), np.float32))
+    photo = tmp_path / "photo.png"  # resized first: the closed resize thread must not be what fails
+    Image.fromarray(np.full((300, 400, 3), 90, np.uint8)).save(photo)
+    with pytest.raises(EdgeResNetError, match="closed"):
+        classifier.predict(photo)
 
 
 def test_the_backend_table_picks_by_suffix_and_checks_choices() -> None:
