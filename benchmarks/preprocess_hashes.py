@@ -9,6 +9,13 @@ orientations 3, 6 and 8 and in modes L, RGBA, P and CMYK, and Fashion-MNIST eval
 
     PYTHONPATH=/path/to/old python benchmarks/preprocess_hashes.py
     PYTHONPATH=/path/to/new python benchmarks/preprocess_hashes.py
+
+Where a change alters inputs on purpose, ``--dump`` keeps every file's uint8 pixels and ``--compare`` says, per
+spec, how many files changed and by how much:
+
+    PYTHONPATH=/path/to/old python benchmarks/preprocess_hashes.py --dump old.npz
+    python benchmarks/preprocess_hashes.py --dump new.npz
+    python benchmarks/preprocess_hashes.py --compare old.npz new.npz
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 import edgeresnet
@@ -61,7 +69,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=Path, default=Path(tempfile.gettempdir()) / "edgeresnet-e2e-latency")
     parser.add_argument("--fashion-images", type=int, default=700)
+    parser.add_argument("--dump", type=Path, help="also write every file's uint8 pixels, per spec, to this .npz")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("OLD", "NEW"), help="compare two --dump files")
     args = parser.parse_args()
+    if args.compare:
+        print(json.dumps(compare(*args.compare), indent=2))
+        return
+    pixels_by_key = {}
     with tempfile.TemporaryDirectory() as work:
         paths = files(args.photos, Path(work), args.fashion_images)
         hashes = {}
@@ -71,8 +85,30 @@ def main() -> None:
                 pixels = spec.load(path)
                 digest.update(pixels.tobytes())
                 digest.update(spec.normalise(pixels[None]).tobytes())
+                pixels_by_key[f"{name}|{path.name}"] = pixels
             hashes[name] = digest.hexdigest()
+    if args.dump:
+        np.savez_compressed(args.dump, **pixels_by_key)
     print(json.dumps({"code": edgeresnet.__file__, "files": len(paths), "sha256": hashes}, indent=2))
+
+
+def compare(old_path: Path, new_path: Path) -> dict[str, dict[str, float]]:
+    """Per spec: files compared, files whose pixels differ, the largest difference, the mean over changed files."""
+    old, new = np.load(old_path), np.load(new_path)
+    report: dict[str, dict[str, float]] = {}
+    for key in sorted(set(old.files) & set(new.files)):
+        spec = key.split("|", 1)[0]
+        entry = report.setdefault(spec, {"files": 0, "changed": 0, "max_abs_diff": 0, "mean_abs_diff_changed": 0.0})
+        entry["files"] += 1
+        a, b = old[key].astype(np.int16), new[key].astype(np.int16)
+        if a.shape != b.shape or not np.array_equal(a, b):
+            difference = np.abs(a - b) if a.shape == b.shape else np.full(1, 255)
+            entry["changed"] += 1
+            entry["max_abs_diff"] = max(entry["max_abs_diff"], int(difference.max()))
+            entry["mean_abs_diff_changed"] += float(difference.mean())
+    for entry in report.values():
+        entry["mean_abs_diff_changed"] = round(entry["mean_abs_diff_changed"] / max(1, entry["changed"]), 4)
+    return report
 
 
 if __name__ == "__main__":
