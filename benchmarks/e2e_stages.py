@@ -37,7 +37,7 @@ STAGE_TITLES = {
     "decode_floor": "decode floor: Pillow alone (`open` + `load`) on the same file",
     "decode": "decode (the one decoder: header, draft, EXIF, mode)",
     "colour": "colour (to the spec's channels)",
-    "resize_and_crop": "resize + center crop (two bands side by side, uint8 H×W×C out)",
+    "resize_and_crop": "resize + center crop (four bands shared with the resize thread, uint8 H×W×C out)",
     "batch": "batch (a view for one image)",
     "normalise_numpy": "float + normalise in numpy (0 where the model does it)",
     "ood_pixels": "out-of-distribution hint: pixel statistics (before the model call)",
