@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from PIL import Image
 
 from edgeresnet.data.decoding import DECODE_ERRORS, PICTURE_BOX, DraftSize, decode_image, open_image
