@@ -155,10 +155,11 @@ def open_image(path: Path | BinaryIO, draft: DraftSize | None = None) -> Image.I
     """
     with Image.open(path) as image:
         _refuse_bombs(image, path)
-        picture = _reduce_jpeg(image, draft) if draft is not None and image.format == "JPEG" else None
+        orientation = _orientation(image)
+        picture = _reduce_jpeg(image, draft, orientation) if draft is not None and image.format == "JPEG" else None
         image.load()  # Image.open is lazy; this is where truncated data fails
         if picture is not None:
-            picture = _oriented_box(picture, _orientation(image), image.size)
+            picture = _oriented_box(picture, orientation, image.size)
         # In place: for an upright photo (most files) Pillow's default returns a copy of the decode, which
         # cost 1.1 ms beside a 2.0 ms decode of a 640×427 JPEG (fresh pages; benchmarks/e2e_latency.py).
         ImageOps.exif_transpose(image, in_place=True)
@@ -222,13 +223,13 @@ def _upright_size(image: Image.Image) -> tuple[int, int]:
     return (height, width) if _orientation(image) in _TRANSPOSING_ORIENTATIONS else (width, height)
 
 
-def _reduce_jpeg(image: Image.Image, draft: DraftSize) -> tuple[float, float, float, float] | None:
+def _reduce_jpeg(image: Image.Image, draft: DraftSize, orientation: int) -> tuple[float, float, float, float] | None:
     """Ask libjpeg for the smallest DCT scale that keeps the image DRAFT_MARGIN × above the target.
 
     Returns the picture's box in the decoded pixels (as stored, before EXIF orientation) where the scale
     does not divide the size, so that the last column or row holds only part of a pixel; else None.
     """
-    transposed = _orientation(image) in _TRANSPOSING_ORIENTATIONS
+    transposed = orientation in _TRANSPOSING_ORIENTATIONS
     width, height = image.size
     upright = (height, width) if transposed else (width, height)
     target_w, target_h = draft(*upright)
