@@ -9,11 +9,13 @@ MemoryError or a crash inside a native library. See ``docs/security.md``.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from edgeresnet.errors import EdgeResNetError
 
@@ -38,14 +40,34 @@ def read_json(path: str | Path, *, what: str, error: type[EdgeResNetError] = Edg
     """
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
+        handle, _ = open_regular(path)
+        with handle:
             data = handle.read(max_bytes + 1)
     except OSError as failure:
-        reason = os.strerror(failure.errno) if failure.errno else str(failure)
+        reason = failure.strerror or str(failure)
         raise error(f"cannot read {what} {path}: {reason.lower()}") from failure
     if len(data) > max_bytes:
         raise error(f"{path} is too large to be a {what} (over {max_bytes:,} bytes)")
     return parse_json(data, what=f"{what} {path}", error=error)
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, device, socket or directory where a file was expected."""
+
+
+def open_regular(path: str | Path, *, follow_links: bool = True) -> tuple[BinaryIO, int]:
+    """Open a regular file for reading, with its size; anything else is refused without blocking on it.
+
+    A FIFO under a name the tool reads (a ledger, a manifest) would otherwise hang the reader until
+    something writes to it. Raises OSError: FileNotFoundError, NotRegularFileError, or the system's own.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0))
+    handle = os.fdopen(os.open(path, flags), "rb")
+    info = os.fstat(handle.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        handle.close()
+        raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
+    return handle, info.st_size
 
 
 def parse_json(data: bytes | str, *, what: str, error: type[EdgeResNetError] = EdgeResNetError,

@@ -23,7 +23,6 @@ import hashlib
 import io
 import os
 import posixpath
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,7 @@ from edgeresnet.bundle.model_bytes import IR_WEIGHTS, ModelBytes
 from edgeresnet.bundle.onnx_refs import external_data_locations
 from edgeresnet.digests import sha256_stream
 from edgeresnet.errors import BundleError, one_line
-from edgeresnet.limits import parse_json, printable, require_memory
+from edgeresnet.limits import NotRegularFileError, open_regular, parse_json, printable, require_memory
 from edgeresnet.placement import interrupted_publish
 
 if TYPE_CHECKING:
@@ -262,19 +261,17 @@ def _golden_arrays(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
 def _open_regular(real: Path, name: str, *, limit: int | None = None) -> tuple[Any, int]:
     """Open a regular file for reading; a FIFO, device or directory is refused without blocking on it."""
     try:
-        descriptor = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        handle, size = open_regular(real, follow_links=False)  # links were resolved inside the bundle
     except FileNotFoundError as error:
         raise BundleError(f"{name} is missing") from error
+    except NotRegularFileError as error:
+        raise BundleError(f"{name} is not a regular file") from error
     except OSError as error:
         raise BundleError(f"cannot read {name}: {os.strerror(error.errno or 0).lower()}") from error
-    handle = os.fdopen(descriptor, "rb")
-    info = os.fstat(handle.fileno())
-    if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
+    if limit is not None and size > limit:
         handle.close()
-        if not stat.S_ISREG(info.st_mode):
-            raise BundleError(f"{name} is not a regular file")
-        raise BundleError(f"{name} is too large ({info.st_size} bytes, at most {limit})")
-    return handle, info.st_size
+        raise BundleError(f"{name} is too large ({size} bytes, at most {limit})")
+    return handle, size
 
 
 def _read_regular(real: Path, name: str, *, limit: int | None = None) -> bytes:

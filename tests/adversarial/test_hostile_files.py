@@ -176,3 +176,20 @@ def test_a_bare_model_with_an_absurd_input_is_refused_before_allocating(tmp_path
     assert "\n" not in str(caught.value).strip()
     result = CliRunner().invoke(cli, ["predict", str(model), str(tmp_path)])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("name", [".edgeresnet-written.json", "card.json", "calibration.json"])
+def test_a_fifo_where_the_tool_reads_json_is_one_line_not_a_hang(tmp_path: Path, name: str) -> None:
+    from edgeresnet.limits import read_json
+    from edgeresnet.placement import read_ledger
+
+    os.mkfifo(tmp_path / name)  # nothing ever writes to it: an open() without O_NONBLOCK would wait forever
+    faulthandler.dump_traceback_later(20, exit=True)
+    try:
+        with pytest.raises(EdgeResNetError, match="not a regular file"):
+            read_json(tmp_path / name, what="file")
+        if name == ".edgeresnet-written.json":
+            with pytest.raises(EdgeResNetError, match="not a regular file"):
+                read_ledger(tmp_path)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
