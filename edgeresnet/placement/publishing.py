@@ -118,12 +118,17 @@ def commit(staging_dir: Path, root: Path, names: list[str], withdrawn: Sequence[
             files[name] = sha256_file(entry)
     journal = {"entries": names, "files": files, "dirs": dirs, "withdrawn": list(withdrawn)}
     write_journal(staging_dir, journal)
-    roll_forward(root, staging_dir, journal)
+    roll_forward(root, staging_dir, journal, judged=True)
     return [root / name for name in names]
 
 
-def roll_forward(root: Path, staging_dir: Path, journal: dict) -> None:
-    """Finish a journaled publish (again, after a kill: each step is done once), then record it."""
+def roll_forward(root: Path, staging_dir: Path, journal: dict, *, judged: bool = False) -> None:
+    """Finish a journaled publish (again, after a kill: each step is done once), then record it.
+
+    Args:
+        judged: the withdrawn entries were judged the tool's by this run a moment ago (``publish``); a run
+            finishing a killed one's publish has only the journal's word for them and judges them again.
+    """
     new, old = staging_dir / "new", staging_dir / "old"
     old.mkdir(exist_ok=True)
     for name in journal["entries"]:
@@ -134,8 +139,7 @@ def roll_forward(root: Path, staging_dir: Path, journal: dict) -> None:
             move_into_place(incoming, root / name, aside=old / name)
     withdrawn = journal.get("withdrawn", [])
     for name in withdrawn:
-        # Judged again here, as a run finishing a killed one's publish has only the journal's word for it.
-        if os.path.lexists(root / name) and judge(root / name).ours:
+        if os.path.lexists(root / name) and (judged or judge(root / name).ours):
             os.replace(root / name, old / name)  # removed with the staging directory below
     fsync_directory(root)
     with edit_ledger(root) as ledger:
