@@ -7,6 +7,8 @@ from typing import Any
 from e2e_stages import STAGE_TITLES
 from PIL import Image
 
+from edgeresnet.accuracy import wilson_interval
+
 # (key in the ratios, what it is, limit on the ratio to model + decode floor or None)
 PATHS = (
     ("camera_frame", "camera frame (uint8 224×224×3) → label", None),
@@ -111,13 +113,13 @@ def _split(split: dict[str, Any]) -> list[str]:
 
 
 def _agreement(record: dict[str, Any]) -> list[str]:
-    low, high = _wilson(record["top1_agreement_pct"] / 100.0, record["images"])
+    low, high = wilson_interval(round(record["top1_agreement_pct"] * record["images"] / 100), record["images"])
     limit_met = "yes" if record["top1_agreement_pct"] >= 99.5 else "no"
-    if low < 0.995 <= high:
+    if low < 99.5 <= high:
         limit_met += f", but {record['images']} images cannot tell it from 99.5%"
     lines = [
         "", (f"Top-1 agreement of the runtime's decode path with a plain full decode + the same resize: "
-             f"**{record['top1_agreement_pct']:.2f}%** (95% CI {100 * low:.2f} to {100 * high:.2f}) of "
+             f"**{record['top1_agreement_pct']:.2f}%** (95% CI {low:.2f} to {high:.2f}) of "
              f"{record['images']} JPEGs at draft margin {record['draft_margin_in_use']:g} (limit ≥ 99.5%: {limit_met})."),
         "", (f"JPEG evaluation set: {record['images']} Fashion-MNIST evaluation images upscaled to "
              f"{record['sides_px']} px; ResNet-20 trained with the default recipe on "
@@ -151,10 +153,3 @@ def _faithfulness(record: dict[str, Any]) -> list[str]:
                  for name in names]
         lines.append("| bands vs one Pillow call (plain decode) | " + " | ".join(cells) + " |")
     return lines
-
-
-def _wilson(share: float, count: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion (95%)."""
-    centre = (share + z * z / (2 * count)) / (1 + z * z / count)
-    half = z * ((share * (1 - share) / count + z * z / (4 * count * count)) ** 0.5) / (1 + z * z / count)
-    return max(0.0, centre - half), min(1.0, centre + half)
