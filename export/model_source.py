@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeresnet.bundle.records import Provenance
-from edgeresnet.checkpoint import CARD_FILE, is_checkpoint_dir, load_checkpoint, read_card
+from edgeresnet.checkpoint import is_checkpoint_dir, load_checkpoint
 from edgeresnet.data import open_source
 from edgeresnet.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
 from edgeresnet.digests import sha256_file
-from edgeresnet.errors import CheckpointError, ExportError, one_line
-from edgeresnet.limits import read_json
+from edgeresnet.errors import CheckpointError, ExportError
 from edgeresnet.version import __version__
 
 if TYPE_CHECKING:
@@ -75,7 +74,6 @@ def load_model_source(
     """Resolve MODEL: a checkpoint directory from `train`, or an architecture name plus ``weights``."""
     path = Path(model)
     if is_checkpoint_dir(path):
-        _check_card_is_an_object(path)
         given = {"--weights": weights, "--num-classes": num_classes, "--in-chans": in_chans,
                  "--input-size": input_size}
         ignored = [flag for flag, value in given.items() if value is not None]
@@ -100,23 +98,6 @@ def load_model_source(
 def _looks_like_a_path(model: str) -> bool:
     """Architecture names are bare words (``resnet50``); anything with a separator or dot-prefix is a path."""
     return "/" in model or "\\" in model or model.startswith((".", "~"))
-
-
-def _check_card_is_an_object(directory: Path) -> None:
-    """Read the card at export's boundary: whatever its bytes, a one-line CheckpointError, never a crash."""
-
-
-    card = directory / CARD_FILE
-    record = read_json(card, what="model card", error=CheckpointError)
-    if not isinstance(record, dict):
-        raise CheckpointError(f"{card} is not an edgeresnet model card (not a JSON object)")
-    try:
-        read_card(directory)
-    except CheckpointError:
-        raise
-    except (TypeError, ValueError, KeyError, AttributeError) as error:
-        # checkpoint.ModelCard.from_dict lets some malformed values through as these (see the fuzz test).
-        raise CheckpointError(f"{card} is malformed: {one_line(error)}") from error
 
 
 def _from_architecture(
