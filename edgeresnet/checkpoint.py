@@ -102,7 +102,10 @@ def read_card(directory: str | Path) -> ModelCard:
         raise CheckpointError(f"{directory} is not a checkpoint directory (no {CARD_FILE})")
 
     record = read_json(card_path, what="model card", error=CheckpointError)  # bounded in size and depth
-    return ModelCard.from_dict(record)
+    try:
+        return ModelCard.from_dict(record)
+    except CheckpointError as error:  # which file: a command may read several checkpoints
+        raise CheckpointError(f"{card_path}: {error}") from error
 
 
 def write_checkpoint(directory: str | Path, model: torch.nn.Module, card: ModelCard) -> Path:
