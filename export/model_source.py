@@ -37,6 +37,7 @@ class ModelSource:
     weights: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     checkpoint_sha256: str | None = None  # of the checkpoint's weights file
+    weights_sha256: str | None = None  # of ``weights``, hashed once when the model is loaded from it
 
     @property
     def num_classes(self) -> int:
@@ -58,7 +59,7 @@ def source_provenance(source: ModelSource) -> Provenance:
         checkpoint=str(Path(source.checkpoint).absolute()) if source.checkpoint else None,
         checkpoint_sha256=source.checkpoint_sha256 if source.checkpoint else None,
         weights=str(Path(source.weights).resolve()) if source.weights else None,
-        weights_sha256=sha256_file(source.weights) if source.weights else None,
+        weights_sha256=(source.weights_sha256 or sha256_file(source.weights)) if source.weights else None,
     )
 
 
@@ -137,4 +138,5 @@ def _from_architecture(
     return ModelSource(
         model=model.eval(), architecture=info.name, preprocessing=spec, class_names=class_names,
         in_chans=channels, data_source=source.name if source else None, weights=Path(weights),
+        weights_sha256=sha256_file(weights),  # once, not once per bundle and again for the report
     )
