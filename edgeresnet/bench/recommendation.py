@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -130,7 +131,8 @@ def _choose(batch: int, measure: str, candidates: list[BenchmarkRow], budget: fl
                               runner_up=ordered[1] if len(ordered) > 1 else None)
     ordered = sorted(candidates, key=lambda r: r.latency_p50_ms or float("inf"))
     fastest, others = ordered[0], ordered[1:]
-    intervals = {id(row): p50_ratio_interval(row.latency_samples_ms, fastest.latency_samples_ms) for row in others}
+    intervals = {id(row): _cached_ratio_interval(tuple(row.latency_samples_ms), tuple(fastest.latency_samples_ms))
+                 for row in others}
     tied = [row for row in others if (ci := intervals[id(row)]) is not None and ci[0] <= 1.0]
     runner_up = others[0] if others else None
     if not tied:
@@ -160,6 +162,13 @@ def p50_ratio_interval(slower: tuple[float, ...] | np.ndarray, faster: tuple[flo
     ratios = _block_medians(a, rng, resamples) / np.maximum(_block_medians(b, rng, resamples), 1e-12)
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_ratio_interval(slower: tuple[float, ...], faster: tuple[float, ...]) -> tuple[float, float] | None:
+    # A report asks for the same recommendations several times (table, legend, JSON, plot, summary): the
+    # seeded bootstrap gives the same interval each time, so it runs once per pair of sample sets.
+    return p50_ratio_interval(slower, faster)
 
 
 def _block_medians(samples: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
