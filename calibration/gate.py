@@ -34,6 +34,7 @@ from edgeresnet.accuracy import (
     count_of,
     evaluate_logits,
     format_interval,
+    interval_verdict,
 )
 from edgeresnet.bundle.vocabulary import GateVerdict
 from edgeresnet.calibration.data_check import validate_batch
@@ -46,17 +47,10 @@ from edgeresnet.errors import AccuracyGateError, CalibrationError, ExportError
 if TYPE_CHECKING:
     import onnx
 
-_TOLERANCE = 1e-9  # a drop equal to the budget is within it, whatever the float rounding
-
-
 def gate_verdict(comparison: PairedComparison, max_drop_points: float) -> GateVerdict:
     """``within``, ``over`` or ``unresolved``: where the drop's 95% interval lies against the budget."""
     low, high = comparison.drop_ci95_points
-    if high <= max_drop_points + _TOLERANCE:
-        return "within"
-    if low > max_drop_points + _TOLERANCE:
-        return "over"
-    return "unresolved"
+    return interval_verdict(low, high, max_drop_points)  # type: ignore[return-value]
 
 
 def publishable(verdict: GateVerdict, *, strict: bool) -> bool:

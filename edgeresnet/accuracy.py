@@ -80,6 +80,21 @@ def count_of(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
+# A drop equal to the budget is within it, whatever the float rounding.
+BUDGET_TOLERANCE = 1e-9
+
+
+def interval_verdict(low: float, high: float, budget: float) -> str:
+    """The one evidence rule for an accuracy drop's 95% interval against a budget (the export's gate and the
+    benchmark's ★ both use it): ``within`` when all of it is at or under the budget, ``over`` when all of it
+    is above, ``unresolved`` when it straddles the budget (too few images to tell)."""
+    if high <= budget + BUDGET_TOLERANCE:
+        return "within"
+    if low > budget + BUDGET_TOLERANCE:
+        return "over"
+    return "unresolved"
+
+
 def top1_points(value: float) -> str:
     """A budget in words: ``1 top-1 point``, ``0.5 top-1 points``."""
     return f"{value:g} top-1 point{'' if value == 1 else 's'}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeresnet.bench import BenchmarkResult, BenchmarkRow, accuracy_verdict, busy_warning, recommend
 from edgeresnet.bench.recommendation import p50_ratio_interval
@@ -116,3 +118,19 @@ def test_a_busy_host_gets_one_line() -> None:
     line = busy_warning(BenchmarkResult(rows=[quiet, busy]))
     assert line is not None and "\n" not in line and "worst 18.0 for ov-int8, batch 1" in line and "1 row " in line
     assert line in render_markdown(BenchmarkResult(rows=[quiet, busy]))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(a=st.floats(-50, 50), b=st.floats(-50, 50), budget=st.floats(0, 20))
+def test_the_star_and_the_export_gate_judge_an_interval_alike(a: float, b: float, budget: float) -> None:
+    from types import SimpleNamespace
+
+    from edgeresnet.bench.recommendation import accuracy_verdict
+    from edgeresnet.calibration.gate import gate_verdict
+
+    low, high = min(a, b), max(a, b)
+    gate = gate_verdict(SimpleNamespace(drop_ci95_points=(low, high)), budget)  # type: ignore[arg-type]
+    star = accuracy_verdict((low + high) / 2, (low, high), budget)
+    assert star == {"within": "within budget", "over": "over budget", "unresolved": "unresolved"}[gate]
+    assert gate == ("within" if high <= budget else "over" if low > budget else "unresolved") or \
+        min(abs(high - budget), abs(low - budget)) <= 1e-9

@@ -20,14 +20,14 @@ from typing import Literal
 
 import numpy as np
 
-from edgeresnet.accuracy import count_of
+from edgeresnet.accuracy import BUDGET_TOLERANCE, count_of, interval_verdict
 from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP
 from edgeresnet.bench.rows import MODEL_MEASURE, THROUGHPUT_MEASURE, BenchmarkResult, BenchmarkRow
 
 Verdict = Literal["reference", "within budget", "unresolved", "over budget", "not measured"]
 _VERDICT_RANK = {"reference": 0, "within budget": 0, "unresolved": 1, "not measured": 2}
+_IN_WORDS: dict[str, Verdict] = {"within": "within budget", "over": "over budget", "unresolved": "unresolved"}
 # Floating-point slack so that a drop of exactly the budget counts as within it.
-_BUDGET_EPSILON = 1e-9
 BOOTSTRAP_RESAMPLES = 500
 BOOTSTRAP_BLOCKS = 20
 BOOTSTRAP_SEED = 0
@@ -44,13 +44,9 @@ def accuracy_verdict(drop_points: float | None, drop_ci95_points: tuple[float, f
     """
     if drop_points is None:
         return "not measured"
-    budget = max_accuracy_drop + _BUDGET_EPSILON
     if drop_ci95_points is None:
-        return "over budget" if drop_points > budget else "unresolved"
-    low, high = drop_ci95_points
-    if low > budget:
-        return "over budget"
-    return "within budget" if high <= budget else "unresolved"
+        return "over budget" if drop_points > max_accuracy_drop + BUDGET_TOLERANCE else "unresolved"
+    return _IN_WORDS[interval_verdict(*drop_ci95_points, max_accuracy_drop)]
 
 
 def star_eligibility(row: BenchmarkRow, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP) -> Verdict:
