@@ -34,7 +34,7 @@ from edgeresnet.bundle.onnx_refs import external_data_locations
 from edgeresnet.digests import sha256_stream
 from edgeresnet.errors import BundleError, one_line
 from edgeresnet.limits import NotRegularFileError, open_regular, parse_json, printable, require_memory
-from edgeresnet.placement import interrupted_publish
+from edgeresnet.placement import RESERVED, interrupted_publish
 
 if TYPE_CHECKING:
     import numpy as np
@@ -223,8 +223,13 @@ class BundleReader:
         return list(dict.fromkeys(problems))
 
     def unlisted_files(self) -> list[str]:
-        """Regular files under the bundle that the manifest does not list (nothing opens them)."""
-        listed = set(self.manifest.files) | {MANIFEST_FILE}
+        """Files under the bundle that the manifest does not list and the runtime does not open (nothing
+        reads them; placement's own ledger is not the bundle's)."""
+        listed = set(self.manifest.files) | {MANIFEST_FILE} | set(RESERVED)
+        try:
+            listed |= set(self.runtime_names())  # an unlisted file the runtime opens is a problem, not a stray
+        except BundleError:
+            pass  # problems() reports it
         found = []
         for directory, subdirs, files in os.walk(self.root):  # never follows a link
             subdirs.sort()

@@ -14,7 +14,7 @@ from typing import Any
 from edgeresnet.bundle import Manifest, sha256_file
 from edgeresnet.errors import EdgeResNetError, one_line
 from edgeresnet.limits import read_json
-from edgeresnet.placement import LEDGER_FILE
+from edgeresnet.placement import RESERVED
 from edgeresnet.serve.repository import CONFIG_FILE, MODEL_RECORD, RECORD_FORMAT
 
 MAX_RECORD_BYTES = 16 << 20
@@ -110,7 +110,7 @@ def _file_problems(directory: Path, record: dict[str, Any]) -> list[str]:
         elif sha256_file(path) != expected:
             problems.append(f"{name} was modified (sha256 differs from the record)")
     present = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if not p.is_dir()}
-    for extra in sorted(present - set(files) - {MODEL_RECORD, LEDGER_FILE}):  # the ledger: placement's record
+    for extra in sorted(present - set(files) - {MODEL_RECORD, *RESERVED}):  # the ledger: placement's record
         problems.append(f"{extra} is not part of the model edgeresnet wrote (a server may load it)")
     return problems
 
