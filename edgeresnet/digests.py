@@ -29,6 +29,10 @@ def sha256_stream(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_json(record: Any) -> str:
     """The hex sha256 of a JSON value serialised canonically (sorted keys, json's default separators)."""
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()

@@ -19,7 +19,6 @@ is written down in ``docs/security.md``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import posixpath
@@ -31,7 +30,7 @@ from edgeresnet.bundle.layout import GOLDEN_FILE, MANIFEST_FILE
 from edgeresnet.bundle.manifest import Manifest, manifest_from_record
 from edgeresnet.bundle.model_bytes import IR_WEIGHTS, ModelBytes
 from edgeresnet.bundle.onnx_refs import external_data_locations
-from edgeresnet.digests import sha256_stream
+from edgeresnet.digests import sha256_bytes, sha256_stream
 from edgeresnet.errors import BundleError, one_line
 from edgeresnet.limits import NotRegularFileError, open_regular, parse_json, printable, require_memory
 from edgeresnet.placement import RESERVED, interrupted_publish
@@ -126,7 +125,7 @@ class BundleReader:
             raise BundleError(f"{name} is opened by the runtime but the manifest records no sha256 for it")
         data = _read_regular(self.resolve(name), name)
         if check_hash:
-            if hashlib.sha256(data).hexdigest() != expected:
+            if sha256_bytes(data) != expected:
                 raise BundleError(f"{name} was modified (sha256 differs from the manifest)")
             self._verified[name] = data
         return data
@@ -181,9 +180,18 @@ class BundleReader:
         found = list(names)
         for name in names:
             onnx = PurePosixPath(name).suffix.lower() == ".onnx"  # only an ONNX model names its companions
-            data = self.read(name, check_hash=False) if onnx else b""
-            found.extend(self._companions(name, data).values())
+            found.extend(self._companions(name, self._model_bytes_for_names(name) if onnx else b"").values())
         return list(dict.fromkeys([*found, golden]))
+
+    def _model_bytes_for_names(self, name: str) -> bytes:
+        """A model's bytes to find the files it names: hashed and kept when listed (the runner reads them next,
+        and the check of the listed files skips them), as they are when not (problems() says why)."""
+        if name in self.manifest.files:
+            try:
+                return self.read(name)
+            except BundleError:
+                pass  # modified or unreadable: reported by the check of the listed files
+        return self.read(name, check_hash=False)
 
     def problems(self) -> list[str]:
         """Everything wrong with the bundle's files: the manifest's own hash, each listed file (malformed,
@@ -202,16 +210,16 @@ class BundleReader:
         actual = {self.manifest.content_sha256(), getattr(self.manifest, "loaded_content_sha256", None)}
         if recorded and recorded not in actual:
             problems.append(f"{MANIFEST_FILE} was modified (its content no longer matches its recorded sha256)")
+        try:
+            opened = self.runtime_names()  # first: the model files it reads are hashed once, there
+        except BundleError as error:
+            opened, problems = [], [*problems, str(error)]
         for name, expected in self.manifest.files.items():
             try:
                 if name not in self._verified and _digest_regular(self.resolve(name), name) != expected:
                     problems.append(f"{name} was modified (sha256 differs from the manifest)")
             except BundleError as error:
                 problems.append(str(error))
-        try:
-            opened = self.runtime_names()
-        except BundleError as error:
-            opened, problems = [], [*problems, str(error)]
         for name in opened:
             try:
                 self.resolve(name)  # a name leading out says so, whether it is listed or not
