@@ -29,12 +29,11 @@ from edgeresnet.backends.tensorrt.options import TensorRtBuildOptions, tensorrt_
 from edgeresnet.bundle import (
     CALIBRATION_FILE,
     FP32_ONNX,
-    MANIFEST_FILE,
     PRECISIONS,
     CompileTarget,
     Precision,
 )
-from edgeresnet.bundle.files import assemble_bundle, sha256_file
+from edgeresnet.bundle.files import assemble_bundle
 from edgeresnet.bundle.manifest import Manifest
 from edgeresnet.bundle.reader import BundleReader
 from edgeresnet.bundle.records import EngineRecord, ParityRecord, Provenance
@@ -234,7 +233,7 @@ def _reference_logits(
     source: SourceBundle, model: Path, inputs: np.ndarray, golden: np.ndarray
 ) -> np.ndarray:
     """The source model's logits on the golden inputs: its golden outputs, if it is the bundle's model."""
-    if model == source.file(source.manifest.model_file):
+    if model == source.reader.resolve(source.manifest.model_file):
         return golden
     from edgeresnet.backends.onnxruntime.runner import OnnxRuntimeRunner
 
@@ -252,7 +251,7 @@ def _compiled_manifest(source: SourceBundle, target: str, precision: str, compil
     # The link to what the source was made from (checkpoint or weights file) survives every compile.
     provenance = Provenance(
         **{**src.provenance.to_dict(), "parent_bundle": str(source.path.resolve()),
-           "parent_manifest_sha256": sha256_file(source.path / MANIFEST_FILE), "parent_target": src.target,
+           "parent_manifest_sha256": source.reader.manifest_file_sha256,  # the manifest compiled from "parent_target": src.target,
            "parent_precision": src.precision, "parent_model": compiled.source_model.name,
            "parent_accuracy": src.accuracy.to_dict() if src.accuracy else None},
     )

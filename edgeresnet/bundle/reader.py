@@ -71,6 +71,7 @@ class BundleReader:
     root: Path
     manifest: Manifest
     record: dict[str, Any] = field(default_factory=dict)
+    manifest_file_sha256: str | None = None  # of the manifest bytes this reader parsed (``open`` only)
     _verified: dict[str, bytes] = field(default_factory=dict, repr=False)
     _problems: list[str] | None = field(default=None, repr=False)
 
@@ -99,6 +100,7 @@ class BundleReader:
             raise BundleError(f"{self.given} belongs to an output whose last run was interrupted while moving its "
                               f"results into place; rerun that command into {self.given.parent} to finish it")
         data = _read_regular(self.resolve(MANIFEST_FILE), MANIFEST_FILE, limit=MAX_MANIFEST_BYTES)
+        self.manifest_file_sha256 = sha256_bytes(data)
         record = parse_json(data, what=str(path), error=BundleError, max_bytes=MAX_MANIFEST_BYTES)
         if not isinstance(record, dict):
             raise BundleError(f"{path} is not an edgeresnet bundle manifest (not a JSON object)")
