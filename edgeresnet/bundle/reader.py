@@ -157,6 +157,11 @@ class BundleReader:
                               "not N×C×H×W inputs with N×classes outputs")
         return inputs, outputs
 
+    def companions(self, name: str) -> dict[str, str]:
+        """The files the listed model ``name`` reads beside it, found in its hashed bytes: key as the backend
+        knows it → name inside the bundle (each confined to the bundle's folder)."""
+        return self._companions(name, self.read(name))
+
     def _companions(self, name: str, data: bytes) -> dict[str, str]:
         """The files a model reads beside it: key as the backend knows it → name inside the bundle."""
         suffix = PurePosixPath(name).suffix.lower()

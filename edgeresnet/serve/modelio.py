@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeresnet.backends import get_backend
+from edgeresnet.bundle.model_bytes import ModelBytes
 from edgeresnet.errors import BundleError, one_line
 
 
@@ -27,17 +28,16 @@ class ModelIO:
     outputs: tuple[TensorInfo, ...]
 
 
-def onnx_io(path: Path) -> ModelIO:
-    """An ONNX file's graph inputs and outputs, through ONNX Runtime (a base dependency)."""
-    import onnxruntime as ort
+def onnx_io(model: Path | ModelBytes) -> ModelIO:
+    """An ONNX model's graph inputs and outputs, through ONNX Runtime (a base dependency): a bundle's hashed
+    bytes (the door's ``BundleReader.model``), or a file."""
+    from edgeresnet.backends.onnxruntime.runner import open_session
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # only names are wanted
-    options.log_severity_level = 3
+    name = (model.path if isinstance(model, ModelBytes) else model).name
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = open_session(model, level="none")  # only the names and types are wanted
     except Exception as error:  # ONNX Runtime raises its own exception types for unreadable models
-        raise BundleError(f"cannot read the inputs and outputs of {path.name}: {one_line(error)}") from error
+        raise BundleError(f"cannot read the inputs and outputs of {name}: {one_line(error)}") from error
 
     def info(arg: object) -> TensorInfo:
         shape = tuple(d if isinstance(d, int) and d > 0 else None for d in arg.shape)  # type: ignore[attr-defined]

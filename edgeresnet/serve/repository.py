@@ -15,7 +15,6 @@ policy: staged, moved into place only when complete, never replacing what edgere
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 import shutil
 from collections.abc import Sequence
@@ -25,8 +24,7 @@ from typing import Any
 
 from edgeresnet.bundle import Manifest, check_files, read_manifest, sha256_file
 from edgeresnet.bundle.layout import FP32_ONNX
-from edgeresnet.bundle.onnx_refs import external_data_locations
-from edgeresnet.bundle.reader import name_problem
+from edgeresnet.bundle.reader import BundleReader
 from edgeresnet.errors import BundleError, EdgeResNetError
 from edgeresnet.placement import place_outputs
 from edgeresnet.serve.modelconfig import ModelConfig, TensorConfig, triton_type
@@ -102,7 +100,7 @@ def plan_model(bundle: str | Path, options: RepositoryOptions = RepositoryOption
     backend = BACKEND_OF_SUFFIX.get(Path(manifest.model_file).suffix.lower())
     if backend is None:
         raise BundleError(f"{bundle}: no Triton backend serves a {Path(manifest.model_file).suffix} model file")
-    sources, io = _sources_and_io(bundle, manifest, backend, options.version)
+    sources, io = _sources_and_io(BundleReader.of(bundle, manifest), backend, options.version)
     server_args: tuple[str, ...] = ()
     notes = [(f"written by edgeresnet from {bundle.name} ({manifest.architecture}, {manifest.precision}, "
               f"manifest sha256 {manifest.manifest_sha256[:16]})")]
@@ -113,7 +111,11 @@ def plan_model(bundle: str | Path, options: RepositoryOptions = RepositoryOption
     return ServedModel(name, bundle, manifest, config, sources, server_args)
 
 
-def _sources_and_io(bundle: Path, manifest: Manifest, backend: str, version: int) -> tuple[dict[str, str], ModelIO]:
+def _sources_and_io(reader: BundleReader, backend: str, version: int) -> tuple[dict[str, str], ModelIO]:
+    """The bundle files each repository file copies, and the model's inputs and outputs, read from the bytes
+    the bundle's door hashed (companions included: an unlisted one is refused there)."""
+    bundle, manifest = reader.given, reader.manifest
+
     def listed(file: str | None) -> str:
         if not file or file not in manifest.files:
             raise BundleError(f"{bundle}: {file!r} is not among the bundle's hashed files")
@@ -125,12 +127,10 @@ def _sources_and_io(bundle: Path, manifest: Manifest, backend: str, version: int
         source = listed(manifest.pixel_model) if manifest.pixel_model in manifest.files else listed(manifest.model_file)
         sources = {f"{version}/model.onnx": source}
         # Tensors kept outside the .onnx travel beside it under the name the model gives them (ONNX Runtime
-        # resolves them next to model.onnx); each must be one of the bundle's hashed files.
-        for location in external_data_locations((bundle / source).read_bytes(), name=str(bundle / source)):
-            if name_problem(location) is not None:  # it names where the copy goes: never out of the version folder
-                raise BundleError(f"{bundle / source} keeps tensors in {location!r}: {name_problem(location)}")
-            sources[f"{version}/{location}"] = listed(posixpath.join(posixpath.dirname(source), location))
-        return sources, onnx_io(bundle / source)
+        # resolves them next to model.onnx); the door keeps each name inside the folder.
+        sources.update({f"{version}/{location}": listed(companion)
+                        for location, companion in reader.companions(source).items()})
+        return sources, onnx_io(reader.model(source))
     if backend == "openvino":
         xml = listed(manifest.model_file)
         weights = listed(str(Path(xml).with_suffix(".bin")))
@@ -138,7 +138,7 @@ def _sources_and_io(bundle: Path, manifest: Manifest, backend: str, version: int
         return {f"{version}/model.xml": xml, f"{version}/model.bin": weights}, io
     engine = listed(manifest.model_file)
     network = manifest.engine.network_onnx if manifest.engine is not None else None
-    return {f"{version}/model.plan": engine}, onnx_io(bundle / listed(network))
+    return {f"{version}/model.plan": engine}, onnx_io(reader.model(listed(network)))
 
 
 def _max_batch(backend: str, manifest: Manifest, batch_axis: int | None, options: RepositoryOptions) -> int:

@@ -174,3 +174,32 @@ def test_modelconfig_text_escapes_and_round_trips_through_tritons_schema() -> No
     assert list(parsed.output[0].dims) == [1, 5]
     with pytest.raises(ValueError, match="dynamic batching needs"):
         ModelConfig(name="m", backend="onnxruntime", max_batch_size=0, inputs=(), outputs=(), max_queue_delay_us=1)
+
+
+def test_a_tensorrt_network_reading_unlisted_tensors_is_refused(tmp_path: Path) -> None:
+    # serve-repo reads an engine bundle's I/O from its ONNX network: through the door's hashed bytes, so a
+    # network keeping its weights in a file the manifest does not list is refused, not read.
+    import onnx
+
+    from edgeresnet.bundle import Manifest, write_bundle
+    from edgeresnet.serve.repository import plan_model
+    from tests.runtime.tiny_bundle import INPUT_RECORD, SPEC, golden_inputs, tiny_model
+    from tests.serve.bundles import golden_outputs
+
+    source = tmp_path / "src"
+    source.mkdir()
+    onnx.save(onnx.load(str(tiny_model().onnx)), str(source / "model.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="weights.data", size_threshold=0)
+    (source / "model.engine").write_bytes(b"an engine")
+    manifest = Manifest(
+        architecture="tinynet", precision="fp16", target="tensorrt", model_file="model.engine", preprocessing=SPEC,
+        class_names=list(LABELS), input=dict(INPUT_RECORD),
+        engine={"runtime": "tensorrt", "version": "10.16.1", "gpu": "NVIDIA H100", "compute_capability": "9.0",
+                "version_compatible": False, "network_onnx": "model.onnx",
+                "details": {"profile": {"min": 1, "opt": 8, "max": 16}}})
+    bundle = write_bundle(tmp_path / "trt", manifest, {"model.engine": source / "model.engine",
+                                                       "model.onnx": source / "model.onnx"},
+                          golden_inputs=golden_inputs(), golden_outputs=golden_outputs())
+    shutil.copy(source / "weights.data", bundle / "weights.data")
+    with pytest.raises(BundleError, match="weights.data is opened by the runtime but the manifest records no sha256"):
+        plan_model(bundle)
