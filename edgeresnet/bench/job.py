@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from edgeresnet.benchmark_defaults import DEFAULT_BATCH_SIZES, DEFAULT_MIN_TIME_S
-
 # Top-1 points an artifact may lose against FP32 and still be recommended: the export gate's budget too.
 from edgeresnet.bundle.vocabulary import DEFAULT_MAX_ACCURACY_DROP
 from edgeresnet.errors import EdgeResNetError
@@ -26,9 +24,23 @@ DEVICES: tuple[Device, ...] = ("cpu", "cuda")
 Mode = Literal["latency", "throughput", "both"]
 MODES: tuple[Mode, ...] = ("latency", "throughput", "both")
 
-# The defaults of `benchmark` and `pipeline` alike (one constant each; batch sizes and minimum time live
-# in edgeresnet.benchmark_defaults, which the CLI reads for --help).
-__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_MAX_ACCURACY_DROP", "DEFAULT_MIN_TIME_S", "BenchmarkJob", "job_from"]
+# The defaults of `benchmark` and `pipeline` alike, one constant each (this module is standard library only,
+# so the CLI reads them for --help without the benchmark engine).
+__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_MAX_ACCURACY_DROP", "DEFAULT_MIN_TIME_S", "BenchmarkJob", "batch_sizes_text",
+           "job_from"]
+# Batch 1 is an app's latency; 8 is a small batch every edge target fits (32 ran out of memory on
+# small devices and took most of the pipeline's benchmark time on 2 cores).
+DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 8)
+# Seconds of timed calls per artifact and batch size, at least: enough calls for a stable p50 of a
+# millisecond model on a noisy host.
+DEFAULT_MIN_TIME_S = 2.0
+
+
+def batch_sizes_text(batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES) -> str:
+    """``"1,8"``: batch sizes as the command line writes them."""
+    return ",".join(map(str, batch_sizes))
+
+
 DEFAULT_WARMUP = 10
 DEFAULT_MIN_RUNS = 50
 # A cap, so a slow model on a slow device cannot hold a benchmark hostage; min_runs may go unmet.

@@ -8,7 +8,6 @@ import click
 
 from edgeresnet import api
 from edgeresnet.bench.job import (
-    DEFAULT_BATCH_SIZES,
     DEFAULT_MAX_ACCURACY_DROP,
     DEFAULT_MAX_TIME_S,
     DEFAULT_MIN_RUNS,
@@ -17,6 +16,7 @@ from edgeresnet.bench.job import (
     DEVICES,
     MODES,
     BenchmarkJob,
+    batch_sizes_text,
 )
 from edgeresnet.cli.core import IntListType, ThreadsType, cli, number_range
 from edgeresnet.errors import EdgeResNetError
@@ -29,7 +29,7 @@ from edgeresnet.errors import EdgeResNetError
 @click.option("--data", default=None,
               help="Data source whose evaluation split measures accuracy (default: none; bundles are timed on "
                    "their golden inputs and accuracy is not measured).")
-@click.option("--batch-sizes", type=IntListType(), default=",".join(map(str, DEFAULT_BATCH_SIZES)),
+@click.option("--batch-sizes", type=IntListType(), default=batch_sizes_text(),
               show_default=True, help="Batch sizes to time, comma-separated.")
 @click.option("--mode", type=click.Choice(MODES), default="latency", show_default=True,
               help="latency: one request at a time; throughput: images/s with several requests in flight "

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP, MODES
-from edgeresnet.benchmark_defaults import DEFAULT_MIN_TIME_S, batch_sizes_text
+from edgeresnet.bench.job import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MIN_TIME_S, MODES, batch_sizes_text
 from edgeresnet.cli.benchmark import show_result
 from edgeresnet.cli.core import IntListType, ModelNameType, ProgressEcho, ThreadsType, cli, number_range
 from edgeresnet.cli.export import REFUSED_EXIT, TARGET_CHOICES
