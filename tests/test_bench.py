@@ -290,7 +290,7 @@ def test_timed_call_binds_the_input_once_and_falls_back_to_infer(artifacts: dict
 
         def __init__(self) -> None:
             self.calls = 0
-            self._closed = False
+            self._init_state("cpu", None)  # no model file: the state every runner has
 
         def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
             self.calls += 1

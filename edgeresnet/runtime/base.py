@@ -32,9 +32,6 @@ if TYPE_CHECKING:
     from edgeresnet.data.preprocessing import PreprocessSpec
 
 
-_LOCK_GUARD = threading.Lock()
-
-
 @dataclass(frozen=True)
 class RunnerInfo:
     """What a runner is: enough to label a benchmark row or a verify report."""
@@ -70,15 +67,6 @@ class Runner(ABC):
         self._closed = False
         self._lock = threading.RLock()
 
-    @property
-    def _call_lock(self) -> threading.RLock:
-        """The runner's lock; made on first use for subclasses that skip ``__init__`` (test doubles)."""
-        lock = self.__dict__.get("_lock")
-        if lock is None:
-            with _LOCK_GUARD:
-                lock = self.__dict__.setdefault("_lock", threading.RLock())
-        return lock
-
     def model_data(self) -> bytes:
         """The model file's bytes: the hashed ones a bundle's door handed over, else the file's."""
         return self.model_bytes.data if self.model_bytes is not None else self.model_path.read_bytes()
@@ -94,7 +82,7 @@ class Runner(ABC):
         if not isinstance(batch, np.ndarray) or batch.ndim != 4:
             raise EdgeResNetError(f"expected a 4-D NCHW numpy batch, got {getattr(batch, 'shape', type(batch))}")
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        with self._call_lock:
+        with self._lock:
             self._check_open()
             logits = self._infer_impl(batch)
         return np.asarray(logits, dtype=np.float32)
@@ -115,7 +103,7 @@ class Runner(ABC):
             shape = getattr(pixels, "shape", type(pixels).__name__)
             raise EdgeResNetError(f"expected uint8 pixels of shape N×{'×'.join(map(str, expected))}, got {shape}")
         pixels = np.ascontiguousarray(pixels)
-        with self._call_lock:
+        with self._lock:
             self._check_open()
             logits = self._infer_pixels_impl(pixels, spec)
         return np.asarray(logits, dtype=np.float32)
@@ -138,11 +126,11 @@ class Runner(ABC):
         return functools.partial(self.infer, np.ascontiguousarray(batch, dtype=np.float32))
 
     def describe(self) -> RunnerInfo:
-        with self._call_lock:
+        with self._lock:
             return self._describe_impl()
 
     def close(self) -> None:
-        with self._call_lock:  # waits for a call in flight on another thread
+        with self._lock:  # waits for a call in flight on another thread
             if not self._closed:
                 self._close_impl()
                 self._closed = True

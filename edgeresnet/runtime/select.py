@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeresnet.backends import Backend, all_backends, backend_names, get_backend
+from edgeresnet.backends import Backend, all_backends, get_backend
 from edgeresnet.bundle.model_bytes import ModelBytes
 from edgeresnet.errors import EdgeResNetError
 from edgeresnet.runtime.base import Runner
@@ -22,15 +22,6 @@ __all__ = ["AUTO_DEVICE", "Backend", "backend_for", "get_backend", "open_runner"
            "resolve_device"]
 
 AUTO_DEVICE = "auto"
-
-
-def __getattr__(name: str) -> Any:
-    # The registry can grow at run time (register_backend), so these are read from it when asked for.
-    if name == "BACKENDS":
-        return tuple(backend for backend in all_backends() if backend.suffixes)
-    if name == "BACKEND_NAMES":
-        return backend_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def backend_for(model_path: str | Path, backend: str | None = None) -> Backend:
