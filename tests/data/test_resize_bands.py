@@ -86,13 +86,23 @@ def test_small_outputs_are_one_band_and_large_ones_are_split() -> None:
         Image.Image.resize = original  # type: ignore[method-assign]
 
 
-def test_predict_shares_the_resize_with_its_thread_and_answers_as_without(tmp_path: Path) -> None:
+def test_predict_shares_the_resize_with_its_thread_and_answers_as_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgeresnet.runtime.classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "usable_cores", lambda: 2)  # a second core, whatever this host has
     bundle = make_bundle(tmp_path / "bundle", tiny_model().onnx)
     photo = tmp_path / "photo.jpg"
     rng = np.random.default_rng(9)
     Image.fromarray(rng.integers(0, 256, (300, 420, 3), dtype=np.uint8)).save(photo, quality=90)
     with Classifier.load(bundle) as classifier:
+        assert classifier.resize_pool is not None
+        handed: list[object] = []
+        submit = classifier.resize_pool.submit
+        monkeypatch.setattr(classifier.resize_pool, "submit", lambda *a, **k: handed.append(a) or submit(*a, **k))
         through_predict = classifier.predict([photo, photo], top_k=3)
+        assert len(handed) == 2  # one hand-off per image's resize
         pixels = classifier.load_pixels(photo)  # decoded without the resize thread
         through_frames = classifier.predict_frames(np.stack([pixels, pixels]), top_k=3)
     assert through_predict == through_frames

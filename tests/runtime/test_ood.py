@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from edgeresnet.bundle import read_manifest
@@ -103,3 +105,25 @@ def test_export_records_ranges_and_predict_flags_a_one_pixel_image(tiny_checkpoi
         (row,) = list(classifier.predict_iter([tiny]))
         assert row.ood is not None and row.ood.flagged and row.to_dict()["ood"]["flagged"] is True
         assert classifier.predict([boot])[0][0].ood is False
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(n=st.integers(1, 3), height=st.integers(1, 40), width=st.integers(1, 40), channels=st.sampled_from([1, 3]),
+       seed=st.integers(0, 2**31 - 1))
+def test_pixel_statistics_are_their_definitions(n: int, height: int, width: int, channels: int, seed: int) -> None:
+    # The fast path sums a third of the values and squares in 16 bits; the definitions, in float64:
+    pixels = np.random.default_rng(seed).integers(0, 256, (n, height, width, channels), dtype=np.uint8)
+    got = pixel_features(pixels)
+    values = pixels.astype(np.float64)
+    ring = max(1, min(height, width) // 8)
+    border = np.ones((height, width), bool)
+    border[ring:height - ring, ring:width - ring] = False
+    gray = values.sum(axis=3)
+    for i in range(n):
+        std = values[i].std()
+        across = np.abs(np.diff(gray[i], axis=1)).mean() if width > 1 else 0.0
+        down = np.abs(np.diff(gray[i], axis=0)).mean() if height > 1 else 0.0
+        expected = {"mean": values[i].mean(), "std": std, "border_mean": values[i][border].mean(),
+                    "roughness": (across + down) / (2 * channels) / max(std, 1.0)}
+        for name, value in expected.items():
+            assert got[name][i] == pytest.approx(value, rel=1e-9, abs=1e-9), name
