@@ -32,7 +32,7 @@ from pathlib import Path
 from edgeresnet.placement.claim import check_claimable, claim_directory, replace_files
 from edgeresnet.placement.ledger import JOURNAL_FILE, LEDGER_FILE, RESERVED, read_ledger, run_owner
 from edgeresnet.placement.locking import LOCK_FILE, output_lock
-from edgeresnet.placement.ownership import Adopter, check_replaceable, foreign_files, judge
+from edgeresnet.placement.ownership import Adopter, check_replaceable, judge
 from edgeresnet.placement.publishing import (
     Staging,
     disk_full_or_same,
@@ -95,5 +95,5 @@ def place_outputs(
 
 
 __all__ = ["JOURNAL_FILE", "LEDGER_FILE", "LOCK_FILE", "RESERVED", "Adopter", "Staging", "check_claimable", "check_replaceable",
-           "claim_directory", "foreign_files", "interrupted_publish", "judge", "output_lock", "place_outputs",
+           "claim_directory", "interrupted_publish", "judge", "output_lock", "place_outputs",
            "preflight", "publish", "read_ledger", "recover", "replace_files"]

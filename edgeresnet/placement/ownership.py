@@ -144,12 +144,6 @@ def check_replaceable(path: Path, *, overwrite: bool, what: str = "--output", ad
         raise PlacementError(f"{path} already exists: pass --overwrite to replace it, or choose another {what}")
 
 
-def foreign_files(path: Path, *, adopt: Adopter | None = None) -> list[str]:
-    """What under ``path`` edgeresnet did not write or wrote and was edited since (``[path.name]``: all of it)."""
-    verdict = judge(path, adopt=adopt)
-    return sorted(verdict.foreign + verdict.edited)
-
-
 def directory_record(directory: Path) -> dict[str, str]:
     """The ledger entries for everything under a directory the tool just built (before it is published)."""
     return {name: sha256_file(directory / name) for name in files_within(directory)

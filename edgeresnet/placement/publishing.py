@@ -51,9 +51,6 @@ class Staging:
     withdrawn: list[Path] = field(default_factory=list)
     left: list[Path] = field(default_factory=list)
 
-    def destination(self, name: str) -> Path:
-        return self.root / name
-
 
 @contextlib.contextmanager
 def staged(root: Path, *, scope: str, owner: Owner) -> Iterator[Path]:
