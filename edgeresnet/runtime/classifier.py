@@ -250,19 +250,24 @@ class Classifier:
             )
         return logits
 
-    def check_ood(self, pixels: np.ndarray, logits: np.ndarray) -> list[OodCheck] | None:
-        """Out-of-distribution verdicts for uint8 pixels at the input size and their logits; None without ranges."""
-        return None if self.ood_profile is None else check_batch(self.ood_profile, pixels, logits)
+    def check_ood(self, pixels: np.ndarray, logits: np.ndarray,
+                  features: dict[str, np.ndarray] | None = None) -> list[OodCheck] | None:
+        """Out-of-distribution verdicts for uint8 pixels at the input size and their logits; None without ranges.
+
+        ``features``: the pixels' ``pixel_features`` when the caller has them already.
+        """
+        return None if self.ood_profile is None else check_batch(self.ood_profile, pixels, logits, features)
 
     def _predict_pixels(self, pixels: np.ndarray, top_k: int) -> list[list[Prediction]]:
         return self._ranked_and_checked(pixels, top_k)[0]
 
     def _ranked_and_checked(self, pixels: np.ndarray, top_k: int) -> tuple[list[list[Prediction]], list[OodCheck] | None]:
         # The hint's pixel statistics before the model call: the pixels are still in cache and no backend
-        # thread is spinning on the other core yet (0.26 against 0.35 ms after it, 224×224 RGB).
+        # thread is spinning on the other core yet (0.18 against 0.27 ms after it, 224×224 RGB:
+        # benchmarks/results/photo_path_micro.md).
         features = pixel_features(pixels) if self.ood_profile is not None else None
         logits = self.logits_from_pixels(pixels)
-        checks = None if self.ood_profile is None else check_batch(self.ood_profile, pixels, logits, features)
+        checks = self.check_ood(pixels, logits, features)
         return self._rank(logits, top_k, checks), checks
 
     def _rank(self, logits: np.ndarray, top_k: int, checks: list[OodCheck] | None = None) -> list[list[Prediction]]:
